@@ -1,0 +1,48 @@
+# Every target sets itself up on a fresh machine: .venv is created and the package
+# installed (editable, with the test extra) the first time, and only again when
+# pyproject.toml changes.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ROOT   ?= .
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: help run test validate lint docs docs-check bench clean
+
+help:
+	@echo "make run       start the daemon on the example tree (127.0.0.1:8080)"
+	@echo "make test      lint, type-check and run the whole test suite"
+	@echo "make validate  validate a config tree (ROOT=path, default: this repository)"
+	@echo "make lint      ruff + mypy"
+	@echo "make docs      regenerate docs/configuration.md from schemas/"
+	@echo "make bench     print the benchmark tables"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/python -m rpcd.devrun --root $(ROOT) --listen $(LISTEN)
+
+validate: $(STAMP)
+	$(BIN)/rpcd validate $(ROOT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check rpcd tests bench examples
+	$(BIN)/ruff format --check rpcd tests bench examples
+	$(BIN)/mypy rpcd
+
+docs: $(STAMP)
+	$(BIN)/python -m rpcd.config.docgen > docs/configuration.md
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,130 @@
+"""The ``rpcd`` command: parse arguments, build the parts, run, return an exit code.
+
+Exit codes: 0 success / valid, 1 invalid or failed, 2 usage error (argparse's own too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import tomli_w
+
+from rpcd import __version__
+from rpcd.config import build
+from rpcd.report import REPORTERS
+from rpcd.secrets_hash import scrypt_hash, token_sha256
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+Command = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _root(args: argparse.Namespace) -> Path:
+    return Path(args.root_arg or args.root or ".")
+
+
+def _add_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root_arg", nargs="?", metavar="ROOT", help="config root (default: --root or .)")
+    parser.add_argument("--root", metavar="DIR", help="config root, when ROOT is not given")
+
+
+@command("validate")
+def cmd_validate(args: argparse.Namespace) -> int:
+    result = build(_root(args), check_imports=args.check_imports)
+    sys.stdout.write(REPORTERS[args.format](result.report))
+    if "root-not-found" in result.report.rules():
+        return EXIT_USAGE
+    return EXIT_OK if result.report.valid else EXIT_INVALID
+
+
+@command("show")
+def cmd_show(args: argparse.Namespace) -> int:
+    result = build(_root(args))
+    if result.catalog is None:
+        sys.stderr.write(REPORTERS["text"](result.report))
+        return EXIT_INVALID
+    data = result.catalog.to_dict()
+    if args.format == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        sys.stdout.write(tomli_w.dumps(data))
+    return EXIT_OK
+
+
+@command("hash-secret")
+def cmd_hash_secret(args: argparse.Namespace) -> int:
+    if sys.stdin.isatty():
+        secret = getpass.getpass("secret (not echoed): ")
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        sys.stderr.write("rpcd hash-secret: no secret on standard input\n")
+        return EXIT_USAGE
+    if args.kind == "token":
+        if len(secret) < 16:
+            sys.stderr.write("warning: tokens shorter than 16 characters are easy to guess\n")
+        sys.stdout.write(f'token_sha256 = "{token_sha256(secret)}"\n')
+    else:
+        sys.stdout.write(f'password_hash = "{scrypt_hash(secret)}"\n')
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rpcd",
+        description="Configuration-as-code connection manager and RPC daemon.",
+        epilog="Exit codes: 0 ok/valid, 1 invalid or failed, 2 usage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"rpcd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a config tree; every problem of every file in one run")
+    _add_root(p)
+    p.add_argument("--format", choices=sorted(REPORTERS), default="text", help="output format (default text)")
+    p.add_argument("--import", dest="check_imports", action="store_true", help="also import every handler function")
+
+    p = sub.add_parser("show", help="print the resolved catalog (defaults filled in, secrets as references)")
+    _add_root(p)
+    p.add_argument("--format", choices=["toml", "json"], default="toml")
+
+    p = sub.add_parser(
+        "hash-secret",
+        help="hash a peer credential read from standard input (never from argv)",
+        description="Reads one secret from standard input (or a prompt) and prints the line to paste "
+        "into a [[peer]]: sha256 for tokens, scrypt for passwords.",
+    )
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--token", dest="kind", action="store_const", const="token", help="a random token (default)")
+    kind.add_argument("--password", dest="kind", action="store_const", const="password", help="a password")
+    p.set_defaults(kind="token")
+
+    for extend in EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+# Later parts (serve, call, check, diff) register their sub-commands here.
+EXTENSIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130

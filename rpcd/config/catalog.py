@@ -1,0 +1,205 @@
+"""The immutable catalog, and ``build(root)``: files → findings → Catalog.
+
+A rebuild passes the previous ``FileCache``: files whose stat signature is unchanged are not
+read again, so reloading a 10,000-connection tree after one edit re-checks one file, then runs
+the cross-file rules on everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from rpcd.config.document import FileResult, check_file
+from rpcd.config.findings import Finding, Report
+from rpcd.config.models import (
+    DEFAULT_PAYLOAD,
+    ConnectionClass,
+    Institution,
+    Model,
+    Peer,
+    SecretRef,
+    Service,
+    Value,
+)
+from rpcd.config.rules import RULES, Draft, import_functions
+from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, discover
+
+FileCache = dict[str, FileResult]
+
+
+class ResolvedConnection(Model):
+    """A connection with every default filled in and its class resolved. Secrets stay references."""
+
+    class_id: str
+    id: str
+    enabled: bool
+    priority: int
+    name: str | None
+    version: str | None
+    is_global: bool
+    institutions: tuple[str, ...]
+    fatal: bool
+    type: str
+    payload: str
+    auth: str
+    endpoint: str
+    credentials: dict[str, SecretRef]
+    parameters: dict[str, Value]
+    http_method: str
+    timeout: float
+    token_param: str | None
+    token_header: str | None
+    ca_bundle: str | None
+    wsse_password_type: str | None
+    soap_namespace: str | None
+    soap_action: str | None
+    function_param: str | None
+    config: dict[str, Value]
+    source: str
+
+    @property
+    def full_id(self) -> str:
+        return f"{self.class_id}/{self.id}"
+
+    def sort_key(self) -> tuple[int, str]:
+        return (self.priority, self.id)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything a valid tree declares. Never mutated: a reload builds a new one and swaps."""
+
+    root: Path
+    connections_enabled: bool
+    institutions: Mapping[str, Institution]
+    classes: Mapping[str, ConnectionClass]
+    connections: Mapping[str, ResolvedConnection]
+    services: Mapping[str, Service]
+    peers: Mapping[str, Peer]
+    content_hash: str
+    files: tuple[str, ...] = field(default=())
+
+    def instances(self, class_id: str) -> list[ResolvedConnection]:
+        """All instances of a class, enabled or not, in priority order (ties by id)."""
+        return sorted((c for c in self.connections.values() if c.class_id == class_id), key=ResolvedConnection.sort_key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved catalog as plain data (secrets as references like ``env:NAME``)."""
+
+        def dump(model: Model) -> dict[str, Any]:
+            data: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+            return data
+
+        connections = []
+        for conn in sorted(self.connections.values(), key=lambda c: (c.class_id, c.priority, c.id)):
+            item = dump(conn)
+            item["credentials"] = {k: str(v) for k, v in conn.credentials.items()}
+            connections.append(item)
+        return {
+            "version": 1,
+            "content_hash": self.content_hash,
+            "connections": {"enabled": self.connections_enabled},
+            "institution": [dump(i) for i in self.institutions.values()],
+            "class": [dump(c) for c in self.classes.values()],
+            "connection": connections,
+            "service": [dump(s) for s in self.services.values()],
+            "peer": [dump(p) for p in self.peers.values()],
+        }
+
+
+@dataclass
+class BuildResult:
+    catalog: Catalog | None
+    report: Report
+    cache: FileCache
+
+
+def build(
+    root: Path | str,
+    *,
+    previous: FileCache | None = None,
+    check_imports: bool = False,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> BuildResult:
+    """Check the tree at ``root`` in four stages; a catalog only when there is no error."""
+    root = Path(root)
+    report = Report()
+    if not root.is_dir():
+        what = "does not exist" if not os.path.lexists(root) else "is not a directory"
+        report.add(Finding("root-not-found", f"config root {root} {what}: pass the folder that holds rpcd.toml"))
+        return BuildResult(None, report, {})
+    sources, problems = discover(root)
+    report.extend(problems)
+    cache: FileCache = {}
+    for source in sources:
+        old = previous.get(source.rel) if previous else None
+        result = old if old is not None and old.source.signature == source.signature else check_file(source, max_file_bytes)
+        cache[source.rel] = result
+        report.extend(result.findings)
+    results = list(cache.values())
+    draft = Draft.from_files(results)
+    for rule in RULES:
+        report.extend(rule(draft))
+    if check_imports:
+        report.extend(import_functions(draft))
+    if not report.valid:
+        return BuildResult(None, report, cache)
+    return BuildResult(_assemble(root, draft, results), report, cache)
+
+
+def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
+    classes = {x.value.id: x.value for x in draft.classes}
+    connections: dict[str, ResolvedConnection] = {}
+    for class_id, located in draft.connections:
+        conn, klass = located.value, classes[class_id]
+        resolved = ResolvedConnection(
+            class_id=class_id,
+            id=conn.id,
+            enabled=conn.enabled,
+            priority=conn.priority,
+            name=conn.name,
+            version=conn.version,
+            is_global=conn.global_,
+            institutions=conn.institutions,
+            fatal=conn.fatal,
+            type=conn.type,
+            payload=conn.payload or DEFAULT_PAYLOAD[conn.type],
+            auth=conn.auth,
+            endpoint=conn.endpoint,
+            credentials=conn.credentials.refs(),
+            parameters=conn.parameters,
+            http_method=conn.http_method or "GET",
+            timeout=conn.timeout,
+            token_param=(conn.token_param or ("wstoken" if conn.token_header is None else None))
+            if conn.auth == "token"
+            else None,
+            token_header=conn.token_header,
+            ca_bundle=conn.ca_bundle,
+            wsse_password_type=(conn.wsse_password_type or "digest") if conn.auth == "wsse" else None,
+            soap_namespace=conn.soap_namespace,
+            soap_action=conn.soap_action,
+            function_param=klass.function_param,
+            config=conn.config,
+            source=located.origin.source.rel,
+        )
+        connections[resolved.full_id] = resolved
+    digest = hashlib.sha256()
+    for result in sorted(results, key=lambda r: r.source.rel):
+        digest.update(f"{result.source.rel}\0{result.digest}\n".encode())
+    return Catalog(
+        root=root,
+        connections_enabled=draft.switch,
+        institutions=MappingProxyType({x.value.id: x.value for x in draft.institutions}),
+        classes=MappingProxyType(classes),
+        connections=MappingProxyType(connections),
+        services=MappingProxyType({x.value.name: x.value for x in draft.services}),
+        peers=MappingProxyType({x.value.id: x.value for x in draft.peers}),
+        content_hash=digest.hexdigest(),
+        files=tuple(sorted(r.source.rel for r in results)),
+    )

@@ -1,0 +1,179 @@
+"""One config file through the first three stages: bytes → TOML → JSON Schema → models.
+
+The result keeps whatever parts of the file are valid (a typo in one ``[[connection]]`` drops
+that connection, not the file) so the cross-file rules still see the rest, and remembers the
+ids declared by broken parts so that references to them are not reported a second time.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from rpcd.config import schema
+from rpcd.config.findings import Finding
+from rpcd.config.models import ConnectionsFile, ServicesFile, SiteFile
+from rpcd.config.parse import KeyIndex, Path_, decode_text, format_path, parse_toml
+from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, FileKind, SourceFile, read_bytes
+
+MODELS: dict[FileKind, type[BaseModel]] = {
+    FileKind.SITE: SiteFile,
+    FileKind.CONNECTIONS: ConnectionsFile,
+    FileKind.SERVICES: ServicesFile,
+}
+# Arrays whose items are dropped one by one when broken: key path prefix → id key.
+_ITEM_ARRAYS: dict[tuple[str, ...], str] = {
+    ("connection",): "id",
+    ("institution",): "id",
+    ("peer",): "id",
+    ("service", "method"): "name",
+}
+
+
+@dataclass
+class FileResult:
+    """What one file contributed: findings, the valid part as a model, the text for positions."""
+
+    source: SourceFile
+    digest: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    model: BaseModel | None = None
+    broken_ids: dict[str, set[str]] = field(default_factory=dict)
+    text: str | None = None
+    _index: KeyIndex | None = None
+
+    def locate(self, path: Path_) -> tuple[int | None, int | None]:
+        if self.text is None:
+            return None, None
+        if self._index is None:
+            self._index = KeyIndex(self.text)
+        position = self._index.locate(path)
+        return position if position else (None, None)
+
+    def finding(self, rule: str, message: str, path: Path_, **kw: Any) -> Finding:
+        line, column = self.locate(path)
+        return Finding(rule, message, self.source.rel, line, column, format_path(path), **kw)
+
+
+def check_file(source: SourceFile, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> FileResult:
+    result = FileResult(source)
+    data = read_bytes(source, max_bytes)
+    if isinstance(data, Finding):
+        result.findings.append(data)
+        return result
+    result.digest = hashlib.sha256(data).hexdigest()
+    text = decode_text(source.rel, data)
+    if isinstance(text, Finding):
+        result.findings.append(text)
+        return result
+    result.text = text
+    document = parse_toml(source.rel, text)
+    if isinstance(document, Finding):
+        result.findings.append(document)
+        return result
+    if not _check_version(result, document) or not _check_numbers(result, document, ()):
+        return result
+    problems = [] if schema.is_valid_fast(source.kind, document) else schema.schema_errors(source.kind, document)
+    for problem in problems:
+        result.findings.append(problem.to_finding(source.rel, result.locate(problem.path)))
+    if problems:
+        document = _prune(result, document, [p.path for p in problems])
+    try:
+        result.model = MODELS[source.kind].model_validate(document)
+    except ValidationError as exc:
+        # The schema passed (or the broken parts were pruned) but the model refused: the two
+        # stages disagree. Report it rather than hide it; tests keep this from happening.
+        for error in exc.errors()[:5]:
+            path = tuple(p for p in error["loc"] if isinstance(p, str | int))
+            result.findings.append(result.finding("model", f"{format_path(path)}: {error['msg']}", path))
+    return result
+
+
+def _check_version(result: FileResult, document: dict[str, Any]) -> bool:
+    supported = ", ".join(str(v) for v in schema.SUPPORTED_VERSIONS)
+    if "version" not in document:
+        result.findings.append(
+            result.finding("missing-version", f"the file has no `version`: start it with `version = {supported}`", ())
+        )
+        return False
+    version = document["version"]
+    if type(version) is not int or version not in schema.SUPPORTED_VERSIONS:
+        result.findings.append(
+            result.finding(
+                "unknown-version",
+                f"version = {schema.show(version, ())} is not a format this build reads "
+                f"(it reads version {supported}): upgrade rpcd or write `version = {supported}`",
+                ("version",),
+            )
+        )
+        return False
+    return True
+
+
+def _check_numbers(result: FileResult, value: Any, path: Path_) -> bool:
+    """nan and inf are TOML floats, but no setting means them; JSON Schema cannot say so."""
+    if isinstance(value, float) and not math.isfinite(value):
+        result.findings.append(
+            result.finding("invalid-value", f"`{format_path(path)}` is {value}: use a finite number", path)
+        )
+        return False
+    if isinstance(value, dict):
+        return all([_check_numbers(result, v, (*path, k)) for k, v in value.items()])
+    if isinstance(value, list):
+        return all([_check_numbers(result, v, (*path, i)) for i, v in enumerate(value)])
+    return True
+
+
+def _prune(result: FileResult, document: dict[str, Any], paths: list[Path_]) -> dict[str, Any]:
+    """A copy of ``document`` without the broken parts; their ids go to ``broken_ids``."""
+    document = copy.deepcopy(document)
+    drop_items: dict[tuple[str, ...], set[int]] = {}
+    drop_keys: set[str] = set()
+    for path in paths:
+        for prefix in _ITEM_ARRAYS:
+            n = len(prefix)
+            if tuple(path[:n]) == prefix and len(path) > n and isinstance(path[n], int):
+                drop_items.setdefault(prefix, set()).add(path[n])
+                break
+        else:
+            if path and isinstance(path[0], str):
+                drop_keys.add(path[0])
+    for prefix, indexes in drop_items.items():
+        parent: Any = document
+        for part in prefix[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        items = parent.get(prefix[-1]) if isinstance(parent, dict) else None
+        if not isinstance(items, list) or not isinstance(parent, dict):
+            continue
+        for i in indexes:
+            if i < len(items) and isinstance(items[i], dict):
+                _remember(result, prefix[-1], items[i].get(_ITEM_ARRAYS[prefix]))
+        parent[prefix[-1]] = [item for i, item in enumerate(items) if i not in indexes]
+    if "class" in drop_keys and isinstance(document.get("class"), dict):
+        class_id = document["class"].get("id")
+        for item in document.get("connection", []) if isinstance(document.get("connection"), list) else []:
+            if isinstance(item, dict) and "class" not in item:
+                if isinstance(class_id, str):
+                    item["class"] = class_id  # keep the instances, attached to the broken class
+                else:
+                    drop_keys.add("connection")
+    for key in drop_keys:
+        removed = document.pop(key, None)
+        if key in ("class", "service") and isinstance(removed, dict):
+            _remember(result, key, removed.get("id" if key == "class" else "name"))
+        if key in ("connection", "institution", "peer") and isinstance(removed, list):
+            for item in removed:
+                if isinstance(item, dict):
+                    _remember(result, key, item.get("id"))
+    document.setdefault("version", 1)
+    return document
+
+
+def _remember(result: FileResult, kind: str, ident: Any) -> None:
+    if isinstance(ident, str):
+        result.broken_ids.setdefault(kind, set()).add(ident)

@@ -1,0 +1,358 @@
+"""Typed, frozen models of the config files (pydantic v2).
+
+They mirror ``schemas/v1/*.schema.json`` exactly — same keys, types, bounds and per-type
+conditionals — so that the JSON-Schema stage and this stage never disagree on structure
+(``tests/test_schema_model_agreement.py`` holds them to it). Cross-file rules live in
+``rules.py``; these models only know one document.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
+def _list_to_tuple(value: Any) -> Any:
+    """TOML arrays arrive as lists; the frozen models keep tuples (strict mode wants exact types)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+Frozen = BeforeValidator(_list_to_tuple)
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+Value = TypeAliasType("Value", "str | int | float | bool | list[Value] | dict[str, Value]")  # type: ignore[misc]
+
+
+class Model(BaseModel):
+    """Frozen, strict (TOML types are exact), unknown keys refused."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        strict=True,
+        populate_by_name=True,
+        regex_engine="python-re",  # the engine jsonschema uses: both agree on every pattern
+    )
+
+
+def _fail(rule: str, message: str, **ctx: Any) -> PydanticCustomError:
+    return PydanticCustomError(rule, message, ctx)
+
+
+def _unique(items: tuple[str, ...], what: str) -> tuple[str, ...]:
+    if len(set(items)) != len(items):
+        raise _fail("invalid-value", "{what} lists an entry twice", what=what)
+    return items
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+class SecretRef(Model):
+    """Where a secret lives, never the secret: exactly one of env, file, credential."""
+
+    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    file: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
+    credential: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]+$")] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if len(self.model_fields_set) != 1:
+            raise _fail("plaintext-secret", "a secret reference has exactly one of env, file, credential")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(iter(self.model_fields_set))
+
+    @property
+    def target(self) -> str:
+        value = getattr(self, self.kind)
+        assert isinstance(value, str)
+        return value
+
+    def __str__(self) -> str:
+        """``env:NAME``, ``file:/path``, ``credential:name`` — how diffs and logs show it."""
+        return f"{self.kind}:{self.target}"
+
+
+CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
+    "token": ("token",),
+    "userpass": ("username", "password"),
+    "oauth1": ("consumer_key", "consumer_secret"),
+    "wsse": ("username", "password"),
+    "cert": ("certificate", "private_key"),
+}
+
+
+class Credentials(Model):
+    """One credential group; which keys are present must match the connection's ``auth``."""
+
+    token: SecretRef | None = None
+    username: SecretRef | None = None
+    password: SecretRef | None = None
+    consumer_key: SecretRef | None = None
+    consumer_secret: SecretRef | None = None
+    certificate: SecretRef | None = None
+    private_key: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Credentials:
+        if not self.model_fields_set:
+            raise _fail("credential-mismatch", "credentials is empty")
+        return self
+
+    def refs(self) -> dict[str, SecretRef]:
+        return {k: getattr(self, k) for k in sorted(self.model_fields_set)}
+
+
+# --- connections.d ----------------------------------------------------------------------------
+
+ConnType = Literal["REST", "XML-RPC", "SOAP"]
+Payload = Literal["url", "json", "xml", "soap"]
+Auth = Literal["token", "userpass", "oauth1", "wsse", "cert"]
+HttpMethod = Literal["GET", "POST"]
+Timeout = Annotated[float, Field(gt=0, le=3600)]
+
+AUTH_FOR_TYPE: dict[str, tuple[str, ...]] = {
+    "REST": ("token", "userpass", "oauth1"),
+    "XML-RPC": ("token", "userpass", "cert"),
+    "SOAP": ("token", "userpass", "wsse"),
+}
+PAYLOAD_FOR_TYPE: dict[str, tuple[str, ...]] = {
+    "REST": ("url", "json", "xml"),
+    "XML-RPC": ("xml",),
+    "SOAP": ("soap",),
+}
+DEFAULT_PAYLOAD = {"REST": "url", "XML-RPC": "xml", "SOAP": "soap"}
+
+
+class Connection(Model):
+    """One connection instance as written in a file (defaults applied by the catalog)."""
+
+    id: Id
+    class_: Id | None = Field(default=None, alias="class")
+    enabled: bool = False
+    priority: Annotated[int, Field(ge=1)] = 1
+    name: NonEmpty | None = None
+    version: str | None = None
+    global_: bool = Field(default=False, alias="global")
+    institutions: Annotated[tuple[Id, ...], Frozen] = ()
+    fatal: bool = False
+    type: ConnType = "REST"
+    payload: Payload | None = None
+    auth: Auth
+    endpoint: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s]*$")]
+    credentials: Credentials
+    parameters: dict[str, Value] = {}
+    http_method: HttpMethod | None = None
+    timeout: Timeout = 30.0
+    token_param: NonEmpty | None = None
+    token_header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]+$")] | None = None
+    ca_bundle: NonEmpty | None = None
+    wsse_password_type: Literal["digest", "text"] | None = None
+    soap_namespace: NonEmpty | None = None
+    soap_action: str | None = None
+    config: dict[str, Value] = {}
+
+    @model_validator(mode="after")
+    def _per_type(self) -> Connection:
+        _unique(self.institutions, "institutions")
+        if self.auth not in AUTH_FOR_TYPE[self.type]:
+            raise _fail("auth-for-type", "auth {auth} is not valid for type {type}", auth=self.auth, type=self.type)
+        if self.payload is not None and self.payload not in PAYLOAD_FOR_TYPE[self.type]:
+            raise _fail("payload-for-type", "payload {payload} is not valid for type {type}", payload=self.payload, type=self.type)
+        if set(self.credentials.model_fields_set) != set(CREDENTIAL_KEYS[self.auth]):
+            raise _fail("credential-mismatch", "credentials do not match auth {auth}", auth=self.auth)
+        if self.parameters and self.http_method is None:
+            raise _fail("parameters-need-method", "parameters need http_method")
+        if self.global_ and self.institutions:
+            raise _fail("global-with-institutions", "a global connection lists no institutions")
+        if self.token_param is not None and self.token_header is not None:
+            raise _fail("token-placement", "token_param and token_header are exclusive")
+        if (self.token_param is not None or self.token_header is not None) and self.auth != "token":
+            raise _fail("token-placement", "token_param/token_header need auth token")
+        if self.wsse_password_type is not None and self.auth != "wsse":
+            raise _fail("option-for-type", "wsse_password_type needs auth wsse")
+        if (self.soap_namespace is not None or self.soap_action is not None) and (
+            self.type != "SOAP" or "type" not in self.model_fields_set
+        ):
+            raise _fail("option-for-type", "soap options need type SOAP")
+        return self
+
+    @property
+    def effective_payload(self) -> str:
+        return self.payload or DEFAULT_PAYLOAD[self.type]
+
+
+class Fixed(Model):
+    """Attributes a class fixes for all its instances (the plugin's hints)."""
+
+    type: ConnType | None = None
+    payload: Payload | None = None
+    auth: Auth | None = None
+    http_method: HttpMethod | None = None
+    version: str | None = None
+    fatal: bool | None = None
+    global_: bool | None = Field(default=None, alias="global")
+    timeout: Timeout | None = None
+    token_param: NonEmpty | None = None
+    token_header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]+$")] | None = None
+    wsse_password_type: Literal["digest", "text"] | None = None
+    soap_namespace: NonEmpty | None = None
+    soap_action: str | None = None
+
+
+class Probe(Model):
+    function: NonEmpty
+    params: dict[str, Value] | list[Value] = {}
+
+
+class ConfigField(Model):
+    type: Literal["string", "integer", "number", "boolean", "array"]
+    required: bool = False
+    help: str
+
+
+ConfigFieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class ConnectionClass(Model):
+    id: Id
+    plugin: Id
+    name: NonEmpty
+    fixed: Fixed = Fixed()
+    probe: Probe | None = None
+    config_fields: dict[ConfigFieldName, ConfigField] = {}
+    function_param: NonEmpty | None = None
+
+
+class ConnectionsFile(Model):
+    version: Literal[1]
+    class_: ConnectionClass | None = Field(default=None, alias="class")
+    connection: Annotated[tuple[Connection, ...], Frozen] = ()
+
+    @model_validator(mode="after")
+    def _class_named(self) -> ConnectionsFile:
+        if self.class_ is None and any(c.class_ is None for c in self.connection):
+            raise _fail("missing-class", "a connection in a file without [class] names its class")
+        return self
+
+
+# --- rpcd.toml --------------------------------------------------------------------------------
+
+
+class Institution(Model):
+    id: Id
+    name: NonEmpty
+
+
+class ConnectionsSwitch(Model):
+    enabled: bool = True
+
+
+class SiteFile(Model):
+    version: Literal[1]
+    connections: ConnectionsSwitch = ConnectionsSwitch()
+    institution: Annotated[tuple[Institution, ...], Frozen] = ()
+
+
+# --- services.d -------------------------------------------------------------------------------
+
+XmlRpcType = Literal[
+    "int", "i4", "i8", "boolean", "string", "double", "dateTime.iso8601", "base64", "struct", "array", "nil"
+]
+
+
+class Proxy(Model):
+    class_: Id = Field(alias="class")
+    function: NonEmpty
+
+
+class Method(Model):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    function: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$")] | None = None
+    proxy: Proxy | None = None
+    help: str = ""
+    signature: Annotated[tuple[XmlRpcType, ...], Frozen, Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Method:
+        if (self.function is None) == (self.proxy is None):
+            raise _fail("method-target", "a method has exactly one of function or proxy")
+        return self
+
+
+class Grant(Model):
+    institutions: Annotated[tuple[Id, ...], Frozen] = ()
+    peers: Annotated[tuple[Id, ...], Frozen] = ()
+
+    @model_validator(mode="after")
+    def _unique_lists(self) -> Grant:
+        _unique(self.institutions, "grant.institutions")
+        _unique(self.peers, "grant.peers")
+        return self
+
+
+class Service(Model):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")]
+    apiversion: Annotated[int, Field(ge=0)] = 1
+    description: str = ""
+    grant: Grant | None = None
+    method: Annotated[tuple[Method, ...], Frozen] = ()
+
+
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Peer(Model):
+    id: Id
+    name: str | None = None
+    institutions: Annotated[tuple[Id, ...], Frozen] = ()
+    auth: Literal["token", "userpass", "cert"]
+    token_sha256: Sha256Hex | None = None
+    username: NonEmpty | None = None
+    password_hash: Annotated[
+        str, StringConstraints(pattern=r"^scrypt:[0-9]+:[0-9]+:[0-9]+:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$")
+    ] | None = None
+    fingerprint_sha256: Sha256Hex | None = None
+    admin: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_plaintext(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("token" in data or "password" in data):
+            raise _fail("plaintext-secret", "peers hold hashes, never a token or password")
+        return data
+
+    @model_validator(mode="after")
+    def _credential_for_auth(self) -> Peer:
+        _unique(self.institutions, "institutions")
+        present = {
+            k
+            for k in ("token_sha256", "username", "password_hash", "fingerprint_sha256")
+            if getattr(self, k) is not None
+        }
+        wanted = PEER_CREDENTIAL_KEYS[self.auth]
+        if present != set(wanted):
+            raise _fail("peer-credential", "peer auth {auth} needs exactly {keys}", auth=self.auth, keys=", ".join(wanted))
+        return self
+
+
+PEER_CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
+    "token": ("token_sha256",),
+    "userpass": ("username", "password_hash"),
+    "cert": ("fingerprint_sha256",),
+}
+
+
+class ServicesFile(Model):
+    version: Literal[1]
+    service: Service | None = None
+    peer: Annotated[tuple[Peer, ...], Frozen] = ()

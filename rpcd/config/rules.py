@@ -1,0 +1,417 @@
+"""Stage 4: the rules across files. Each rule is ``fn(draft) -> findings``, listed in RULES.
+
+The draft holds the valid parts of every file with where they came from, so each finding can
+point at the file and line of the offending key.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from rpcd.config.document import FileResult
+from rpcd.config.findings import Finding, Severity
+from rpcd.config.models import (
+    DEFAULT_PAYLOAD,
+    Connection,
+    ConnectionClass,
+    ConnectionsFile,
+    Institution,
+    Peer,
+    Service,
+    ServicesFile,
+    SiteFile,
+)
+from rpcd.config.parse import Path_
+from rpcd.config.sources import CONNECTIONS_DIR
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Located(Generic[T]):
+    """An entity and where it is written."""
+
+    value: T
+    origin: FileResult
+    path: Path_
+
+    def finding(self, rule: str, message: str, *sub: str | int, severity: Severity = Severity.ERROR) -> Finding:
+        return self.origin.finding(rule, message, (*self.path, *sub), severity=severity)
+
+
+@dataclass
+class Draft:
+    """Every valid part of every file, before the catalog is assembled."""
+
+    switch: bool = True
+    institutions: list[Located[Institution]] = field(default_factory=list)
+    classes: list[Located[ConnectionClass]] = field(default_factory=list)
+    connections: list[tuple[str, Located[Connection]]] = field(default_factory=list)  # (class id, …)
+    services: list[Located[Service]] = field(default_factory=list)
+    peers: list[Located[Peer]] = field(default_factory=list)
+    broken: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    @classmethod
+    def from_files(cls, files: Iterable[FileResult]) -> Draft:
+        draft = cls()
+        for result in files:
+            for kind, ids in result.broken_ids.items():
+                draft.broken[kind] |= ids
+            model = result.model
+            if isinstance(model, SiteFile):
+                draft.switch = model.connections.enabled
+                draft.institutions += [Located(v, result, ("institution", i)) for i, v in enumerate(model.institution)]
+            elif isinstance(model, ConnectionsFile):
+                if model.class_ is not None:
+                    draft.classes.append(Located(model.class_, result, ("class",)))
+                for i, conn in enumerate(model.connection):
+                    class_id = conn.class_ or (model.class_.id if model.class_ else "")
+                    draft.connections.append((class_id, Located(conn, result, ("connection", i))))
+            elif isinstance(model, ServicesFile):
+                if model.service is not None:
+                    draft.services.append(Located(model.service, result, ("service",)))
+                draft.peers += [Located(v, result, ("peer", i)) for i, v in enumerate(model.peer)]
+        return draft
+
+    def known(self, kind: str) -> set[str]:
+        declared = {
+            "institution": {x.value.id for x in self.institutions},
+            "class": {x.value.id for x in self.classes},
+            "peer": {x.value.id for x in self.peers},
+        }[kind]
+        return declared | self.broken.get(kind, set())
+
+
+Rule = Callable[[Draft], Iterator[Finding]]
+
+
+def _duplicates(items: Iterable[tuple[Any, Located[Any]]], what: str) -> Iterator[Finding]:
+    first: dict[Any, Located[Any]] = {}
+    for key, located in items:
+        if key in first:
+            other = first[key]
+            shown = "/".join(key) if isinstance(key, tuple) else key
+            yield located.finding(
+                "duplicate-id",
+                f"{what} `{shown}` is declared twice (first in {other.origin.source.rel}"
+                f"{_line(other)}): rename or remove one",
+                "name" if what in ("service", "method") else "id",
+            )
+        else:
+            first[key] = located
+
+
+def _line(located: Located[Any]) -> str:
+    line, _ = located.origin.locate(located.path)
+    return f" line {line}" if line else ""
+
+
+def unique_ids(draft: Draft) -> Iterator[Finding]:
+    yield from _duplicates(((x.value.id, x) for x in draft.institutions), "institution")
+    yield from _duplicates(((x.value.id, x) for x in draft.classes), "class")
+    yield from _duplicates((((c, x.value.id), x) for c, x in draft.connections), "connection")
+    yield from _duplicates(((x.value.name, x) for x in draft.services), "service")
+    yield from _duplicates(((x.value.id, x) for x in draft.peers), "peer")
+    for svc in draft.services:
+        methods = [(m.name, Located(m, svc.origin, (*svc.path, "method", i))) for i, m in enumerate(svc.value.method)]
+        yield from _duplicates(methods, "method")
+
+
+def references(draft: Draft) -> Iterator[Finding]:
+    classes, institutions, peers = draft.known("class"), draft.known("institution"), draft.known("peer")
+
+    def unknown_institutions(located: Located[Any], ids: Iterable[str], *sub: str) -> Iterator[Finding]:
+        for i, inst in enumerate(ids):
+            if inst not in institutions:
+                yield located.finding(
+                    "unknown-institution",
+                    f"institution `{inst}` is not declared: add it to rpcd.toml as an [[institution]] "
+                    f"or fix the id ({_choices(institutions)})",
+                    *sub,
+                    i,
+                )
+
+    for class_id, conn in draft.connections:
+        if class_id not in classes:
+            yield conn.finding(
+                "unknown-class",
+                f"class `{class_id}` is not declared in any connections.d file ({_choices(classes)})",
+                "class",
+            )
+        yield from unknown_institutions(conn, conn.value.institutions, "institutions")
+    for peer in draft.peers:
+        yield from unknown_institutions(peer, peer.value.institutions, "institutions")
+    for svc in draft.services:
+        grant = svc.value.grant
+        if grant is not None:
+            yield from unknown_institutions(svc, grant.institutions, "grant", "institutions")
+            for i, peer_id in enumerate(grant.peers):
+                if peer_id not in peers:
+                    yield svc.finding(
+                        "unknown-peer",
+                        f"peer `{peer_id}` is not declared in any services.d file ({_choices(peers)})",
+                        "grant",
+                        "peers",
+                        i,
+                    )
+        for i, method in enumerate(svc.value.method):
+            if method.proxy is not None and method.proxy.class_ not in classes:
+                yield svc.finding(
+                    "unknown-proxy-class",
+                    f"proxy class `{method.proxy.class_}` of method `{method.name}` is not a declared "
+                    f"connection class ({_choices(classes)})",
+                    "method",
+                    i,
+                    "proxy",
+                    "class",
+                )
+
+
+def _choices(ids: set[str]) -> str:
+    shown = sorted(ids)[:8]
+    return "declared: " + ", ".join(shown) + (", …" if len(ids) > 8 else "") if shown else "none declared"
+
+
+def _by_class(draft: Draft) -> dict[str, list[Located[Connection]]]:
+    grouped: dict[str, list[Located[Connection]]] = defaultdict(list)
+    for class_id, conn in draft.connections:
+        grouped[class_id].append(conn)
+    return grouped
+
+
+def global_alone(draft: Draft) -> Iterator[Finding]:
+    for class_id, conns in _by_class(draft).items():
+        if len(conns) > 1:
+            for conn in conns:
+                if conn.value.global_:
+                    others = ", ".join(c.value.id for c in conns if c is not conn)
+                    yield conn.finding(
+                        "global-not-alone",
+                        f"`{class_id}/{conn.value.id}` is global, so it must be the only instance of "
+                        f"class `{class_id}`; it also has {others}: make it per-institution or remove the others",
+                        "global",
+                    )
+
+
+def institution_once_per_class(draft: Draft) -> Iterator[Finding]:
+    for class_id, conns in _by_class(draft).items():
+        seen: dict[str, Located[Connection]] = {}
+        for conn in conns:
+            for i, inst in enumerate(conn.value.institutions):
+                if inst in seen:
+                    yield conn.finding(
+                        "institution-overlap",
+                        f"institution `{inst}` is already served by `{class_id}/{seen[inst].value.id}`: "
+                        "an institution appears in at most one instance of a class (use priority "
+                        "across classes, or merge the instances)",
+                        "institutions",
+                        i,
+                    )
+                else:
+                    seen[inst] = conn
+
+
+_EFFECTIVE: dict[str, Callable[[Connection], Any]] = {
+    "payload": lambda c: c.effective_payload,
+    "http_method": lambda c: c.http_method or "GET",
+    "global": lambda c: c.global_,
+}
+
+
+def fixed_attributes(draft: Draft) -> Iterator[Finding]:
+    classes = {x.value.id: x.value for x in draft.classes}
+    for class_id, conn in draft.connections:
+        klass = classes.get(class_id)
+        if klass is None:
+            continue
+        for key, wanted in klass.fixed.model_dump(by_alias=True, exclude_none=True).items():
+            attr = "global_" if key == "global" else key
+            actual = _EFFECTIVE[key](conn.value) if key in _EFFECTIVE else getattr(conn.value, attr)
+            if actual != wanted:
+                yield conn.finding(
+                    "fixed-attribute",
+                    f"class `{class_id}` fixes {key} = {wanted!r}, but this connection has {actual!r}: "
+                    f"set {key} = {wanted!r} (or change the class's `fixed`)",
+                    key if key in conn.value.model_fields_set or attr in conn.value.model_fields_set else "id",
+                )
+
+
+def class_prefix(draft: Draft) -> Iterator[Finding]:
+    for klass in draft.classes:
+        if not klass.value.id.startswith(klass.value.plugin + "_"):
+            yield klass.finding(
+                "class-id-prefix",
+                f"class id `{klass.value.id}` must start with its plugin's name: "
+                f"`{klass.value.plugin}_…`",
+                "id",
+            )
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+}
+
+
+def config_fields(draft: Draft) -> Iterator[Finding]:
+    classes = {x.value.id: x.value for x in draft.classes}
+    for class_id, conn in draft.connections:
+        klass = classes.get(class_id)
+        if klass is None:
+            continue
+        fields, values = klass.config_fields, conn.value.config
+        for name, spec in fields.items():
+            if spec.required and name not in values:
+                yield conn.finding(
+                    "config-field",
+                    f"class `{class_id}` needs config.{name} ({spec.help}): add it under [connection.config]",
+                    "config" if values else "id",
+                )
+        for name, value in values.items():
+            spec_ = fields.get(name)
+            if spec_ is None:
+                yield conn.finding(
+                    "config-field",
+                    f"config.{name} is not a config field of class `{class_id}` "
+                    f"(fields: {', '.join(sorted(fields)) or 'none'}): remove it or declare it",
+                    "config",
+                    name,
+                )
+            elif isinstance(value, bool) and spec_.type != "boolean" or not isinstance(value, _FIELD_TYPES[spec_.type]):
+                yield conn.finding(
+                    "config-field",
+                    f"config.{name} must be of type {spec_.type} ({spec_.help})",
+                    "config",
+                    name,
+                )
+
+
+def function_placement(draft: Draft) -> Iterator[Finding]:
+    classes = {x.value.id: x.value for x in draft.classes}
+    for class_id, conn in draft.connections:
+        klass = classes.get(class_id)
+        if klass is None:
+            continue
+        if conn.value.type == "REST" and klass.function_param is None and "{function}" not in conn.value.endpoint:
+            yield conn.finding(
+                "function-placement",
+                f"REST class `{class_id}` has no function_param, so the endpoint must contain "
+                "`{function}` (or give the class a function_param such as \"wsfunction\")",
+                "endpoint",
+            )
+
+
+def folder_ownership(draft: Draft) -> Iterator[Finding]:
+    institutions = draft.known("institution")
+    owned: dict[str, str] = {}
+    for located in [*draft.classes, *(c for _, c in draft.connections)]:
+        owner = _folder_owner(located.origin.source.rel, institutions)
+        if owner is not None:
+            owned[located.origin.source.rel] = owner
+    for klass in draft.classes:
+        owner = owned.get(klass.origin.source.rel)
+        if owner is not None:
+            yield klass.finding(
+                "folder-ownership",
+                f"a file under connections.d/{owner}/ belongs to institution `{owner}` and may not "
+                "declare a class: move the class to a site-level file",
+                "id",
+            )
+    for _, conn in draft.connections:
+        owner = owned.get(conn.origin.source.rel)
+        if owner is None:
+            continue
+        if conn.value.global_ or conn.value.institutions != (owner,):
+            yield conn.finding(
+                "folder-ownership",
+                f"a file under connections.d/{owner}/ may only declare connections with "
+                f"institutions = [\"{owner}\"] (never global): move this connection, or fix its institutions",
+                "global" if conn.value.global_ else "institutions",
+            )
+
+
+def _folder_owner(rel: str, institutions: set[str]) -> str | None:
+    parts = rel.split("/")
+    if len(parts) >= 3 and parts[0] == CONNECTIONS_DIR and parts[1] in institutions:
+        return parts[1]
+    return None
+
+
+def grants(draft: Draft) -> Iterator[Finding]:
+    for svc in draft.services:
+        grant = svc.value.grant
+        if grant is None or not (grant.institutions or grant.peers):
+            yield svc.finding(
+                "service-without-grant",
+                f"service `{svc.value.name}` grants nobody, so nobody can call it: add "
+                "grant = { institutions = [...], peers = [...] }",
+                "name",
+                severity=Severity.WARNING,
+            )
+
+
+def peer_credentials_unique(draft: Draft) -> Iterator[Finding]:
+    seen: dict[tuple[str, str], Located[Peer]] = {}
+    for peer in draft.peers:
+        p = peer.value
+        key = ("token", p.token_sha256) if p.token_sha256 else ("user", p.username or "")
+        key = ("cert", p.fingerprint_sha256) if p.fingerprint_sha256 else key
+        if key[1] and key in seen:
+            yield peer.finding(
+                "duplicate-credential",
+                f"peer `{p.id}` has the same {'username' if key[0] == 'user' else key[0] + ' hash'} as "
+                f"peer `{seen[key].value.id}`: a caller could not be told apart; give each peer its own",
+                "username" if key[0] == "user" else ("token_sha256" if key[0] == "token" else "fingerprint_sha256"),
+            )
+        seen.setdefault(key, peer)
+
+
+RULES: list[Rule] = [
+    unique_ids,
+    references,
+    global_alone,
+    institution_once_per_class,
+    fixed_attributes,
+    class_prefix,
+    config_fields,
+    function_placement,
+    folder_ownership,
+    grants,
+    peer_credentials_unique,
+]
+
+
+def import_functions(draft: Draft) -> Iterator[Finding]:
+    """Rule 6 for handlers (``validate --import``, and always in the daemon)."""
+    for svc in draft.services:
+        for i, method in enumerate(svc.value.method):
+            if method.function is None:
+                continue
+            problem = import_problem(method.function)
+            if problem:
+                yield svc.finding("import-failed", problem, "method", i, "function")
+
+
+def import_problem(spec: str) -> str | None:
+    module_name, _, attr = spec.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:  # any import-time error is the finding
+        return f"cannot import module `{module_name}` ({type(exc).__name__}: {exc}): check the name and PYTHONPATH"
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            return f"module `{module_name}` has no `{attr}`: check the spelling"
+        target = getattr(target, part)
+    if not callable(target):
+        return f"`{spec}` is not callable"
+    return None
+
+
+__all__ = ["DEFAULT_PAYLOAD", "RULES", "Draft", "Located", "import_functions", "import_problem"]
