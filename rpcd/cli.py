@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -112,19 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--password", dest="kind", action="store_const", const="password", help="a password")
     p.set_defaults(kind="token")
 
-    for extend in EXTENSIONS:
-        extend(sub)
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
-# Later parts (serve, call, check, diff) register their sub-commands here.
-EXTENSIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+# Each part of rpcd that has commands offers ``register(subparsers)``, which adds its
+# sub-parsers with ``set_defaults(func=...)``; a func takes the Namespace, returns the exit code.
+SUBCOMMAND_MODULES: tuple[str, ...] = ()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        func: Command = getattr(args, "func", None) or COMMANDS[args.command]
+        return func(args)
     except KeyboardInterrupt:
         return 130
