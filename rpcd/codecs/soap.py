@@ -366,7 +366,7 @@ def _fault(element: ET.Element) -> RemoteFault:
     fault = RemoteFault(
         APPLICATION_ERROR, faultstring or faultcode or "SOAP Fault", errorcode=faultcode or None
     )
-    fault.detail = None if detail_el is None else element_to_python(detail_el)  # type: ignore[attr-defined]
+    fault.detail = None if detail_el is None else element_to_python(detail_el)
     return fault
 
 
