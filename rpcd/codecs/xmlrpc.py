@@ -1,12 +1,15 @@
 """XML-RPC wire codec: bytes <-> Python values, pure (no I/O), shared by server and client.
 
 Parser choice (measured in ``bench/codec.py``): a hardened ``lxml.etree`` parser builds the
-tree in C, then a small recursive walker with a dispatch table keyed by tag turns it into
-values. It beats the standard library's expat ``Unmarshaller`` by about 2.5x on a 10,000-int
-array and is on par on tiny calls; ``defusedxml`` (expat plus Python checks) is slower still.
-Alternatives measured and dropped: ``iterparse``/``iterwalk`` event loops and a parser
-``target`` (one Python call per event, like expat) and bare expat with minimal handlers
-(still slower than lxml plus walk).
+tree in C (about 5x faster than expat calling Python handlers), then a small recursive walker
+with a dispatch table keyed by tag turns it into values; the hot loop (array members, plain
+ints and strings) is inlined and filters children by tag in C. Against the standard
+library's expat ``Unmarshaller`` it is about 1.7x faster on a 10,000-int array, 2x on a
+50-member struct and 1.2x on a two-int call; ``defusedxml`` (the same expat unmarshaller
+with Python checks) is never faster than the stdlib. Dropped after measuring: an
+``iterparse`` event loop (slower than tree plus walk even doing no work per event), a parser
+``target`` and bare expat with minimal handlers (one Python call per event: already slower
+than the whole lxml path).
 
 Safety (as strict as defusedxml, in three layers):
 
@@ -21,6 +24,12 @@ Safety (as strict as defusedxml, in three layers):
 
 Depth: ``max_depth`` counts struct/array nesting: a scalar parameter is depth 0, ``[1]`` is 1,
 ``[[1]]`` is 2. Deeper is ``LimitExceeded``; so is an integer outside signed 64 bits.
+
+dateTime: input takes ``19980717T14:08:55`` and ISO forms (dashes, fraction, ``Z``/``+01:00``);
+naive text gives a naive datetime, zoned text an aware one. Output writes a naive datetime as
+``%Y%m%dT%H:%M:%S`` (what every peer reads) and an aware one as ISO 8601 with its offset (the
+stdlib cannot read that form); microseconds are dropped, as the stdlib does. UTF-16 input is
+refused (``ParseError``): XML-RPC peers send UTF-8, and refusing keeps layer 1 sound.
 
 Serialization builds one list of strings with a dispatch on the exact type (then
 ``isinstance`` for subclasses) and joins once. Errors on output are ``TypeError`` (a type
@@ -122,7 +131,8 @@ def _parse(data: bytes) -> etree._Element:
     """Parse untrusted bytes with every guard in place; see the module docstring."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("XML-RPC input must be bytes")
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
     body = data.removeprefix(_UTF8_BOM).lstrip(b" \t\r\n")
     if not body:
         raise ParseError("empty body")
@@ -130,12 +140,12 @@ def _parse(data: bytes) -> etree._Element:
         raise ParseError("unsupported encoding: send UTF-8")
     if not body.startswith(b"<"):
         raise ParseError("not XML")
-    m = _XML_DECL.match(body)
+    m = _XML_DECL.match(body) if body.startswith(b"<?xml") else None
     if m is not None:
         enc = m.group(1).decode("ascii", "replace").strip().lower()
         if enc not in _ALLOWED_ENCODINGS:
             raise ParseError(f"unsupported encoding {_short(enc)}: send UTF-8")
-    if False:
+    if b"<!" in data and (b"<!DOCTYPE" in data or b"<!ENTITY" in data):
         raise ParseError("DTD not allowed")
     try:
         root = etree.fromstring(data, _parser())
@@ -144,7 +154,9 @@ def _parse(data: bytes) -> etree._Element:
         entries = list(log)
         err = entries[-1] if entries else None
         if err is not None and err.type_name == "ERR_RESOURCE_LIMIT":
-            raise LimitExceeded("XML nested too deeply") from None
+            if "depth" in err.message:
+                raise LimitExceeded("XML nested too deeply") from None
+            raise LimitExceeded("XML over a parser limit") from None
         if err is not None:
             msg = f"{err.message.strip()} (line {err.line}, column {err.column})"
         else:
@@ -288,21 +300,43 @@ def _p_array(el: etree._Element, budget: int) -> list[Any]:
     data = el[0]
     if n != 1 or data.tag != "data":
         raise _bad("<array> must contain exactly one <data>")
+    # The hot loop of big payloads: the tag filter runs in C (the count check below catches
+    # any other child), and plain ints and strings skip the dispatch call.
     out: list[Any] = []
     append = out.append
-    for v in data.iterchildren():
-        if v.tag != "value":
-            raise _bad(f"unexpected <{_short(_tag(v))}> in <data>")
-        if len(v):
-            if len(v) != 1:
-                raise _bad("<value> must contain one element")
+    for v in data.iterchildren("value"):
+        n = len(v)
+        if n == 1:
             c = v[0]
-            parse = _DISPATCH.get(c.tag)
+            tag = c.tag
+            if tag == "int" or tag == "i4":
+                text = c.text
+                if text is not None and len(text) < 20 and text.isascii() and "_" not in text:
+                    try:
+                        i = int(text)
+                    except ValueError:
+                        raise _bad(f"bad integer {_short(text)}") from None
+                    if len(c):
+                        _no_children(c)
+                    if not _I8_MIN <= i <= _I8_MAX:
+                        raise LimitExceeded("integer beyond 64 bits")
+                    append(i)
+                    continue
+            elif tag == "string":
+                if len(c):
+                    _no_children(c)
+                append(c.text or "")
+                continue
+            parse = _DISPATCH.get(tag)
             if parse is None:
                 raise _bad(f"unknown value type <{_short(_tag(c))}>")
             append(parse(c, budget))
-        else:
+        elif n == 0:
             append(v.text or "")
+        else:
+            raise _bad("<value> must contain one element")
+    if len(out) != len(data):
+        raise _bad("<data> must contain only <value> elements")
     return out
 
 
@@ -311,9 +345,9 @@ def _p_struct(el: etree._Element, budget: int) -> dict[str, Any]:
     if budget < 0:
         raise LimitExceeded("values nested too deeply")
     out: dict[str, Any] = {}
-    for m in el.iterchildren():
-        if m.tag != "member":
-            raise _bad(f"unexpected <{_short(_tag(m))}> in <struct>")
+    count = 0
+    for m in el.iterchildren("member"):
+        count += 1
         if len(m) != 2:
             raise _bad("<member> must contain <name> and <value>")
         name, v = m[0], m[1]
@@ -324,6 +358,8 @@ def _p_struct(el: etree._Element, budget: int) -> dict[str, Any]:
         if len(name):
             _no_children(name)
         out[name.text or ""] = _value(v, budget)
+    if count != len(el):
+        raise _bad("<struct> must contain only <member> elements")
     return out
 
 
@@ -361,7 +397,12 @@ def _value(v: etree._Element, budget: int) -> Any:
     if n != 1:
         raise _bad("<value> must contain one element")
     c = v[0]
-    parse = _DISPATCH.get(c.tag)
+    tag = c.tag
+    if tag == "string":
+        if len(c):
+            _no_children(c)
+        return c.text or ""
+    parse = _DISPATCH.get(tag)
     if parse is None:
         raise _bad(f"unknown value type <{_short(_tag(c))}>")
     return parse(c, budget)
@@ -627,15 +668,19 @@ def dumps_response(value: Any) -> bytes:
 
 
 def dumps_fault(code: int, message: str) -> bytes:
-    """Serialize a fault response. It must always succeed, so characters XML 1.0 forbids in
-    ``message`` become U+FFFD instead of raising, and the code is clamped to 32 bits."""
+    """Serialize a fault response.
+
+    It must always succeed: characters XML 1.0 forbids in ``message`` become U+FFFD instead
+    of raising, and a code beyond 64 bits becomes APPLICATION_ERROR.
+    """
     message = _INVALID_XML.sub("\ufffd", str(message))
     code = int(code)
-    if not _I4_MIN <= code <= _I4_MAX:
+    if not _I8_MIN <= code <= _I8_MAX:
         code = APPLICATION_ERROR
+    tag = "int" if _I4_MIN <= code <= _I4_MAX else "i8"
     return (
         f"{_HEADER}<methodResponse><fault><value><struct>"
-        f"<member><name>faultCode</name><value><int>{code}</int></value></member>"
+        f"<member><name>faultCode</name><value><{tag}>{code}</{tag}></value></member>"
         f"<member><name>faultString</name><value><string>{_escape(message)}</string></value>"
         "</member></struct></value></fault></methodResponse>\n"
     ).encode()
