@@ -81,7 +81,9 @@ class RemoteFault(Fault):
     keeps a symbolic code (Moodle's ``errorcode``, a SOAP ``faultcode``) when there is one.
     """
 
-    def __init__(self, code: int, message: str, errorcode: str | None = None, detail: Any = None) -> None:
+    def __init__(
+        self, code: int, message: str, errorcode: str | None = None, detail: Any = None
+    ) -> None:
         super().__init__(code, message)
         self.errorcode = errorcode
         self.detail = detail

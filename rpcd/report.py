@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Callable
 
 from rpcd.config.findings import Report
@@ -14,14 +15,17 @@ def findings_text(report: Report) -> str:
     lines = [f.as_text() for f in report]
     errors, warnings = report.error_count, report.warning_count
     if errors or warnings:
-        lines.append(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
+        lines.append(
+            f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        )
     else:
         lines.append("valid: no problems found")
     return "\n".join(lines) + "\n"
 
 
 def findings_json(report: Report) -> str:
-    """The versioned findings document (schemas/findings.schema.json), as Terraform's validate -json."""
+    """The versioned findings document (schemas/findings.schema.json), like Terraform's
+    ``validate -json``."""
     document = {
         "format_version": FINDINGS_FORMAT_VERSION,
         "valid": report.valid,
@@ -51,13 +55,18 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def findings_github(report: Report) -> str:
-    """GitHub Actions workflow commands: ``::error file=F,line=L,col=C,title=T::message``."""
+def findings_github(report: Report, prefix: str = "") -> str:
+    """GitHub Actions workflow commands: ``::error file=F,line=L,col=C,title=T::message``.
+
+    GitHub wants file paths relative to the repository; findings are relative to the config
+    root, so ``prefix`` (the root as seen from the working directory) is put in front.
+    """
     lines = []
     for f in report:
         props = []
         if f.file:
-            props.append(f"file={_escape_property(f.file)}")
+            path = posixpath.join(prefix, f.file) if prefix else f.file
+            props.append(f"file={_escape_property(path)}")
         if f.line:
             props.append(f"line={f.line}")
         if f.column:

@@ -21,7 +21,14 @@ def verify_token(token: str, expected_hex: str) -> bool:
     return hmac.compare_digest(token_sha256(token), expected_hex)
 
 
-def scrypt_hash(password: str, *, salt: bytes | None = None, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+def scrypt_hash(
+    password: str,
+    *,
+    salt: bytes | None = None,
+    n: int = SCRYPT_N,
+    r: int = SCRYPT_R,
+    p: int = SCRYPT_P,
+) -> str:
     """``scrypt:N:r:p:salt:hash`` (base64), the format peers' ``password_hash`` takes."""
     salt = salt if salt is not None else os.urandom(16)
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32)
@@ -34,7 +41,13 @@ def verify_scrypt(password: str, encoded: str) -> bool:
         _, n, r, p, salt_b64, hash_b64 = encoded.split(":")
         salt, expected = base64.b64decode(salt_b64), base64.b64decode(hash_b64)
         digest = hashlib.scrypt(
-            password.encode("utf-8"), salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(expected), maxmem=2**26
+            password.encode("utf-8"),
+            salt=salt,
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+            maxmem=2**26,
         )
     except (ValueError, TypeError):
         return False

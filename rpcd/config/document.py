@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from rpcd.config import schema
 from rpcd.config.findings import Finding
-from rpcd.config.models import ConnectionsFile, ServicesFile, SiteFile
+from rpcd.config.models import ID_PATTERN, ConnectionsFile, ServicesFile, SiteFile
 from rpcd.config.parse import KeyIndex, Path_, decode_text, format_path, parse_toml
 from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, FileKind, SourceFile, read_bytes
 
@@ -26,6 +27,7 @@ MODELS: dict[FileKind, type[BaseModel]] = {
     FileKind.CONNECTIONS: ConnectionsFile,
     FileKind.SERVICES: ServicesFile,
 }
+_CLASS_ID = re.compile(ID_PATTERN)
 # Arrays whose items are dropped one by one when broken: key path prefix → id key.
 _ITEM_ARRAYS: dict[tuple[str, ...], str] = {
     ("connection",): "id",
@@ -76,9 +78,17 @@ def check_file(source: SourceFile, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> F
     if isinstance(document, Finding):
         result.findings.append(document)
         return result
-    if not _check_version(result, document) or not _check_numbers(result, document, ()):
+    if not _check_version(result, document):
         return result
-    problems = [] if schema.is_valid_fast(source.kind, document) else schema.schema_errors(source.kind, document)
+    # nan and inf can only come from the literals `nan` / `inf` (signed or not): skip the walk
+    # over the whole document when the text has neither.
+    if ("nan" in text or "inf" in text) and not _check_numbers(result, document, ()):
+        return result
+    problems = (
+        []
+        if schema.is_valid_fast(source.kind, document)
+        else schema.schema_errors(source.kind, document)
+    )
     for problem in problems:
         result.findings.append(problem.to_finding(source.rel, result.locate(problem.path)))
     if problems:
@@ -90,15 +100,33 @@ def check_file(source: SourceFile, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> F
         # stages disagree. Report it rather than hide it; tests keep this from happening.
         for error in exc.errors()[:5]:
             path = tuple(p for p in error["loc"] if isinstance(p, str | int))
-            result.findings.append(result.finding("model", f"{format_path(path)}: {error['msg']}", path))
+            where = format_path(path) or "the document"
+            result.findings.append(
+                result.finding(
+                    "model",
+                    f"{where}: {error['msg']} (the JSON Schema accepted this but rpcd's "
+                    "model did not: "
+                    "a bug in rpcd, please report it with this file)",
+                    path,
+                )
+            )
     return result
 
 
 def _check_version(result: FileResult, document: dict[str, Any]) -> bool:
     supported = ", ".join(str(v) for v in schema.SUPPORTED_VERSIONS)
     if "version" not in document:
+        empty = result.text is not None and not result.text.strip()
+        what = "the file is empty" if empty else "the file has no `version`"
         result.findings.append(
-            result.finding("missing-version", f"the file has no `version`: start it with `version = {supported}`", ())
+            Finding(
+                "missing-version",
+                f"{what}: start it with `version = {supported}` (the file-format version)"
+                + (", or delete the file" if empty else ""),
+                result.source.rel,
+                1,
+                1,
+            )
         )
         return False
     version = document["version"]
@@ -107,7 +135,12 @@ def _check_version(result: FileResult, document: dict[str, Any]) -> bool:
             result.finding(
                 "unknown-version",
                 f"version = {schema.show(version, ())} is not a format this build reads "
-                f"(it reads version {supported}): upgrade rpcd or write `version = {supported}`",
+                f"(it reads version {supported}): "
+                + (
+                    f"write the version as an integer, `version = {supported}`"
+                    if isinstance(version, str | float)
+                    else f"upgrade rpcd, or write `version = {supported}`"
+                ),
                 ("version",),
             )
         )
@@ -119,7 +152,9 @@ def _check_numbers(result: FileResult, value: Any, path: Path_) -> bool:
     """nan and inf are TOML floats, but no setting means them; JSON Schema cannot say so."""
     if isinstance(value, float) and not math.isfinite(value):
         result.findings.append(
-            result.finding("invalid-value", f"`{format_path(path)}` is {value}: use a finite number", path)
+            result.finding(
+                "invalid-value", f"`{format_path(path)}` is {value}: use a finite number", path
+            )
         )
         return False
     if isinstance(value, dict):
@@ -137,8 +172,9 @@ def _prune(result: FileResult, document: dict[str, Any], paths: list[Path_]) -> 
     for path in paths:
         for prefix in _ITEM_ARRAYS:
             n = len(prefix)
-            if tuple(path[:n]) == prefix and len(path) > n and isinstance(path[n], int):
-                drop_items.setdefault(prefix, set()).add(path[n])
+            index = path[n] if len(path) > n else None
+            if tuple(path[:n]) == prefix and isinstance(index, int):
+                drop_items.setdefault(prefix, set()).add(index)
                 break
         else:
             if path and isinstance(path[0], str):
@@ -151,29 +187,43 @@ def _prune(result: FileResult, document: dict[str, Any], paths: list[Path_]) -> 
         if not isinstance(items, list) or not isinstance(parent, dict):
             continue
         for i in indexes:
-            if i < len(items) and isinstance(items[i], dict):
-                _remember(result, prefix[-1], items[i].get(_ITEM_ARRAYS[prefix]))
+            item = items[i] if i < len(items) else None
+            _remember(
+                result,
+                prefix[-1],
+                item.get(_ITEM_ARRAYS[prefix]) if isinstance(item, dict) else None,
+            )
         parent[prefix[-1]] = [item for i, item in enumerate(items) if i not in indexes]
-    if "class" in drop_keys and isinstance(document.get("class"), dict):
-        class_id = document["class"].get("id")
-        for item in document.get("connection", []) if isinstance(document.get("connection"), list) else []:
+    if "class" in drop_keys:
+        broken_class = document.get("class")
+        class_id = broken_class.get("id") if isinstance(broken_class, dict) else None
+        items = document.get("connection")
+        for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and "class" not in item:
-                if isinstance(class_id, str):
+                if isinstance(class_id, str) and _CLASS_ID.match(class_id):
                     item["class"] = class_id  # keep the instances, attached to the broken class
                 else:
                     drop_keys.add("connection")
     for key in drop_keys:
         removed = document.pop(key, None)
-        if key in ("class", "service") and isinstance(removed, dict):
-            _remember(result, key, removed.get("id" if key == "class" else "name"))
-        if key in ("connection", "institution", "peer") and isinstance(removed, list):
-            for item in removed:
-                if isinstance(item, dict):
-                    _remember(result, key, item.get("id"))
+        if key in ("class", "service"):
+            ident = (
+                removed.get("id" if key == "class" else "name")
+                if isinstance(removed, dict)
+                else None
+            )
+            _remember(result, key, ident)
+        if key in ("connection", "institution", "peer"):
+            for item in removed if isinstance(removed, list) else [None]:
+                _remember(result, key, item.get("id") if isinstance(item, dict) else None)
     document.setdefault("version", 1)
     return document
 
 
+UNKNOWN_ID = "*"
+
+
 def _remember(result: FileResult, kind: str, ident: Any) -> None:
-    if isinstance(ident, str):
-        result.broken_ids.setdefault(kind, set()).add(ident)
+    """Note the id of a dropped part, or ``UNKNOWN_ID`` when it has none that can be read: then
+    references of that kind cannot be checked (anything might have been meant)."""
+    result.broken_ids.setdefault(kind, set()).add(ident if isinstance(ident, str) else UNKNOWN_ID)

@@ -6,13 +6,15 @@ point at the file and line of the offending key.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from rpcd.config.document import FileResult
+from rpcd.config.document import UNKNOWN_ID, FileResult
 from rpcd.config.findings import Finding, Severity
 from rpcd.config.models import (
     DEFAULT_PAYLOAD,
@@ -26,7 +28,7 @@ from rpcd.config.models import (
     SiteFile,
 )
 from rpcd.config.parse import Path_
-from rpcd.config.sources import CONNECTIONS_DIR
+from rpcd.config.sources import CONNECTIONS_DIR, FileKind
 
 T = TypeVar("T")
 
@@ -39,7 +41,9 @@ class Located(Generic[T]):
     origin: FileResult
     path: Path_
 
-    def finding(self, rule: str, message: str, *sub: str | int, severity: Severity = Severity.ERROR) -> Finding:
+    def finding(
+        self, rule: str, message: str, *sub: str | int, severity: Severity = Severity.ERROR
+    ) -> Finding:
         return self.origin.finding(rule, message, (*self.path, *sub), severity=severity)
 
 
@@ -50,10 +54,15 @@ class Draft:
     switch: bool = True
     institutions: list[Located[Institution]] = field(default_factory=list)
     classes: list[Located[ConnectionClass]] = field(default_factory=list)
-    connections: list[tuple[str, Located[Connection]]] = field(default_factory=list)  # (class id, …)
+    connections: list[tuple[str, Located[Connection]]] = field(
+        default_factory=list
+    )  # (class id, …)
     services: list[Located[Service]] = field(default_factory=list)
     peers: list[Located[Peer]] = field(default_factory=list)
     broken: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # Files that could not be read or parsed at all, by kind: what they declare is unknown.
+    unreadable: dict[FileKind, list[str]] = field(default_factory=lambda: defaultdict(list))
+    site_loaded: bool = False
 
     @classmethod
     def from_files(cls, files: Iterable[FileResult]) -> Draft:
@@ -62,9 +71,15 @@ class Draft:
             for kind, ids in result.broken_ids.items():
                 draft.broken[kind] |= ids
             model = result.model
+            if model is None and not result.broken_ids:
+                draft.unreadable[result.source.kind].append(result.source.rel)
+            if isinstance(model, SiteFile):
+                draft.site_loaded = True  # unless its institutions are broken: see complete()
             if isinstance(model, SiteFile):
                 draft.switch = model.connections.enabled
-                draft.institutions += [Located(v, result, ("institution", i)) for i, v in enumerate(model.institution)]
+                draft.institutions += [
+                    Located(v, result, ("institution", i)) for i, v in enumerate(model.institution)
+                ]
             elif isinstance(model, ConnectionsFile):
                 if model.class_ is not None:
                     draft.classes.append(Located(model.class_, result, ("class",)))
@@ -84,6 +99,18 @@ class Draft:
             "peer": {x.value.id for x in self.peers},
         }[kind]
         return declared | self.broken.get(kind, set())
+
+    def complete(self, kind: str) -> bool:
+        """Whether every declared id of ``kind`` is known (no broken part hides one)."""
+        return UNKNOWN_ID not in self.broken.get(kind, set())
+
+    def unknown_because(self, kind: FileKind) -> str:
+        """Why a reference may only look unresolved: a file that could declare it is broken."""
+        files = self.unreadable.get(kind, [])
+        if not files:
+            return ""
+        shown = ", ".join(files[:3]) + (", …" if len(files) > 3 else "")
+        return f"; {shown} could not be checked and may declare it: fix that first"
 
 
 Rule = Callable[[Draft], Iterator[Finding]]
@@ -105,6 +132,10 @@ def _duplicates(items: Iterable[tuple[Any, Located[Any]]], what: str) -> Iterato
             first[key] = located
 
 
+def _where(located: Located[Any]) -> str:
+    return f"{located.origin.source.rel}{_line(located)}"
+
+
 def _line(located: Located[Any]) -> str:
     line, _ = located.origin.locate(located.path)
     return f" line {line}" if line else ""
@@ -117,29 +148,46 @@ def unique_ids(draft: Draft) -> Iterator[Finding]:
     yield from _duplicates(((x.value.name, x) for x in draft.services), "service")
     yield from _duplicates(((x.value.id, x) for x in draft.peers), "peer")
     for svc in draft.services:
-        methods = [(m.name, Located(m, svc.origin, (*svc.path, "method", i))) for i, m in enumerate(svc.value.method)]
+        methods = [
+            (m.name, Located(m, svc.origin, (*svc.path, "method", i)))
+            for i, m in enumerate(svc.value.method)
+        ]
         yield from _duplicates(methods, "method")
 
 
 def references(draft: Draft) -> Iterator[Finding]:
-    classes, institutions, peers = draft.known("class"), draft.known("institution"), draft.known("peer")
+    classes, institutions, peers = (
+        draft.known("class"),
+        draft.known("institution"),
+        draft.known("peer"),
+    )
+    class_hint = draft.unknown_because(FileKind.CONNECTIONS)
+    peer_hint = draft.unknown_because(FileKind.SERVICES)
 
-    def unknown_institutions(located: Located[Any], ids: Iterable[str], *sub: str) -> Iterator[Finding]:
+    def unknown_institutions(
+        located: Located[Any], ids: Iterable[str], *sub: str
+    ) -> Iterator[Finding]:
+        if not draft.site_loaded or not draft.complete("institution"):
+            return  # rpcd.toml is missing or broken (reported): every reference would look unknown
         for i, inst in enumerate(ids):
             if inst not in institutions:
                 yield located.finding(
                     "unknown-institution",
-                    f"institution `{inst}` is not declared: add it to rpcd.toml as an [[institution]] "
-                    f"or fix the id ({_choices(institutions)})",
+                    f"institution `{inst}` is not declared in rpcd.toml: "
+                    f"{_suggest(inst, institutions)}"
+                    f'add an [[institution]] with id = "{inst}" or fix the id '
+                    f"({_choices(institutions)})",
                     *sub,
                     i,
                 )
 
     for class_id, conn in draft.connections:
-        if class_id not in classes:
+        if class_id not in classes and draft.complete("class"):
             yield conn.finding(
                 "unknown-class",
-                f"class `{class_id}` is not declared in any connections.d file ({_choices(classes)})",
+                f"class `{class_id}` is not declared in any connections.d file: "
+                f"{_suggest(class_id, classes)}"
+                f"fix the name or declare the class ({_choices(classes)}){class_hint}",
                 "class",
             )
         yield from unknown_institutions(conn, conn.value.institutions, "institutions")
@@ -150,20 +198,29 @@ def references(draft: Draft) -> Iterator[Finding]:
         if grant is not None:
             yield from unknown_institutions(svc, grant.institutions, "grant", "institutions")
             for i, peer_id in enumerate(grant.peers):
-                if peer_id not in peers:
+                if peer_id not in peers and draft.complete("peer"):
                     yield svc.finding(
                         "unknown-peer",
-                        f"peer `{peer_id}` is not declared in any services.d file ({_choices(peers)})",
+                        f"peer `{peer_id}` is not declared in any services.d file: "
+                        f"{_suggest(peer_id, peers)}"
+                        f"fix the id or add a [[peer]] ({_choices(peers)}){peer_hint}",
                         "grant",
                         "peers",
                         i,
                     )
         for i, method in enumerate(svc.value.method):
-            if method.proxy is not None and method.proxy.class_ not in classes:
+            if (
+                method.proxy is not None
+                and method.proxy.class_ not in classes
+                and draft.complete("class")
+            ):
                 yield svc.finding(
                     "unknown-proxy-class",
-                    f"proxy class `{method.proxy.class_}` of method `{method.name}` is not a declared "
-                    f"connection class ({_choices(classes)})",
+                    f"proxy class `{method.proxy.class_}` of method `{method.name}` is not "
+                    "a declared "
+                    f"connection class: {_suggest(method.proxy.class_, classes)}fix the "
+                    "name or declare "
+                    f"the class in connections.d ({_choices(classes)}){class_hint}",
                     "method",
                     i,
                     "proxy",
@@ -171,9 +228,18 @@ def references(draft: Draft) -> Iterator[Finding]:
                 )
 
 
+def _suggest(name: str, ids: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(ids), n=1)
+    return f"did you mean `{close[0]}`? " if close else ""
+
+
 def _choices(ids: set[str]) -> str:
     shown = sorted(ids)[:8]
-    return "declared: " + ", ".join(shown) + (", …" if len(ids) > 8 else "") if shown else "none declared"
+    return (
+        "declared: " + ", ".join(shown) + (", …" if len(ids) > 8 else "")
+        if shown
+        else "none declared"
+    )
 
 
 def _by_class(draft: Draft) -> dict[str, list[Located[Connection]]]:
@@ -191,8 +257,10 @@ def global_alone(draft: Draft) -> Iterator[Finding]:
                     others = ", ".join(c.value.id for c in conns if c is not conn)
                     yield conn.finding(
                         "global-not-alone",
-                        f"`{class_id}/{conn.value.id}` is global, so it must be the only instance of "
-                        f"class `{class_id}`; it also has {others}: make it per-institution or remove the others",
+                        f"`{class_id}/{conn.value.id}` is global, so it must be the only "
+                        "instance of "
+                        f"class `{class_id}`; the class also has {others}: make it per-institution "
+                        "or remove the others",
                         "global",
                     )
 
@@ -205,9 +273,10 @@ def institution_once_per_class(draft: Draft) -> Iterator[Finding]:
                 if inst in seen:
                     yield conn.finding(
                         "institution-overlap",
-                        f"institution `{inst}` is already served by `{class_id}/{seen[inst].value.id}`: "
-                        "an institution appears in at most one instance of a class (use priority "
-                        "across classes, or merge the instances)",
+                        f"institution `{inst}` is already served by "
+                        f"`{class_id}/{seen[inst].value.id}` ({_where(seen[inst])}): "
+                        "an institution appears in at most one instance of a class; remove it "
+                        "from one of them (or merge the two instances)",
                         "institutions",
                         i,
                     )
@@ -232,11 +301,15 @@ def fixed_attributes(draft: Draft) -> Iterator[Finding]:
             attr = "global_" if key == "global" else key
             actual = _EFFECTIVE[key](conn.value) if key in _EFFECTIVE else getattr(conn.value, attr)
             if actual != wanted:
+                want, have = json.dumps(wanted), json.dumps(actual)
+                written = key in conn.value.model_fields_set or attr in conn.value.model_fields_set
                 yield conn.finding(
                     "fixed-attribute",
-                    f"class `{class_id}` fixes {key} = {wanted!r}, but this connection has {actual!r}: "
-                    f"set {key} = {wanted!r} (or change the class's `fixed`)",
-                    key if key in conn.value.model_fields_set or attr in conn.value.model_fields_set else "id",
+                    f"class `{class_id}` fixes {key} = {want} for every instance, but "
+                    f"`{class_id}/{conn.value.id}` has {key} = {have}"
+                    f"{'' if written else ' (the default)'}: "
+                    f"set {key} = {want} (or change the class's `fixed`)",
+                    key if written else "id",
                 )
 
 
@@ -245,8 +318,9 @@ def class_prefix(draft: Draft) -> Iterator[Finding]:
         if not klass.value.id.startswith(klass.value.plugin + "_"):
             yield klass.finding(
                 "class-id-prefix",
-                f"class id `{klass.value.id}` must start with its plugin's name: "
-                f"`{klass.value.plugin}_…`",
+                f"class id `{klass.value.id}` must start with its plugin's name and an "
+                f"underscore, `{klass.value.plugin}_`: rename the class (e.g. "
+                f"`{klass.value.plugin}_{klass.value.id}`) or fix plugin",
                 "id",
             )
 
@@ -271,7 +345,9 @@ def config_fields(draft: Draft) -> Iterator[Finding]:
             if spec.required and name not in values:
                 yield conn.finding(
                     "config-field",
-                    f"class `{class_id}` needs config.{name} ({spec.help}): add it under [connection.config]",
+                    f"class `{class_id}` requires config.{name} ({spec.help}), and "
+                    f"`{class_id}/{conn.value.id}` does not set it: add {name} = … under "
+                    "[connection.config]",
                     "config" if values else "id",
                 )
         for name, value in values.items():
@@ -284,10 +360,14 @@ def config_fields(draft: Draft) -> Iterator[Finding]:
                     "config",
                     name,
                 )
-            elif isinstance(value, bool) and spec_.type != "boolean" or not isinstance(value, _FIELD_TYPES[spec_.type]):
+            elif (isinstance(value, bool) and spec_.type != "boolean") or not isinstance(
+                value, _FIELD_TYPES[spec_.type]
+            ):
                 yield conn.finding(
                     "config-field",
-                    f"config.{name} must be of type {spec_.type} ({spec_.help})",
+                    f"config.{name} is {json.dumps(value, default=str)}, but class "
+                    f"`{class_id}` declares it "
+                    f"as type {spec_.type} ({spec_.help}): give a value of type {spec_.type}",
                     "config",
                     name,
                 )
@@ -299,11 +379,15 @@ def function_placement(draft: Draft) -> Iterator[Finding]:
         klass = classes.get(class_id)
         if klass is None:
             continue
-        if conn.value.type == "REST" and klass.function_param is None and "{function}" not in conn.value.endpoint:
+        if (
+            conn.value.type == "REST"
+            and klass.function_param is None
+            and "{function}" not in conn.value.endpoint
+        ):
             yield conn.finding(
                 "function-placement",
                 f"REST class `{class_id}` has no function_param, so the endpoint must contain "
-                "`{function}` (or give the class a function_param such as \"wsfunction\")",
+                '`{function}` (or give the class a function_param such as "wsfunction")',
                 "endpoint",
             )
 
@@ -311,10 +395,11 @@ def function_placement(draft: Draft) -> Iterator[Finding]:
 def folder_ownership(draft: Draft) -> Iterator[Finding]:
     institutions = draft.known("institution")
     owned: dict[str, str] = {}
-    for located in [*draft.classes, *(c for _, c in draft.connections)]:
-        owner = _folder_owner(located.origin.source.rel, institutions)
+    origins = [x.origin for x in draft.classes] + [c.origin for _, c in draft.connections]
+    for origin in origins:
+        owner = _folder_owner(origin.source.rel, institutions)
         if owner is not None:
-            owned[located.origin.source.rel] = owner
+            owned[origin.source.rel] = owner
     for klass in draft.classes:
         owner = owned.get(klass.origin.source.rel)
         if owner is not None:
@@ -332,7 +417,8 @@ def folder_ownership(draft: Draft) -> Iterator[Finding]:
             yield conn.finding(
                 "folder-ownership",
                 f"a file under connections.d/{owner}/ may only declare connections with "
-                f"institutions = [\"{owner}\"] (never global): move this connection, or fix its institutions",
+                f'institutions = ["{owner}"] (never global): move this connection, or fix '
+                "its institutions",
                 "global" if conn.value.global_ else "institutions",
             )
 
@@ -366,9 +452,13 @@ def peer_credentials_unique(draft: Draft) -> Iterator[Finding]:
         if key[1] and key in seen:
             yield peer.finding(
                 "duplicate-credential",
-                f"peer `{p.id}` has the same {'username' if key[0] == 'user' else key[0] + ' hash'} as "
-                f"peer `{seen[key].value.id}`: a caller could not be told apart; give each peer its own",
-                "username" if key[0] == "user" else ("token_sha256" if key[0] == "token" else "fingerprint_sha256"),
+                f"peer `{p.id}` has the same "
+                f"{'username' if key[0] == 'user' else key[0] + ' hash'} as "
+                f"peer `{seen[key].value.id}` ({_where(seen[key])}): a caller could not be told "
+                "apart; give each peer its own credential",
+                "username"
+                if key[0] == "user"
+                else ("token_sha256" if key[0] == "token" else "fingerprint_sha256"),
             )
         seen.setdefault(key, peer)
 
@@ -403,14 +493,22 @@ def import_problem(spec: str) -> str | None:
     module_name, _, attr = spec.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
-    except Exception as exc:  # any import-time error is the finding
-        return f"cannot import module `{module_name}` ({type(exc).__name__}: {exc}): check the name and PYTHONPATH"
+    except (Exception, SystemExit) as exc:  # any import-time error is the finding
+        return (
+            f"cannot import module `{module_name}` ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())}): "
+            "check the name, and that it is importable (PYTHONPATH)"
+        )
     for part in attr.split("."):
-        if not hasattr(target, part):
-            return f"module `{module_name}` has no `{attr}`: check the spelling"
-        target = getattr(target, part)
+        try:
+            target = getattr(target, part)
+        except Exception:
+            names = [n for n in dir(target) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else "check the spelling"
+            return f"module `{module_name}` has no `{attr}`: {hint}"
     if not callable(target):
-        return f"`{spec}` is not callable"
+        return f"`{spec}` is a {type(target).__name__}, not a function: name a callable"
     return None
 
 

@@ -1,7 +1,7 @@
 """The bundled JSON Schemas (the public contract) and their findings.
 
 Two validators per schema: a compiled ``fastjsonschema`` function decides quickly that a
-document is valid (about 12× faster than ``jsonschema``); only when it says no does
+document is valid (about 12 times faster than ``jsonschema``); only when it says no does
 ``jsonschema`` walk the document to produce every detailed finding. ``jsonschema`` is the
 authority: if the two ever disagree, its answer stands.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import re
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -30,9 +31,19 @@ from rpcd.config.sources import FileKind
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "v1"
 SUPPORTED_VERSIONS = (1,)
 SECRET_KEYS = frozenset(
-    {"credentials", "token", "password", "consumer_key", "consumer_secret", "certificate", "private_key"}
+    {
+        "credentials",
+        "token",
+        "password",
+        "consumer_key",
+        "consumer_secret",
+        "certificate",
+        "private_key",
+    }
 )
-_STRUCTURAL = frozenset({"properties", "items", "additionalProperties", "patternProperties", "definitions"})
+_STRUCTURAL = frozenset(
+    {"properties", "items", "additionalProperties", "patternProperties", "definitions"}
+)
 _CONDITIONAL = frozenset({"if", "then", "else", "oneOf", "anyOf", "allOf", "not"})
 
 
@@ -46,7 +57,8 @@ def load_schema(kind: FileKind) -> dict[str, Any]:
 @cache
 def fast_validator(kind: FileKind) -> Callable[[Any], Any]:
     # fastjsonschema rewrites the schema it is given: hand it a copy, keep ours pristine.
-    return fastjsonschema.compile(copy.deepcopy(load_schema(kind)))  # type: ignore[no-any-return]
+    validate: Callable[[Any], Any] = fastjsonschema.compile(copy.deepcopy(load_schema(kind)))
+    return validate
 
 
 @cache
@@ -75,7 +87,33 @@ def schema_errors(kind: FileKind, document: dict[str, Any]) -> list[SchemaProble
             if key not in seen:
                 seen.add(key)
                 problems.append(problem)
-    return problems
+    return _drop_echoes(problems)
+
+
+_PLAIN = frozenset({"wrong-type", "invalid-value", "unknown-key", "missing-key"})
+
+
+def _drop_echoes(problems: list[SchemaProblem]) -> list[SchemaProblem]:
+    """Drop findings that only echo a more basic one, so each mistake is reported once.
+
+    A value of the wrong type makes every check on it or inside it meaningless (a connection
+    written as a string also "lacks" its keys), and a rule tagged by the schema (auth-for-type on
+    ``auth = "tokn"``) says nothing more than the plain finding at the same key path.
+    """
+    wrong_types = [p.path for p in problems if p.rule == "wrong-type"]
+    plain_paths = {p.path for p in problems if p.rule in _PLAIN}
+    kept = []
+    for problem in problems:
+        under_wrong_type = any(
+            problem.path[: len(w)] == w and (problem.path != w or problem.rule != "wrong-type")
+            for w in wrong_types
+        )
+        if under_wrong_type:
+            continue
+        if problem.rule not in _PLAIN and problem.path in plain_paths:
+            continue
+        kept.append(problem)
+    return kept
 
 
 class SchemaProblem:
@@ -88,26 +126,58 @@ class SchemaProblem:
         self.path = path
         self.message = message
 
-    def to_finding(self, rel: str, position: tuple[int, int] | None) -> Finding:
+    def to_finding(self, rel: str, position: tuple[int | None, int | None] | None) -> Finding:
         line, column = position if position else (None, None)
         return Finding(self.rule, self.message, rel, line, column, format_path(self.path))
 
 
-def _explain(schema: dict[str, Any], document: Any, error: jsonschema.ValidationError) -> Iterator[SchemaProblem]:
+def _explain(
+    schema: dict[str, Any], document: Any, error: jsonschema.ValidationError
+) -> Iterator[SchemaProblem]:
     path: Path_ = tuple(error.absolute_path)
     node, rule = _walk(schema, list(error.schema_path))
     validator = str(error.validator)
     if validator == "additionalProperties":
         allowed = sorted(node.get("properties", {})) if isinstance(node, dict) else []
-        extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
+        extras = (
+            [k for k in error.instance if k not in allowed]
+            if isinstance(error.instance, dict)
+            else []
+        )
         for key in extras:
             yield SchemaProblem("unknown-key", (*path, key), _unknown_key(key, allowed))
         return
+    if validator == "type" and path and path[-1] in SECRET_KEYS:
+        # A literal where a secret reference (or a credentials table) belongs.
+        rule = "plaintext-secret" if isinstance(error.instance, str | int | float) else "wrong-type"
     rule = rule or _DEFAULT_RULE.get(validator, "invalid-value")
     builder = _RULE_MESSAGES.get(rule)
     parent = _get(document, path[:-1]) if path else None
     message = builder(error, path, parent, document) if builder else _generic(error, path, schema)
-    yield SchemaProblem(rule, path, message)
+    yield SchemaProblem(rule, _retarget(rule, path, document), message)
+
+
+def _retarget(rule: str, path: Path_, document: Any) -> Path_:
+    """Point a conditional rule's finding at the key that triggered it, not at its table."""
+    keys = _TRIGGERS.get(rule)
+    if not keys:
+        return path
+    owner = path[:-1] if path and path[-1] in ("auth", "type") else path
+    item = _get(document, owner)
+    if isinstance(item, dict):
+        for key in keys:
+            if key in item:
+                return (*owner, key)
+    return path
+
+
+# Rules whose schema error lands on the table (a failed `required`) or on another key (a failed
+# `const` on auth/type): the keys that caused them, in the order a reader would look.
+_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "parameters-need-method": ("parameters",),
+    "token-placement": ("token_header", "token_param"),
+    "option-for-type": ("wsse_password_type", "soap_namespace", "soap_action"),
+}
 
 
 _DEFAULT_RULE = {"required": "missing-key", "type": "wrong-type"}
@@ -177,44 +247,93 @@ def _unknown_key(key: str, allowed: list[str]) -> str:
     return f"unknown key `{key}`: remove it (allowed here: {', '.join(allowed) or 'none'})"
 
 
-_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
-               "array": "an array", "object": "a table"}
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "an array",
+    "object": "a table",
+}
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
 
 
 def _generic(error: jsonschema.ValidationError, path: Path_, schema: dict[str, Any]) -> str:
     validator = str(error.validator)
-    expected = error.validator_value
+    expected: Any = error.validator_value
     value = show(error.instance, path)
     where = f"`{_key(path)}`"
     if validator == "required":
-        missing = [k for k in expected if isinstance(error.instance, dict) and k not in error.instance]
-        return f"{where} is missing required key{'s' if len(missing) > 1 else ''} " + ", ".join(
-            f"`{k}`" for k in missing
+        missing = [
+            k for k in expected if isinstance(error.instance, dict) and k not in error.instance
+        ]
+        plural = "s" if len(missing) > 1 else ""
+        return (
+            f"{where} is missing required key{plural} "
+            + ", ".join(f"`{k}`" for k in missing)
+            + f": add {'them' if plural else 'it'}"
         )
     if validator == "type":
-        kinds = expected if isinstance(expected, list) else [expected]
-        return f"{where} must be {' or '.join(_TYPE_NAMES.get(k, k) for k in kinds)}, not {value}"
+        kinds = [str(k) for k in (expected if isinstance(expected, list) else [expected])]
+        wanted = " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
+        hint = ""
+        if isinstance(error.instance, str) and not is_secret_path(path):
+            bare = error.instance.strip()
+            boolean = bare in ("true", "false") and "boolean" in kinds
+            number = re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", bare) and {"integer", "number"} & set(
+                kinds
+            )
+            if boolean or number:
+                hint = f": write {bare} without quotes"
+        return f"{where} must be {wanted}, not {value} ({_toml_type(error.instance)}){hint}"
     if validator == "enum":
-        return f"{where} is {value}; use one of: {', '.join(str(v) for v in expected)}"
+        choices = ", ".join(json.dumps(v) for v in expected)
+        close = difflib.get_close_matches(str(error.instance), [str(v) for v in expected], n=1)
+        hint = (
+            f"did you mean {json.dumps(close[0])}? " if close and not is_secret_path(path) else ""
+        )
+        return f"{where} is {value}: {hint}use one of {choices}"
     if validator == "const":
         return f"{where} is {value}; it must be {json.dumps(expected)}"
     if validator == "pattern":
-        return f"{where} is {value}, which is not allowed here: {_describe(schema, error)}"
+        pattern = str(expected).replace("(?!\\n)", "")  # the guard against a trailing newline
+        return f"{where} is {value}: it must match {pattern} ({_describe(schema, error)})"
     if validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        word = {"minimum": "at least", "exclusiveMinimum": "more than", "maximum": "at most",
-                "exclusiveMaximum": "less than"}[validator]
+        word = {
+            "minimum": "at least",
+            "exclusiveMinimum": "more than",
+            "maximum": "at most",
+            "exclusiveMaximum": "less than",
+        }[validator]
         return f"{where} is {value}; it must be {word} {expected}"
     if validator in ("minLength", "minItems", "minProperties"):
-        return f"{where} must not be empty"
+        return f"{where} must not be empty: give a value or remove the key"
+    if validator in ("maxItems", "maxProperties"):
+        return f"{where} has too many entries (at most {expected})"
     if validator == "uniqueItems":
         return f"{where} lists an entry twice; keep one"
     return f"{where}: {error.message if not is_secret_path(path) else validator + ' check failed'}"
 
 
 def _describe(schema: dict[str, Any], error: jsonschema.ValidationError) -> str:
-    node, _ = _walk(schema, list(error.schema_path)[:-1] + ["description"])
+    node, _ = _walk(schema, [*list(error.schema_path)[:-1], "description"])
     text = node.get("description") if isinstance(node, dict) else None
-    return str(text) if text else f"it must match {error.validator_value}"
+    return str(text).rstrip(".") if text else "see the schema"
 
 
 # --- messages of the rules that the schemas carry (x-rpcd-rule) -------------------------------
@@ -227,8 +346,10 @@ def _auth_for_type(error: jsonschema.ValidationError, path: Path_, parent: Any, 
 
     item = parent if isinstance(parent, dict) else {}
     kind = item.get("type", "REST")
-    return (f"auth = {show(item.get('auth'), ())} is not valid for type = \"{kind}\": "
-            f"use one of {', '.join(AUTH_FOR_TYPE.get(kind, ()))} (cert is only for XML-RPC)")
+    return (
+        f'auth = {show(item.get("auth"), ())} is not valid for type = "{kind}": '
+        f"use one of {', '.join(AUTH_FOR_TYPE.get(kind, ()))} (cert is only for XML-RPC)"
+    )
 
 
 def _payload_for_type(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
@@ -236,43 +357,142 @@ def _payload_for_type(error: jsonschema.ValidationError, path: Path_, parent: An
 
     item = parent if isinstance(parent, dict) else {}
     kind = item.get("type", "REST")
-    return (f"payload = {show(item.get('payload'), ())} is not valid for type = \"{kind}\": "
-            f"use {' or '.join(PAYLOAD_FOR_TYPE.get(kind, ()))}")
+    return (
+        f'payload = {show(item.get("payload"), ())} is not valid for type = "{kind}": '
+        f"use {' or '.join(PAYLOAD_FOR_TYPE.get(kind, ()))}"
+    )
 
 
-def _credential_mismatch(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
+def _credential_mismatch(
+    error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any
+) -> str:
     from rpcd.config.models import CREDENTIAL_KEYS
 
-    connection = _get(doc, path[:-1]) if path and path[-1] == "credentials" else parent
+    creds_path = path if path and path[-1] == "credentials" else (*path, "credentials")
+    connection = _get(doc, creds_path[:-1])
     connection = connection if isinstance(connection, dict) else {}
     auth = connection.get("auth")
-    creds = _get(doc, path) if path and path[-1] == "credentials" else None
+    creds = _get(doc, creds_path)
     have = ", ".join(sorted(creds)) if isinstance(creds, dict) and creds else "nothing"
     want = CREDENTIAL_KEYS.get(str(auth))
     if want is None:
         return f"credentials must hold exactly one credential group; found {have}"
-    return (f"auth = \"{auth}\" needs credentials with exactly {', '.join(want)}; found {have}: "
-            "give one credential group, matching auth")
+    extra = sorted(set(creds) - set(want)) if isinstance(creds, dict) else []
+    missing = [k for k in want if not isinstance(creds, dict) or k not in creds]
+    fix = []
+    if missing:
+        fix.append("add " + ", ".join(missing))
+    if extra:
+        fix.append("remove " + ", ".join(extra))
+    return (
+        f'auth = "{auth}" needs credentials with exactly {" and ".join(want)}; found {have}: '
+        + " and ".join(fix)
+        + " (or change auth to match the credentials)"
+    )
 
 
 def _plaintext_secret(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
     key = path[-1] if path else "secret"
     if len(path) >= 2 and path[0] == "peer":
         hashed = "token_sha256" if key == "token" else "password_hash"
-        return (f"`{key}` holds a plaintext secret: peers store hashes only; "
-                f"put `{hashed}` from `rpcd hash-secret` here instead")
-    return (f"`{_key(path)}` must be a secret reference such as {{ env = \"NAME\" }}, "
-            "{ file = \"/path\" } or { credential = \"name\" }, never the secret itself (git would hold it)")
+        flag = "--token" if key == "token" else "--password"
+        return (
+            f"the peer's `{key}` holds a plaintext secret: peers store hashes only; remove "
+            "it and set "
+            f"`{hashed}` to the output of `rpcd hash-secret {flag}`"
+        )
+    refs = '{ env = "NAME" }, { file = "/path" } or { credential = "name" }'
+    validator = str(error.validator)
+    if validator == "maxProperties" and isinstance(error.instance, dict):
+        both = " and ".join(sorted(error.instance))
+        return (
+            f"`{_key(path)}` names {both}: a secret reference names exactly one place "
+            f"({refs}); keep one"
+        )
+    if validator == "minProperties":
+        return f"`{_key(path)}` is an empty table: name where the secret lives with {refs}"
+    return (
+        f"`{_key(path)}` holds a literal value (hidden here): a secret must be a reference such as "
+        f"{refs}, never the secret itself (git would hold it); move the value out of the file"
+    )
 
 
 def _peer_credential(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
     from rpcd.config.models import PEER_CREDENTIAL_KEYS
 
-    peer = _get(doc, path) if isinstance(_get(doc, path), dict) else parent
-    auth = peer.get("auth") if isinstance(peer, dict) else None
+    peer = _get(doc, path)
+    peer = peer if isinstance(peer, dict) else parent if isinstance(parent, dict) else {}
+    auth = peer.get("auth")
     want = PEER_CREDENTIAL_KEYS.get(str(auth), ())
-    return (f"peer with auth = \"{auth}\" needs exactly {', '.join(want)} "
-            "(and no other credential keys); make them with `rpcd hash-secret`")
+    every = ("token_sha256", "username", "password_hash", "fingerprint_sha256")
+    missing = [k for k in want if k not in peer]
+    extra = [k for k in every if k in peer and k not in want]
+    fix = []
+    if missing:
+        fix.append("add " + ", ".join(missing))
+    if extra:
+        fix.append("remove " + ", ".join(extra))
+    name = f"peer `{peer['id']}`" if isinstance(peer.get("id"), str) else "this peer"
+    return (
+        f'{name} has auth = "{auth}", which needs exactly {" and ".join(want)}: '
+        + (" and ".join(fix) or "fix the credential keys")
+        + " (hashes come from `rpcd hash-secret`)"
+    )
+
+
+def _method_target(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
+    method = _get(doc, path)
+    method = method if isinstance(method, dict) else {}
+    name = f"method `{method['name']}`" if isinstance(method.get("name"), str) else "this method"
+    if "function" in method and "proxy" in method:
+        return (
+            f"{name} has both `function` and `proxy`: a method is served by exactly one of them; "
+            "remove one"
+        )
+    return (
+        f'{name} has neither `function` nor `proxy`: add function = "module:callable" or '
+        'proxy = { class = "...", function = "..." }'
+    )
+
+
+def _token_placement(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
+    owner = path[:-1] if path and path[-1] == "auth" else path
+    item = _get(doc, owner)
+    item = item if isinstance(item, dict) else {}
+    if "token_param" in item and "token_header" in item:
+        return (
+            "token_param and token_header are both set: the token goes either in a parameter or "
+            "in a header; remove one"
+        )
+    key = "token_header" if "token_header" in item else "token_param"
+    auth = show(item.get("auth"), ())
+    return f'{key} only applies to auth = "token", not auth = {auth}: remove {key}'
+
+
+def _option_for_type(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
+    owner = path[:-1] if path and path[-1] in ("auth", "type") else path
+    item = _get(doc, owner)
+    item = item if isinstance(item, dict) else {}
+    if "wsse_password_type" in item and item.get("auth") != "wsse":
+        return (
+            'wsse_password_type only applies to auth = "wsse", not auth = '
+            f"{show(item.get('auth'), ())}: "
+            "remove it"
+        )
+    present = [k for k in ("soap_namespace", "soap_action") if k in item] or [
+        "soap_namespace / soap_action"
+    ]
+    keys, verb, them = (
+        " and ".join(present),
+        ("apply" if len(present) > 1 else "applies"),
+        "them" if len(present) > 1 else "it",
+    )
+    kind = item.get("type")
+    given = f"type = {show(kind, ())}" if kind is not None else "no type (so REST)"
+    return (
+        f'{keys} only {verb} to type = "SOAP", and this connection has {given}: '
+        f'set type = "SOAP" or remove {them}'
+    )
 
 
 def _fixed_text(text: str) -> Builder:
@@ -286,16 +506,18 @@ _RULE_MESSAGES: dict[str, Builder] = {
     "plaintext-secret": _plaintext_secret,
     "peer-credential": _peer_credential,
     "parameters-need-method": _fixed_text(
-        "`parameters` is not empty, so `http_method` is required: add http_method = \"GET\" or \"POST\""),
+        '`parameters` is not empty, so `http_method` is required: add http_method = "GET" or "POST"'
+    ),
     "global-with-institutions": _fixed_text(
-        "a global connection serves everyone and lists no institutions: remove `institutions` or set global = false"),
-    "token-placement": _fixed_text(
-        "token_param / token_header are for auth = \"token\" only, and only one of them may be set"),
-    "option-for-type": _fixed_text(
-        "this option does not apply here: wsse_password_type needs auth = \"wsse\"; "
-        "soap_namespace / soap_action need type = \"SOAP\""),
-    "method-target": _fixed_text(
-        "a method needs exactly one of `function` (module:callable) or `proxy` ({ class, function })"),
+        "a global connection serves everyone and lists no institutions: remove "
+        "`institutions` or set global = false"
+    ),
+    "token-placement": _token_placement,
+    "option-for-type": _option_for_type,
+    "method-target": _method_target,
     "missing-class": _fixed_text(
-        "this file has no [class], so each connection must name its `class`"),
+        "this file has no [class], so this connection must name its class: add class = "
+        '"<class id>" '
+        "(or declare a [class] in this file)"
+    ),
 }

@@ -44,7 +44,7 @@ class SourceFile:
 
 
 def discover(root: Path) -> tuple[list[SourceFile], list[Finding]]:
-    """Every config file under ``root``, sorted by relative path, and the problems met finding them."""
+    """Every config file under ``root``, sorted by relative path, and the problems met."""
     files: list[SourceFile] = []
     findings: list[Finding] = []
     site = root / SITE_FILE
@@ -59,10 +59,22 @@ def discover(root: Path) -> tuple[list[SourceFile], list[Finding]]:
                 file=SITE_FILE,
             )
         )
-    for folder, kind in ((CONNECTIONS_DIR, FileKind.CONNECTIONS), (SERVICES_DIR, FileKind.SERVICES)):
+    for folder, kind in (
+        (CONNECTIONS_DIR, FileKind.CONNECTIONS),
+        (SERVICES_DIR, FileKind.SERVICES),
+    ):
         base = root / folder
         if base.is_dir():
             files.extend(_walk(root, base, kind, findings))
+        elif os.path.lexists(base):
+            findings.append(
+                Finding(
+                    "not-a-file",
+                    f"{folder} must be a folder of *.toml files, but it is {_what(base)}: "
+                    "replace it with a folder",
+                    file=folder,
+                )
+            )
     files.sort(key=lambda f: f.rel)
     return files, findings
 
@@ -70,7 +82,19 @@ def discover(root: Path) -> tuple[list[SourceFile], list[Finding]]:
 def _walk(root: Path, base: Path, kind: FileKind, findings: list[Finding]) -> list[SourceFile]:
     found: list[SourceFile] = []
     seen_dirs: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(base, followlinks=True, onerror=None):
+
+    def unreadable(exc: OSError) -> None:
+        where = _rel(root, Path(exc.filename)) if exc.filename else _rel(root, base)
+        findings.append(
+            Finding(
+                "file-unreadable",
+                f"this folder cannot be listed ({exc.strerror}): its files were not checked; "
+                "fix its permissions",
+                file=where,
+            )
+        )
+
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=True, onerror=unreadable):
         here = Path(dirpath)
         try:
             st = here.stat()
@@ -81,8 +105,8 @@ def _walk(root: Path, base: Path, kind: FileKind, findings: list[Finding]) -> li
             findings.append(
                 Finding(
                     "symlink-loop",
-                    "this folder was already read through another path (a symlink loop?); "
-                    "it is skipped: remove the link",
+                    "this folder was already read through another path (a symlink loop, or two "
+                    "links to one folder); it was skipped: remove the link",
                     file=_rel(root, here),
                 )
             )
@@ -97,7 +121,8 @@ def _walk(root: Path, base: Path, kind: FileKind, findings: list[Finding]) -> li
                 findings.append(
                     Finding(
                         "not-a-file",
-                        "is a directory, not a TOML file: rename it (config files end in .toml)",
+                        "is a directory, not a TOML file: rename it (only files may end in .toml); "
+                        "it is still searched for config files",
                         file=_rel(root, here / name),
                     )
                 )
@@ -114,16 +139,45 @@ def _entry(root: Path, path: Path, kind: FileKind, findings: list[Finding]) -> S
         st = path.stat()
     except FileNotFoundError:
         if os.path.islink(path):
-            findings.append(Finding("file-unreadable", "is a dangling symlink: fix or remove it", file=rel))
+            target = os.readlink(path)
+            findings.append(
+                Finding(
+                    "file-unreadable",
+                    f"is a symlink to {target}, which does not exist: fix the link or remove it",
+                    file=rel,
+                )
+            )
         return None
     except OSError as exc:
-        why = "is a symlink loop" if exc.errno == errno.ELOOP else f"cannot be read ({exc.strerror})"
-        findings.append(Finding("file-unreadable", f"{why}: fix or remove it", file=rel))
+        if exc.errno == errno.ELOOP:
+            findings.append(
+                Finding(
+                    "symlink-loop",
+                    "is a symlink that leads back to itself (a loop): point it at a real "
+                    "file or remove it",
+                    file=rel,
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    "file-unreadable",
+                    f"cannot be read ({exc.strerror}): fix its permissions",
+                    file=rel,
+                )
+            )
         return None
     if not stat.S_ISREG(st.st_mode):
-        what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        if kind is not FileKind.SITE or not stat.S_ISDIR(st.st_mode):
-            findings.append(Finding("not-a-file", f"is {what}: config files must be regular files", file=rel))
+        # Reported, never opened: reading a FIFO would block, a device could be endless.
+        findings.append(
+            Finding(
+                "not-a-file",
+                f"is {_what_mode(st.st_mode)}, not a regular file, so it was not read: "
+                "config files "
+                "must be regular files; rename or remove it",
+                file=rel,
+            )
+        )
         return None
     return SourceFile(rel, path, kind, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
 
@@ -133,18 +187,48 @@ def read_bytes(source: SourceFile, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> b
     if source.signature[0] > max_bytes:
         return Finding(
             "file-too-large",
-            f"is {source.signature[0]:,} bytes, over the limit of {max_bytes:,}: "
-            "split it into several files",
+            f"is {source.signature[0]:,} bytes, over the limit of {max_bytes:,} bytes, and was not "
+            "read: split it into several files (is it really a config file?)",
             file=source.rel,
         )
     try:
         with open(source.path, "rb") as fh:
             data = fh.read(max_bytes + 1)
     except OSError as exc:
-        return Finding("file-unreadable", f"cannot be read ({exc.strerror}): check its permissions", file=source.rel)
+        return Finding(
+            "file-unreadable",
+            f"cannot be read ({exc.strerror}): check its permissions",
+            file=source.rel,
+        )
     if len(data) > max_bytes:
-        return Finding("file-too-large", f"is over the limit of {max_bytes:,} bytes: split it", file=source.rel)
+        return Finding(
+            "file-too-large",
+            f"grew over the limit of {max_bytes:,} bytes while being read: split it into "
+            "several files",
+            file=source.rel,
+        )
     return data
+
+
+def _what(path: Path) -> str:
+    try:
+        return _what_mode(path.stat().st_mode)
+    except OSError:
+        return "unreadable"
+
+
+def _what_mode(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def _rel(root: Path, path: Path) -> str:

@@ -1,0 +1,186 @@
+"""``rpcd validate | show | hash-secret`` as a user runs them: a subprocess."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from rpcd.secrets_hash import verify_scrypt, verify_token
+from tests.conftest import REPO, run_cli
+
+SECRET = "s3cr3t-value-xyz"
+
+
+def test_validate_example_tree_exit_0() -> None:
+    proc = run_cli("validate", "--import", subprocess_=True)
+    assert (proc.returncode, proc.stdout) == (0, "valid: no problems found\n")
+
+
+def test_validate_root_option_and_cwd(tree: Path) -> None:
+    assert run_cli("validate", "--root", str(tree)).returncode == 0
+    assert run_cli("validate", cwd=tree).returncode == 0
+
+
+def test_validate_invalid_exit_1(tree: Path) -> None:
+    (tree / "connections.d" / "x.toml").write_text("version = 3\n")
+    proc = run_cli("validate", str(tree))
+    assert proc.returncode == 1
+    assert "connections.d/x.toml:1:1: error[unknown-version]" in proc.stdout
+    assert proc.stdout.rstrip().endswith("1 error, 0 warnings")
+
+
+def test_warnings_alone_keep_exit_0(tree: Path) -> None:
+    (tree / "services.d" / "x.toml").write_text('version = 1\n[service]\nname = "x"\n')
+    proc = run_cli("validate", str(tree))
+    assert proc.returncode == 0, proc.stdout
+    assert "warning[service-without-grant]" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "--bogus"],
+        ["validate", "--format", "xml"],
+        ["nosuchcommand"],
+        [],
+        ["hash-secret", SECRET],  # a secret on argv is refused, never hashed
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    proc = run_cli(*args, stdin="")
+    assert proc.returncode == 2, proc
+    assert "usage:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_usage_error_as_a_subprocess() -> None:
+    proc = run_cli("hash-secret", SECRET, stdin="", subprocess_=True)
+    assert proc.returncode == 2
+    assert "unrecognized arguments" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_root_not_found_exit_2(tmp_path: Path) -> None:
+    proc = run_cli("validate", str(tmp_path / "missing"))
+    assert proc.returncode == 2
+    assert "error[root-not-found]" in proc.stdout
+
+
+def _plant_secrets(tree: Path) -> None:
+    conn = tree / "connections.d" / "moodle_users.toml"
+    conn.write_text(
+        conn.read_text().replace(
+            'credentials = { token = { credential = "moodle-uni-b-token" } }',
+            f'credentials = {{ token = "{SECRET}" }}',
+        )
+    )
+    sis = tree / "connections.d" / "sis_enrolments.toml"
+    sis.write_text(
+        sis.read_text().replace('password = { env = "SIS_PASSWORD" }', f'password = "{SECRET}"')
+    )
+    peers = tree / "services.d" / "peers.toml"
+    peers.write_text(
+        peers.read_text() + f'\n[[peer]]\nid = "p"\nauth = "token"\ntoken = "{SECRET}"\n'
+    )
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github"])
+def test_literal_secret_never_printed_by_validate(tree: Path, fmt: str) -> None:
+    _plant_secrets(tree)
+    proc = run_cli("validate", str(tree), "--format", fmt)
+    assert proc.returncode == 1
+    assert proc.stdout.count("plaintext-secret") >= 3
+    assert SECRET not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["toml", "json"])
+def test_literal_secret_never_printed_by_show(tree: Path, fmt: str) -> None:
+    _plant_secrets(tree)
+    proc = run_cli("show", str(tree), "--format", fmt)
+    assert proc.returncode == 1
+    assert "plaintext-secret" in proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_show_json_fills_defaults_and_keeps_references() -> None:
+    proc = run_cli("show", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    conns = {f"{c['class_id']}/{c['id']}": c for c in data["connection"]}
+    loopback = conns["rpcd_loopback/local"]
+    # defaults filled in: payload for XML-RPC, priority, fatal, http_method
+    assert loopback["payload"] == "xml"
+    assert (loopback["priority"], loopback["fatal"], loopback["http_method"]) == (1, False, "GET")
+    assert loopback["credentials"] == {"token": "env:RPCD_LOOPBACK_TOKEN"}
+    moodle = conns["moodle_users/uni-a"]
+    assert moodle["token_param"] == "wstoken"  # Moodle's default token parameter
+    assert moodle["credentials"] == {"token": "env:MOODLE_UNI_A_TOKEN"}
+    assert conns["mahara_sso/college-c"]["credentials"] == {
+        "certificate": "credential:mahara-college-c.crt",
+        "private_key": "credential:mahara-college-c.key",
+    }
+    assert conns["mahara_sso/uni-a"]["credentials"]["password"] == (
+        "file:/etc/rpcd/secrets/mahara-uni-a.pass"
+    )
+    assert conns["sis_enrolments/college-c"]["wsse_password_type"] == "digest"
+    assert data["connections"] == {"enabled": True}
+
+
+def test_show_toml_parses_and_matches_json() -> None:
+    as_toml = run_cli("show", "--format", "toml")
+    as_json = run_cli("show", "--format", "json")
+    assert as_toml.returncode == 0 and as_json.returncode == 0
+    assert tomllib.loads(as_toml.stdout) == json.loads(as_json.stdout)
+    assert run_cli("show").stdout == as_toml.stdout  # toml is the default
+
+
+def test_hash_secret_token_reads_stdin_and_verifies() -> None:
+    token = "Zq8k3v9-long-random-token-value"
+    proc = run_cli("hash-secret", "--token", stdin=token + "\n")
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.strip()
+    key, _, value = line.partition(" = ")
+    assert key == "token_sha256"
+    digest = json.loads(value)
+    assert verify_token(token, digest)
+    assert not verify_token(token + "x", digest)
+    assert token not in proc.stdout + proc.stderr
+    assert tomllib.loads(line) == {"token_sha256": digest}  # pastes into a [[peer]]
+
+
+def test_hash_secret_default_is_token() -> None:
+    proc = run_cli("hash-secret", stdin="Zq8k3v9-long-random-token-value\n")
+    assert proc.stdout.startswith("token_sha256 = ")
+
+
+def test_short_token_warns() -> None:
+    proc = run_cli("hash-secret", "--token", stdin="short\n")
+    assert proc.returncode == 0
+    assert "warning" in proc.stderr
+
+
+def test_hash_secret_password_reads_stdin_and_verifies() -> None:
+    password = "correct horse battery staple"
+    proc = run_cli("hash-secret", "--password", stdin=password + "\n", subprocess_=True)
+    assert proc.returncode == 0, proc.stderr
+    encoded = tomllib.loads(proc.stdout)["password_hash"]
+    assert encoded.startswith("scrypt:")
+    assert verify_scrypt(password, encoded)
+    assert not verify_scrypt(password + "!", encoded)
+    assert password not in proc.stdout + proc.stderr
+
+
+def test_hash_secret_empty_stdin_is_a_usage_error() -> None:
+    proc = run_cli("hash-secret", "--password", stdin="")
+    assert proc.returncode == 2
+    assert "no secret" in proc.stderr
+
+
+def test_example_password_hash_verifies() -> None:
+    """The demo peer's hash in services.d/peers.toml is what its comment says."""
+    peers = tomllib.loads((REPO / "services.d" / "peers.toml").read_text("utf-8"))["peer"]
+    demo = next(p for p in peers if p["id"] == "moodle-uni-b")
+    assert verify_scrypt("example-password-uni-b", demo["password_hash"])

@@ -1,0 +1,591 @@
+"""Every rule id the checker can emit: a failing fixture (rule, file, line, column) and its
+passing neighbour (the smallest change that makes the tree valid again).
+
+Each case adds or replaces one file of a small valid tree (``BASE``). In the ``bad`` text the
+line marked ``# <-`` is where the finding must point; the column is where ``at`` starts on that
+line (default: the first non-blank character). ``good`` is the same file, fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rpcd.config import Finding, Severity, build
+from tests.conftest import REPO, findings
+
+SITE = """\
+version = 1
+
+[[institution]]
+id = "uni-a"
+name = "University A"
+
+[[institution]]
+id = "uni-b"
+name = "University B"
+"""
+
+CLASS = """\
+version = 1
+
+[class]
+id = "moodle_users"
+plugin = "moodle"
+name = "Moodle users"
+function_param = "wsfunction"
+
+[[connection]]
+id = "uni-a"
+institutions = ["uni-a"]
+auth = "token"
+endpoint = "https://moodle.uni-a.example/rest"
+credentials = { token = { env = "MOODLE_A_TOKEN" } }
+"""
+
+SERVICES = """\
+version = 1
+
+[service]
+name = "hello"
+grant = { institutions = ["uni-a"], peers = ["mahara"] }
+
+[[service.method]]
+name = "hi"
+function = "examples.hello:hello_world"
+
+[[peer]]
+id = "mahara"
+institutions = ["uni-a"]
+auth = "token"
+token_sha256 = "14fe41b620bcbd4b551e3c6bdd02b243175a834d268e6657f981365ceb01d531"
+"""
+
+BASE = {
+    "rpcd.toml": SITE,
+    "connections.d/moodle.toml": CLASS,
+    "services.d/hello.toml": SERVICES,
+}
+MARK = "# <-"
+HASH_B = "0" * 63 + "b"
+
+
+def write_tree(root: Path, files: dict[str, str | bytes | None]) -> Path:
+    """BASE plus ``files`` (a None value deletes that file)."""
+    merged: dict[str, str | bytes | None] = {**BASE, **files}
+    for rel, content in merged.items():
+        if content is None:
+            continue
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content), encoding="utf-8")
+    return root
+
+
+@dataclass(frozen=True)
+class Case:
+    rule: str
+    file: str
+    bad: str
+    good: str
+    at: str | None = None  # the text on the marked line where the column must point
+    imports: bool = False
+    severity: Severity = Severity.ERROR
+
+    @property
+    def id(self) -> str:
+        return self.rule
+
+    def expected_position(self) -> tuple[int, int]:
+        lines = textwrap.dedent(self.bad).splitlines()
+        marked = [i for i, text in enumerate(lines, start=1) if MARK in text]
+        assert len(marked) == 1, f"{self.rule}: mark exactly one line with {MARK!r}"
+        text = lines[marked[0] - 1]
+        if self.at is None:
+            return marked[0], len(text) - len(text.lstrip()) + 1
+        assert self.at in text, f"{self.rule}: {self.at!r} not on the marked line"
+        return marked[0], text.index(self.at) + 1
+
+
+def _conn(body: str, cls: str = 'class = "moodle_users"\n') -> str:
+    """A connections.d file with one connection of moodle_users, for uni-b."""
+    return (
+        "version = 1\n\n[[connection]]\n"
+        + cls
+        + 'id = "uni-b"\ninstitutions = ["uni-b"]\nendpoint = "https://moodle.uni-b.example/rest"\n'
+        + textwrap.dedent(body)
+    )
+
+
+TOKEN = 'auth = "token"\ncredentials = { token = { env = "T" } }\n'
+C = "connections.d/extra.toml"
+S = "services.d/extra.toml"
+
+CASES = [
+    # --- stage 1: syntax and the version line ------------------------------------------------
+    Case("toml-syntax", C, "version = 1\nname = # <-\n", "version = 1\n", at="#"),
+    Case("missing-version", C, '[class] # <-\nid = "x"\n', "version = 1\n", at="["),
+    Case("unknown-version", C, "version = 2 # <-\n", "version = 1\n"),
+    # --- stage 2: structure (JSON Schema) ----------------------------------------------------
+    Case("unknown-key", C, _conn(TOKEN + "prioity = 2 # <-\n"), _conn(TOKEN + "priority = 2\n")),
+    Case(
+        "missing-key",
+        C,
+        _conn('credentials = { token = { env = "T" } }\n').replace(
+            "[[connection]]", "[[connection]] # <-"
+        ),
+        _conn(TOKEN),
+        at="connection",
+    ),
+    Case("wrong-type", C, _conn(TOKEN + 'timeout = "15" # <-\n'), _conn(TOKEN + "timeout = 15\n")),
+    Case("invalid-value", C, _conn(TOKEN + "priority = 0 # <-\n"), _conn(TOKEN + "priority = 1\n")),
+    Case(
+        "plaintext-secret",
+        C,
+        _conn('auth = "token"\ncredentials = { token = "s3cr3t-value-xyz" } # <-\n'),
+        _conn(TOKEN),
+        at="token =",
+    ),
+    Case(
+        "credential-mismatch",
+        C,
+        _conn('auth = "userpass"\ncredentials = { token = { env = "T" } } # <-\n'),
+        _conn(TOKEN),
+        at="credentials",
+    ),
+    Case(
+        "auth-for-type",
+        C,
+        _conn(
+            'auth = "cert" # <-\n'
+            'credentials = { certificate = { env = "C" }, private_key = { env = "K" } }\n'
+        ),
+        _conn(TOKEN),
+    ),
+    Case(
+        "payload-for-type",
+        C,
+        _conn(TOKEN + 'payload = "soap" # <-\n'),
+        _conn(TOKEN + 'payload = "url"\n'),
+    ),
+    Case(
+        "parameters-need-method",
+        C,
+        _conn(TOKEN + 'parameters = { moodlewsrestformat = "json" } # <-\n'),
+        _conn(TOKEN + 'parameters = { moodlewsrestformat = "json" }\nhttp_method = "POST"\n'),
+    ),
+    Case(
+        "global-with-institutions",
+        "connections.d/moodle.toml",
+        CLASS.replace('id = "uni-a"\n', 'id = "all"\nglobal = true\n').replace(
+            'institutions = ["uni-a"]', 'institutions = ["uni-a"] # <-'
+        ),
+        CLASS.replace('id = "uni-a"\n', 'id = "all"\nglobal = true\n').replace(
+            'institutions = ["uni-a"]\n', ""
+        ),
+    ),
+    Case(
+        "token-placement",
+        C,
+        _conn(TOKEN + 'token_param = "wstoken"\ntoken_header = "Authorization" # <-\n'),
+        _conn(TOKEN + 'token_header = "Authorization"\n'),
+    ),
+    Case(
+        "option-for-type",
+        C,
+        _conn(TOKEN + 'soap_action = "urn:x/{function}" # <-\n'),
+        _conn(TOKEN),
+    ),
+    Case(
+        "missing-class",
+        C,
+        _conn(TOKEN, cls="").replace("[[connection]]", "[[connection]] # <-"),
+        _conn(TOKEN),
+        at="connection",
+    ),
+    Case(
+        "method-target",
+        S,
+        """\
+        version = 1
+
+        [service]
+        name = "more"
+        grant = { peers = ["mahara"] }
+
+        [[service.method]]
+        name = "a"
+        function = "examples.hello:add"
+
+        [[service.method]] # <-
+        name = "b"
+        """,
+        """\
+        version = 1
+
+        [service]
+        name = "more"
+        grant = { peers = ["mahara"] }
+
+        [[service.method]]
+        name = "a"
+        function = "examples.hello:add"
+
+        [[service.method]]
+        name = "b"
+        proxy = { class = "moodle_users", function = "core_user_get_users" }
+        """,
+        at="service.method",
+    ),
+    Case(
+        "peer-credential",
+        S,
+        'version = 1\n\n[[peer]] # <-\nid = "sis"\nauth = "userpass"\nusername = "sis"\n',
+        f'version = 1\n\n[[peer]]\nid = "sis"\nauth = "token"\ntoken_sha256 = "{HASH_B}"\n',
+        at="peer",
+    ),
+    # --- stage 4: rules across files ---------------------------------------------------------
+    Case(
+        "duplicate-id",
+        "rpcd.toml",
+        SITE + '\n[[institution]]\nid = "uni-a" # <-\nname = "Again"\n',
+        SITE + '\n[[institution]]\nid = "uni-c"\nname = "Again"\n',
+    ),
+    Case(
+        "unknown-class",
+        C,
+        _conn(TOKEN, cls='class = "moodle_user" # <-\n'),
+        _conn(TOKEN),
+    ),
+    Case(
+        "unknown-institution",
+        C,
+        _conn(TOKEN).replace(
+            'institutions = ["uni-b"]', 'institutions = [\n  "uni-b",\n  "uni-z", # <-\n]'
+        ),
+        _conn(TOKEN).replace('institutions = ["uni-b"]', 'institutions = [\n  "uni-b",\n]'),
+        at='"uni-z"',
+    ),
+    Case(
+        "unknown-peer",
+        S,
+        'version = 1\n\n[service]\nname = "more"\ngrant = { peers = ["mahara", "mahra"] } # <-\n',
+        'version = 1\n\n[service]\nname = "more"\ngrant = { peers = ["mahara"] }\n',
+        at='"mahra"',
+    ),
+    Case(
+        "unknown-proxy-class",
+        S,
+        'version = 1\n\n[service]\nname = "more"\ngrant = { peers = ["mahara"] }\n\n'
+        '[[service.method]]\nname = "find"\n[service.method.proxy]\nclass = "ghost" # <-\n'
+        'function = "f"\n',
+        'version = 1\n\n[service]\nname = "more"\ngrant = { peers = ["mahara"] }\n\n'
+        '[[service.method]]\nname = "find"\n[service.method.proxy]\nclass = "moodle_users"\n'
+        'function = "f"\n',
+    ),
+    Case(
+        "global-not-alone",
+        C,
+        _conn(TOKEN).replace('institutions = ["uni-b"]', "global = true # <-"),
+        _conn(TOKEN),
+    ),
+    Case(
+        "institution-overlap",
+        "connections.d/zz-uni-b.toml",  # read after moodle.toml, so it is the second one
+        _conn(TOKEN).replace('["uni-b"]', '["uni-b", "uni-a"] # <-'),
+        _conn(TOKEN),
+        at='"uni-a"',
+    ),
+    Case(
+        "fixed-attribute",
+        "connections.d/moodle.toml",
+        CLASS.replace(
+            'function_param = "wsfunction"', 'function_param = "f"\nfixed = { payload = "url" }'
+        )
+        + 'payload = "json" # <-\n',
+        CLASS.replace(
+            'function_param = "wsfunction"', 'function_param = "f"\nfixed = { payload = "url" }'
+        ),
+    ),
+    Case(
+        "class-id-prefix",
+        "connections.d/moodle.toml",
+        CLASS.replace('plugin = "moodle"', 'plugin = "mahara"').replace(
+            'id = "moodle_users"', 'id = "moodle_users" # <-'
+        ),
+        CLASS,
+    ),
+    Case(
+        "config-field",
+        "connections.d/moodle.toml",
+        CLASS.replace(
+            'function_param = "wsfunction"',
+            'function_param = "wsfunction"\nconfig_fields.page_size = '
+            '{ type = "integer", help = "n" }',
+        )
+        + '\n[connection.config]\npage_size = "50" # <-\n',
+        CLASS.replace(
+            'function_param = "wsfunction"',
+            'function_param = "wsfunction"\nconfig_fields.page_size = '
+            '{ type = "integer", help = "n" }',
+        )
+        + "\n[connection.config]\npage_size = 50\n",
+    ),
+    Case(
+        "function-placement",
+        "connections.d/moodle.toml",
+        CLASS.replace('function_param = "wsfunction"\n', "").replace(
+            'endpoint = "https://moodle.uni-a.example/rest"',
+            'endpoint = "https://moodle.uni-a.example/rest" # <-',
+        ),
+        CLASS.replace('function_param = "wsfunction"\n', "").replace(
+            "example/rest", "example/rest/{function}"
+        ),
+    ),
+    Case(
+        "folder-ownership",
+        "connections.d/uni-b/moodle.toml",
+        _conn(TOKEN).replace('institutions = ["uni-b"]', 'institutions = ["uni-a", "uni-b"] # <-'),
+        _conn(TOKEN),
+    ),
+    Case(
+        "service-without-grant",
+        S,
+        'version = 1\n\n[service]\nname = "more" # <-\n',
+        'version = 1\n\n[service]\nname = "more"\ngrant = { institutions = ["uni-b"] }\n',
+        severity=Severity.WARNING,
+    ),
+    Case(
+        "duplicate-credential",
+        "services.d/zz-sis.toml",  # read after hello.toml, so it is the second one
+        'version = 1\n\n[[peer]]\nid = "sis"\nauth = "token"\n'
+        'token_sha256 = "14fe41b620bcbd4b551e3c6bdd02b243175a834d268e6657f981365ceb01d531" # <-\n',
+        f'version = 1\n\n[[peer]]\nid = "sis"\nauth = "token"\ntoken_sha256 = "{HASH_B}"\n',
+    ),
+    Case(
+        "import-failed",
+        "services.d/hello.toml",
+        SERVICES.replace(
+            'function = "examples.hello:hello_world"',
+            'function = "examples.hello:hello_wrld" # <-',
+        ),
+        SERVICES,
+        imports=True,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_rule_fires_at_the_right_place(case: Case, tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {case.file: case.bad})
+    found = [f for f in findings(root, check_imports=case.imports) if f.rule == case.rule]
+    line, column = case.expected_position()
+    assert found, f"no {case.rule} finding; got {findings(root, check_imports=case.imports)}"
+    first = found[0]
+    assert (first.file, first.line, first.column) == (case.file, line, column), first.as_text()
+    assert first.severity is case.severity
+    assert first.message and first.message[0] != " "
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_passing_neighbour_is_clean(case: Case, tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {case.file: case.good})
+    assert findings(root, check_imports=case.imports) == []
+
+
+def test_base_tree_is_clean(tmp_path: Path) -> None:
+    assert findings(write_tree(tmp_path, {}), check_imports=True) == []
+
+
+def test_example_tree_is_valid_with_imports() -> None:
+    result = build(REPO, check_imports=True)
+    assert list(result.report) == []
+    assert result.catalog is not None
+
+
+# --- rules about files rather than their content ---------------------------------------------
+
+
+def _fs_file_encoding(root: Path, bad: bool) -> None:
+    text = "version = 1\n# café\n"
+    data = text.encode("latin-1") if bad else text.encode("utf-8")
+    (root / C).write_bytes(data)
+
+
+def _fs_file_unreadable(root: Path, bad: bool) -> None:
+    (root / "connections.d" / "real.data").write_text("version = 1\n")
+    os.symlink("gone.data" if bad else "real.data", root / C)
+
+
+def _fs_not_a_file(root: Path, bad: bool) -> None:
+    (root / C).mkdir() if bad else (root / C).write_text("version = 1\n")
+
+
+def _fs_symlink_loop(root: Path, bad: bool) -> None:
+    if bad:
+        os.symlink("extra.toml", root / C)
+    else:
+        (root / C).write_text("version = 1\n")
+
+
+def _fs_missing_site_file(root: Path, bad: bool) -> None:
+    if bad:
+        (root / "rpcd.toml").unlink()
+
+
+def _fs_file_too_large(root: Path, bad: bool) -> None:
+    (root / C).write_text("version = 1\n" + ("#" * 2000 + "\n" if bad else ""))
+
+
+FS_CASES = {
+    "file-encoding": (_fs_file_encoding, (2, 6)),
+    "file-unreadable": (_fs_file_unreadable, None),
+    "not-a-file": (_fs_not_a_file, None),
+    "symlink-loop": (_fs_symlink_loop, None),
+    "missing-site-file": (_fs_missing_site_file, None),
+    "file-too-large": (_fs_file_too_large, None),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(FS_CASES))
+def test_file_rules(rule: str, tmp_path: Path) -> None:
+    setup, position = FS_CASES[rule]
+    bad = write_tree(tmp_path / "bad", {})
+    setup(bad, True)
+    found = [f for f in build(bad, max_file_bytes=1000).report if f.rule == rule]
+    assert len(found) == 1, list(build(bad, max_file_bytes=1000).report)
+    expected_file = "rpcd.toml" if rule == "missing-site-file" else C
+    assert found[0].file == expected_file
+    if position is not None:
+        assert (found[0].line, found[0].column) == position
+    good = write_tree(tmp_path / "good", {})
+    setup(good, False)
+    assert list(build(good, max_file_bytes=1000).report) == []
+
+
+def test_root_not_found(tmp_path: Path) -> None:
+    report = build(tmp_path / "nowhere").report
+    assert [f.rule for f in report] == ["root-not-found"]
+    assert "nowhere" in next(iter(report)).message
+    assert list(build(write_tree(tmp_path / "here", {})).report) == []
+
+
+# --- every rule id in the code has a fixture -------------------------------------------------
+
+# Rule ids that cannot be provoked by a config tree, with the reason.
+UNREACHABLE = {
+    # Raised only when the JSON Schema accepts what the pydantic model refuses: a bug in rpcd.
+    # tests/test_schema_model_agreement.py keeps the two in step.
+    "model": "schema/model disagreement (an rpcd bug)",
+}
+
+
+def rule_ids_in_code() -> set[str]:
+    ids: set[str] = set()
+    config = REPO / "rpcd" / "config"
+    call = re.compile(r"(?:Finding|finding|SchemaProblem)\(\s*\"([a-z][a-z0-9-]*)\"")
+    for name in ("sources.py", "parse.py", "document.py", "rules.py", "schema.py", "catalog.py"):
+        ids |= set(call.findall((config / name).read_text(encoding="utf-8")))
+    schema_text = (config / "schema.py").read_text(encoding="utf-8")
+    default = re.search(r"_DEFAULT_RULE = \{([^}]*)\}", schema_text)
+    assert default is not None
+    ids |= set(re.findall(r":\s*\"([a-z-]+)\"", default.group(1)))
+    ids |= set(re.findall(r"\"([a-z-]+)\" if isinstance", schema_text))
+    ids |= set(re.findall(r'_DEFAULT_RULE\.get\(validator, "([a-z-]+)"\)', schema_text))
+    for schema_file in (REPO / "schemas" / "v1").glob("*.schema.json"):
+        ids |= set(re.findall(r'"x-rpcd-rule":\s*"([a-z-]+)"', schema_file.read_text("utf-8")))
+    return ids
+
+
+def test_every_rule_id_has_a_fixture() -> None:
+    in_code = rule_ids_in_code()
+    covered = {c.rule for c in CASES} | set(FS_CASES) | {"root-not-found"}
+    assert len(in_code) > 30, in_code  # the scan itself works
+    missing = in_code - covered - set(UNREACHABLE)
+    assert not missing, f"rule ids without a fixture: {sorted(missing)}"
+    stale = covered - in_code
+    assert not stale, f"fixtures for rule ids the code no longer emits: {sorted(stale)}"
+
+
+def test_docs_list_every_rule() -> None:
+    text = (REPO / "docs" / "rules.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", text, flags=re.M))
+    assert rule_ids_in_code() - set(UNREACHABLE) <= documented
+    assert documented <= rule_ids_in_code()
+
+
+# --- positions in harder places ----------------------------------------------------------------
+
+
+def _first(root: Path, rule: str) -> Finding:
+    found = [f for f in findings(root) if f.rule == rule]
+    assert found, findings(root)
+    return found[0]
+
+
+def test_position_of_key_in_nested_inline_table(tmp_path: Path) -> None:
+    bad = _conn('auth = "token"\ncredentials = { token = { env = "T", envv = "U" } }\n')
+    root = write_tree(tmp_path, {C: bad})
+    finding = _first(root, "unknown-key")
+    assert (finding.line, finding.column) == (9, 38)
+    assert finding.path == "connection[0].credentials.token.envv"
+
+
+def test_position_of_dotted_key(tmp_path: Path) -> None:
+    text = CLASS.replace(
+        'function_param = "wsfunction"', 'function_param = "f"\nfixed.tpye = "REST"'
+    )
+    root = write_tree(tmp_path, {"connections.d/moodle.toml": text})
+    finding = _first(root, "unknown-key")
+    assert (finding.line, finding.column) == (8, 7)  # the `tpye` part of fixed.tpye
+
+
+def test_position_in_second_array_of_tables_under_a_table(tmp_path: Path) -> None:
+    text = SERVICES.replace(
+        'function = "examples.hello:hello_world"\n',
+        'function = "examples.hello:hello_world"\n\n[[service.method]]\nname = "x"\n'
+        'function = "examples.hello:add"\nsignatur = ["int"]\n',
+    )
+    root = write_tree(tmp_path, {"services.d/hello.toml": text})
+    finding = _first(root, "unknown-key")
+    assert finding.path == "service.method[1].signatur"
+    assert (finding.line, finding.column) == (14, 1)
+
+
+def test_position_after_multiline_string_and_array(tmp_path: Path) -> None:
+    text = (
+        'version = 1\n\n[service]\nname = "more"\ndescription = """\n'
+        "[[service.method]]\nname = 1\n"
+        '"""\ngrant = { peers = [\n  "mahara",\n] }\n\n[[service.method]]\nname = "m"\n'
+        'function = "examples.hello:add"\nhelp = 5\n'
+    )
+    root = write_tree(tmp_path, {S: text})
+    finding = _first(root, "wrong-type")
+    assert finding.path == "service.method[0].help"
+    assert (finding.line, finding.column) == (16, 1)
+
+
+def test_secret_value_never_in_messages(tmp_path: Path) -> None:
+    secret = "s3cr3t-value-xyz"
+    root = write_tree(
+        tmp_path,
+        {
+            C: _conn(
+                'auth = "userpass"\ncredentials = '
+                f'{{ username = "{secret}", password = {{ env = "{secret}" }} }}\n'
+            ),
+            S: f'version = 1\n\n[[peer]]\nid = "p"\nauth = "token"\ntoken = "{secret}"\n',
+        },
+    )
+    found = findings(root)
+    assert {"plaintext-secret"} <= {f.rule for f in found}
+    assert all(secret not in json.dumps([f.message, f.path]) for f in found)
