@@ -1,0 +1,275 @@
+"""Two catalogs → Diff: what a change does, entity by entity and as effective routing.
+
+Pure data, no I/O. Only changed fields are listed (decK's whole-object diffs hide the one line
+that matters). Secrets are never resolved here: a connection's credentials are compared as
+references (``env:NAME``…), and a peer's credential hashes are compared but never carried in
+the result, so no reporter can print them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from rpcd.config import Catalog
+from rpcd.config.models import ConnectionClass, Institution, Method, Peer, Service
+from rpcd.routing import caller_sets, routing_table
+
+Json = Any  # a JSON-able value: str, int, float, bool, list, dict
+
+KINDS: tuple[str, ...] = ("institution", "class", "connection", "service", "method", "peer")
+HASH_FIELDS = frozenset({"token_sha256", "password_hash", "fingerprint_sha256"})
+HIDDEN = "(hidden)"  # stands in for a credential hash, which a diff never shows
+
+
+class Action(StrEnum):
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+
+
+class Secret(StrEnum):
+    REFERENCE = "reference"  # the value shown is a reference (env:NAME), never the secret
+    HASH = "hash"  # the value is withheld entirely
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field, old → new; ``None`` means unset on that side."""
+
+    field: str
+    old: Json
+    new: Json
+    secret: Secret | None = None
+
+    @property
+    def note(self) -> str | None:
+        """What a reviewer must notice about a secret field that changed."""
+        if self.old is None or self.new is None:
+            return None
+        if self.secret is Secret.REFERENCE:
+            return "secret reference changed"
+        if self.secret is Secret.HASH:
+            return "credential rotated"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class EntityChange:
+    """An added, removed or changed entity. Added ones list their fields; removed ones none."""
+
+    kind: str
+    id: str
+    action: Action
+    fields: tuple[FieldChange, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RouteChange:
+    """The connections a caller of ``class_id`` acting for ``institutions`` gets, before → after."""
+
+    class_id: str
+    institutions: tuple[str, ...]
+    peers: tuple[str, ...]  # peers acting for exactly this set of institutions
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    master_switch: tuple[bool, bool] | None
+    changes: tuple[EntityChange, ...]
+    routing: tuple[RouteChange, ...]
+    institution: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.master_switch is None and not self.changes and not self.routing
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per kind: how many were added, removed, changed (every kind and action present)."""
+        table = {kind: {action.value: 0 for action in Action} for kind in KINDS}
+        for change in self.changes:
+            table[change.kind][change.action.value] += 1
+        return table
+
+    def totals(self) -> dict[str, int]:
+        totals = {action.value: 0 for action in Action}
+        for change in self.changes:
+            totals[change.action.value] += 1
+        return totals
+
+
+# --- entities as flat field maps --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Entity:
+    fields: dict[str, Json]
+    concerns: frozenset[str] | None  # institutions it affects; None: every institution
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Json]:
+    """Nested tables become dotted keys, so a change names the one leaf that moved."""
+    out: dict[str, Json] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _dump(
+    model: Institution | ConnectionClass | Service | Method | Peer, *drop: str
+) -> dict[str, Json]:
+    data: dict[str, Json] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for key in drop:
+        data.pop(key, None)
+    return _flatten(data)
+
+
+def _entities(catalog: Catalog) -> dict[str, dict[str, _Entity]]:
+    """Every entity of a catalog by kind and id, with the institutions it concerns."""
+    peers_of = {p.id: frozenset(p.institutions) for p in catalog.peers.values()}
+    connections: dict[str, _Entity] = {}
+    class_concerns: dict[str, frozenset[str] | None] = {c: frozenset() for c in catalog.classes}
+    for full_id, conn in catalog.connections.items():
+        data: dict[str, Json] = conn.model_dump(
+            mode="json", exclude={"class_id", "id", "credentials", "source"}
+        )
+        data = {("global" if k == "is_global" else k): v for k, v in data.items()}
+        data["credentials"] = {name: str(ref) for name, ref in conn.credentials.items()}
+        data["file"] = conn.source
+        concerns = None if conn.is_global else frozenset(conn.institutions)
+        connections[full_id] = _Entity(_flatten(data), concerns)
+        before = class_concerns.get(conn.class_id, frozenset())
+        class_concerns[conn.class_id] = (
+            None if before is None or concerns is None else before | concerns
+        )
+    services: dict[str, _Entity] = {}
+    methods: dict[str, _Entity] = {}
+    for name, service in catalog.services.items():
+        grant = service.grant
+        reach = (
+            frozenset(grant.institutions).union(*(peers_of.get(p, ()) for p in grant.peers))
+            if grant
+            else frozenset()
+        )
+        services[name] = _Entity(_dump(service, "name", "method"), reach)
+        for method in service.method:
+            methods[f"{name}.{method.name}"] = _Entity(_dump(method, "name"), reach)
+    return {
+        "institution": {
+            i: _Entity(_dump(x, "id"), frozenset({i})) for i, x in catalog.institutions.items()
+        },
+        "class": {
+            c: _Entity(_dump(x, "id"), class_concerns[c]) for c, x in catalog.classes.items()
+        },
+        "connection": connections,
+        "service": services,
+        "method": methods,
+        "peer": {
+            p: _Entity(_dump(x, "id"), None if x.admin else frozenset(x.institutions))
+            for p, x in catalog.peers.items()
+        },
+    }
+
+
+def _secret(kind: str, field: str) -> Secret | None:
+    if kind == "connection" and field.startswith("credentials."):
+        return Secret.REFERENCE
+    if kind == "peer" and field in HASH_FIELDS:
+        return Secret.HASH
+    return None
+
+
+def _field(kind: str, name: str, old: Json, new: Json) -> FieldChange:
+    secret = _secret(kind, name)
+    if secret is Secret.HASH:
+        old = None if old is None else HIDDEN
+        new = None if new is None else HIDDEN
+    return FieldChange(name, old, new, secret)
+
+
+def _field_changes(
+    kind: str, old: dict[str, Json], new: dict[str, Json]
+) -> tuple[FieldChange, ...]:
+    names = list(new) + [k for k in old if k not in new]
+    return tuple(_field(kind, n, old.get(n), new.get(n)) for n in names if old.get(n) != new.get(n))
+
+
+def _concerns(institution: str | None, *entities: _Entity | None) -> bool:
+    if institution is None:
+        return True
+    return any(
+        e is not None and (e.concerns is None or institution in e.concerns) for e in entities
+    )
+
+
+def _entity_changes(base: Catalog, head: Catalog, institution: str | None) -> list[EntityChange]:
+    old_all, new_all = _entities(base), _entities(head)
+    changes: list[EntityChange] = []
+    for kind in KINDS:
+        old, new = old_all[kind], new_all[kind]
+        for ident in sorted(old.keys() | new.keys()):
+            before, after = old.get(ident), new.get(ident)
+            if not _concerns(institution, before, after):
+                continue
+            if after is None:
+                changes.append(EntityChange(kind, ident, Action.REMOVED))
+            elif before is None:
+                fields = tuple(_field(kind, k, None, v) for k, v in after.fields.items())
+                changes.append(EntityChange(kind, ident, Action.ADDED, fields))
+            else:
+                fields = _field_changes(kind, before.fields, after.fields)
+                if fields:
+                    changes.append(EntityChange(kind, ident, Action.CHANGED, fields))
+    return changes
+
+
+# --- effective routing ------------------------------------------------------------------------
+
+
+def _route_changes(base: Catalog, head: Catalog, institution: str | None) -> list[RouteChange]:
+    callers = sorted(set(caller_sets(base)) | set(caller_sets(head)), key=lambda s: (len(s), s))
+    if institution is not None:
+        callers = [c for c in callers if institution in c]
+    before, after = routing_table(base, callers), routing_table(head, callers)
+    acting: dict[tuple[str, ...], set[str]] = {}
+    for peer in [*base.peers.values(), *head.peers.values()]:
+        acting.setdefault(tuple(sorted(peer.institutions)), set()).add(peer.id)
+    rows: list[RouteChange] = []
+    for key in sorted(before.keys() | after.keys(), key=lambda k: (k[0], len(k[1]), k[1])):
+        old, new = before.get(key, []), after.get(key, [])
+        if old != new:
+            class_id, insts = key
+            rows.append(
+                RouteChange(
+                    class_id, insts, tuple(sorted(acting.get(insts, ()))), tuple(old), tuple(new)
+                )
+            )
+    return rows
+
+
+def diff_catalogs(base: Catalog, head: Catalog, institution: str | None = None) -> Diff:
+    """What changes from ``base`` to ``head``; with ``institution``, only what concerns it."""
+    switch = None
+    if base.connections_enabled != head.connections_enabled:
+        switch = (base.connections_enabled, head.connections_enabled)
+    return Diff(
+        master_switch=switch,
+        changes=tuple(_entity_changes(base, head, institution)),
+        routing=tuple(_route_changes(base, head, institution)),
+        institution=institution,
+    )
+
+
+def known_institutions(*catalogs: Catalog) -> set[str]:
+    """Institutions declared on any side (``--institution`` must name one of them)."""
+    return set().union(*(c.institutions for c in catalogs))
