@@ -2,13 +2,13 @@
 
     RpcdError                       every error rpcd raises on purpose
     ├── ConfigError                 a config tree could not be loaded (carries the Report)
-    ├── SecretError                 a secret reference could not be resolved (names the ref, never a value)
+    ├── SecretError                 a secret reference could not be resolved (names the ref only)
     ├── Fault                       an RPC fault: a value with the fault-interop code and message
     │   └── RemoteFault             a remote service answered with a fault / error document
     ├── CodecError                  bytes that are not a well-formed call or response
     │   ├── ParseError              not parseable, or forbidden XML (DTD, entity): -32700
     │   └── LimitExceeded           over a configured bound (depth, size, length)
-    └── ConnectionCallError         an outbound call failed before an answer (network, TLS, timeout, size)
+    └── ConnectionCallError         an outbound call failed before an answer (network, TLS, size)
 
 Codes follow the XML-RPC fault-interop specification, which JSON-RPC 2.0 reuses.
 """
