@@ -17,7 +17,7 @@ import tomli_w
 
 from rpcd import __version__
 from rpcd.config import build
-from rpcd.report import REPORTERS
+from rpcd.report import REPORTERS, findings_github
 from rpcd.secrets_hash import scrypt_hash, token_sha256
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -39,17 +39,33 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def _add_root(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root_arg", nargs="?", metavar="ROOT", help="config root (default: --root or .)")
+    parser.add_argument(
+        "root_arg", nargs="?", metavar="ROOT", help="config root (default: --root or .)"
+    )
     parser.add_argument("--root", metavar="DIR", help="config root, when ROOT is not given")
 
 
 @command("validate")
 def cmd_validate(args: argparse.Namespace) -> int:
-    result = build(_root(args), check_imports=args.check_imports)
-    sys.stdout.write(REPORTERS[args.format](result.report))
+    root = _root(args)
+    result = build(root, check_imports=args.check_imports)
+    if args.format == "github":
+        sys.stdout.write(findings_github(result.report, prefix=_github_prefix(root)))
+    else:
+        sys.stdout.write(REPORTERS[args.format](result.report))
     if "root-not-found" in result.report.rules():
         return EXIT_USAGE
     return EXIT_OK if result.report.valid else EXIT_INVALID
+
+
+def _github_prefix(root: Path) -> str:
+    """The config root relative to the working directory (the repository, in a CI job)."""
+    try:
+        rel = root.resolve().relative_to(Path.cwd().resolve())
+    except (OSError, ValueError):
+        return root.as_posix()
+    text = rel.as_posix()
+    return "" if text == "." else text
 
 
 @command("show")
@@ -93,24 +109,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rpcd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check a config tree; every problem of every file in one run")
+    p = sub.add_parser(
+        "validate", help="check a config tree; every problem of every file in one run"
+    )
     _add_root(p)
-    p.add_argument("--format", choices=sorted(REPORTERS), default="text", help="output format (default text)")
-    p.add_argument("--import", dest="check_imports", action="store_true", help="also import every handler function")
+    p.add_argument(
+        "--format", choices=sorted(REPORTERS), default="text", help="output format (default text)"
+    )
+    p.add_argument(
+        "--import",
+        dest="check_imports",
+        action="store_true",
+        help="also import every handler function",
+    )
 
-    p = sub.add_parser("show", help="print the resolved catalog (defaults filled in, secrets as references)")
+    p = sub.add_parser(
+        "show", help="print the resolved catalog (defaults filled in, secrets as references)"
+    )
     _add_root(p)
     p.add_argument("--format", choices=["toml", "json"], default="toml")
 
     p = sub.add_parser(
         "hash-secret",
         help="hash a peer credential read from standard input (never from argv)",
-        description="Reads one secret from standard input (or a prompt) and prints the line to paste "
+        description="Reads one secret from standard input (or a prompt) and prints the line to "
+        "paste "
         "into a [[peer]]: sha256 for tokens, scrypt for passwords.",
     )
     kind = p.add_mutually_exclusive_group()
-    kind.add_argument("--token", dest="kind", action="store_const", const="token", help="a random token (default)")
-    kind.add_argument("--password", dest="kind", action="store_const", const="password", help="a password")
+    kind.add_argument(
+        "--token", dest="kind", action="store_const", const="token", help="a random token (default)"
+    )
+    kind.add_argument(
+        "--password", dest="kind", action="store_const", const="password", help="a password"
+    )
     p.set_defaults(kind="token")
 
     for module_name in SUBCOMMAND_MODULES:
@@ -120,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each part of rpcd that has commands offers ``register(subparsers)``, which adds its
 # sub-parsers with ``set_defaults(func=...)``; a func takes the Namespace, returns the exit code.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = ("rpcd.diff_cli", "rpcd.connections.cli", "rpcd.server.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

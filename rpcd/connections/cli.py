@@ -1,0 +1,271 @@
+"""``rpcd call`` and ``rpcd check``: outbound calls from the command line.
+
+Values on the command line (``--param k=v`` and positional PARAMS) are JSON when they parse
+as JSON (``5``, ``true``, ``[1,2]``, ``{"a":1}``), else plain strings; quote a JSON string
+(``'"5"'``) to force a string. Secrets are resolved as the daemon does; logs go to stderr
+through the redacting filter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rpcd.config import Catalog, Finding, build
+from rpcd.connections.resolve import Connection
+from rpcd.connections.runner import CallOutcome, call_class, describe_error
+from rpcd.connections.transport import Transport
+from rpcd.report import REPORTERS
+from rpcd.secrets import SecretRedactingFilter, SecretStore, resolve_catalog
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "call",
+        help="call a function over a class's connections (tried in priority order)",
+        description="Runs FUNCTION over the connections of CLASS that apply to the given "
+        "institutions, as the daemon's call API does, and prints the outcome as JSON.",
+    )
+    p.add_argument("class_id", metavar="CLASS")
+    p.add_argument("function", metavar="FUNCTION")
+    p.add_argument("values", nargs="*", metavar="PARAMS", help="positional parameters (XML-RPC)")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="K=V", help="a named parameter (repeat)"
+    )
+    p.add_argument(
+        "--json", dest="json_file", metavar="FILE", help="all parameters as JSON (- = stdin)"
+    )
+    p.add_argument(
+        "--institution",
+        action="append",
+        default=[],
+        metavar="I",
+        help="caller's institution (repeat)",
+    )
+    p.add_argument("--root", metavar="DIR", default=".", help="config root (default .)")
+    p.set_defaults(func=cmd_call)
+
+    p = sub.add_parser(
+        "check",
+        help="probe every enabled connection (each class's probe call), print a table",
+        description="Runs each class's probe on every enabled connection concurrently. "
+        "Exit 1 if any probe fails.",
+    )
+    p.add_argument("class_id", nargs="?", metavar="CLASS", help="only this class")
+    p.add_argument("--root", metavar="DIR", default=".", help="config root (default .)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=cmd_check)
+
+
+# ------------------------------------------------------------------------------- shared
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _params(args: argparse.Namespace) -> Any:
+    given = [bool(args.values), bool(args.param), args.json_file is not None]
+    if sum(given) > 1:
+        raise UsageError("give parameters one way: PARAMS, --param K=V or --json FILE")
+    if args.json_file is not None:
+        try:
+            text = (
+                sys.stdin.read()
+                if args.json_file == "-"
+                else Path(args.json_file).read_text(encoding="utf-8")
+            )
+            return json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--json {args.json_file}: {exc}") from None
+    if args.param:
+        named: dict[str, Any] = {}
+        for item in args.param:
+            key, sep, raw = item.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--param {item!r}: expected KEY=VALUE")
+            named[key] = _value(raw)
+        return named
+    if args.values:
+        return [_value(v) for v in args.values]
+    return None
+
+
+def _load(root: str) -> tuple[Catalog, SecretStore, list[Finding]] | None:
+    result = build(Path(root))
+    if result.catalog is None:
+        sys.stderr.write(REPORTERS["text"](result.report))
+        return None
+    store, findings = resolve_catalog(result.catalog)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(SecretRedactingFilter(store))
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    return result.catalog, store, findings
+
+
+def _warn(findings: Sequence[Finding], full_ids: set[str]) -> None:
+    """Secret findings of the connections in use (others are not this command's business)."""
+    for f in findings:
+        if f.path.split(".credentials.", 1)[0] in full_ids:
+            sys.stderr.write(f.as_text() + "\n")
+
+
+# --------------------------------------------------------------------------------- call
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    try:
+        params = _params(args)
+    except UsageError as exc:
+        sys.stderr.write(f"rpcd call: {exc}\n")
+        return EXIT_USAGE
+    loaded = _load(args.root)
+    if loaded is None:
+        return EXIT_FAILED
+    catalog, store, findings = loaded
+    if args.class_id not in catalog.classes:
+        known = ", ".join(sorted(catalog.classes)) or "none"
+        sys.stderr.write(f"rpcd call: no connection class {args.class_id!r} (declared: {known})\n")
+        return EXIT_USAGE
+    _warn(findings, {c.full_id for c in catalog.instances(args.class_id)})
+    outcome = asyncio.run(_call(catalog, store, args, params))
+    sys.stdout.write(json.dumps(outcome.to_dict(), indent=2, default=_json_default) + "\n")
+    return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+async def _call(
+    catalog: Catalog, store: SecretStore, args: argparse.Namespace, params: Any
+) -> CallOutcome:
+    async with Transport.open() as transport:
+        return await call_class(
+            catalog,
+            args.class_id,
+            args.function,
+            params,
+            args.institution,
+            secrets=store,
+            transport=transport,
+        )
+
+
+def _json_default(value: Any) -> Any:
+    """XML-RPC results may hold bytes and datetimes; JSON shows them as text."""
+    if isinstance(value, bytes | bytearray):
+        import base64
+
+        return base64.b64encode(value).decode("ascii")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+# -------------------------------------------------------------------------------- check
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    loaded = _load(args.root)
+    if loaded is None:
+        return EXIT_FAILED
+    catalog, store, findings = loaded
+    if args.class_id is not None and args.class_id not in catalog.classes:
+        sys.stderr.write(f"rpcd check: no connection class {args.class_id!r}\n")
+        return EXIT_USAGE
+    if not catalog.connections_enabled:
+        sys.stderr.write("rpcd check: client connections are disabled by the master switch\n")
+        return EXIT_OK
+    targets = [
+        c
+        for c in sorted(catalog.connections.values(), key=lambda c: (c.class_id, c.priority, c.id))
+        if c.enabled and (args.class_id is None or c.class_id == args.class_id)
+    ]
+    _warn(findings, {c.full_id for c in targets})
+    rows = asyncio.run(_check(catalog, store, targets))
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"format_version": 1, "results": rows}, indent=2) + "\n")
+    else:
+        sys.stdout.write(_table(rows))
+    return EXIT_FAILED if any(r["ok"] is False for r in rows) else EXIT_OK
+
+
+async def _check(catalog: Catalog, store: SecretStore, targets: list[Any]) -> list[dict[str, Any]]:
+    progress = _Progress(len(targets))
+    async with Transport.open() as transport:
+
+        async def probe(resolved: Any) -> dict[str, Any]:
+            row: dict[str, Any] = {"connection": resolved.full_id, "ok": None, "latency_ms": None}
+            klass = catalog.classes[resolved.class_id]
+            if klass.probe is None:
+                row["error"] = "skipped: the class declares no probe"
+            else:
+                conn = Connection(resolved, secrets=store, transport=transport)
+                try:
+                    await conn.call(klass.probe.function, klass.probe.params)
+                    row.update(ok=True, error="")
+                except Exception as exc:
+                    row.update(ok=False, error=describe_error(exc).message)
+                if conn.last_latency is not None:
+                    row["latency_ms"] = round(conn.last_latency * 1000, 1)
+            progress.step(resolved.full_id)
+            return row
+
+        rows = await asyncio.gather(*(probe(t) for t in targets))
+    progress.done()
+    return list(rows)
+
+
+class _Progress:
+    """``[3/10] class/id`` on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.count = total, 0
+        self.tty = sys.stderr.isatty()
+
+    def step(self, label: str) -> None:
+        self.count += 1
+        if self.tty:
+            sys.stderr.write(f"\r\x1b[K[{self.count}/{self.total}] {label}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.tty and self.total:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no enabled connections\n"
+    body = [
+        (
+            r["connection"],
+            {True: "ok", False: "FAIL", None: "skip"}[r["ok"]],
+            "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f} ms",
+            r["error"] or "",
+        )
+        for r in rows
+    ]
+    head = ("CONNECTION", "OK", "LATENCY", "ERROR")
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(3)]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:3])) + "  " + line[3]
+        for line in [head, *body]
+    ]
+    failed = sum(1 for r in rows if r["ok"] is False)
+    lines.append(f"{len(rows)} connection(s), {failed} failed")
+    return "\n".join(s.rstrip() for s in lines) + "\n"

@@ -1,0 +1,83 @@
+"""One outbound HTTP request as plain data: protocol clients build it, auth signs it."""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass, field
+
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from rpcd.errors import TRANSPORT_ERROR, RemoteFault, RpcdError
+from rpcd.secrets import MASK
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An HTTP answer, body read in full (within the size limit)."""
+
+    status: int
+    reason: str
+    content_type: str | None
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class ClientCert:
+    """Where the TLS client certificate and key come from (read by the transport)."""
+
+    certificate: str
+    private_key: str
+    cert_path: str | None = None  # a readable file: loaded in place, never copied
+    key_path: str | None = None
+
+
+@dataclass(slots=True, repr=False)
+class OutboundRequest:
+    """``url`` is the endpoint (already percent-encoded); ``query`` pairs are appended to it.
+
+    ``form`` (pairs, sent as ``application/x-www-form-urlencoded``) and ``body`` are exclusive.
+    """
+
+    method: str
+    url: str
+    query: list[tuple[str, str]] = field(default_factory=list)
+    form: list[tuple[str, str]] | None = None
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    client_cert: ClientCert | None = None
+
+    def full_url(self) -> str:
+        if not self.query:
+            return self.url
+        sep = "&" if urllib.parse.urlsplit(self.url).query else "?"
+        return self.url + sep + urllib.parse.urlencode(self.query)
+
+    def payload(self) -> bytes | None:
+        if self.form is not None:
+            return urllib.parse.urlencode(self.form).encode("ascii")
+        return self.body
+
+    def __repr__(self) -> str:  # may carry a token in query/form/headers: show names only
+        return f"OutboundRequest({self.method} {self.url.split('?', 1)[0]} query={MASK})"
+
+
+class ParameterError(RpcdError, TypeError):
+    """Parameters of the wrong shape or type for the protocol: raised before any request."""
+
+
+def endpoint_url(endpoint: str, function: str | None = None) -> str:
+    """The endpoint percent-encoded, with ``{function}`` (if any) filled in."""
+    if function is not None and "{function}" in endpoint:
+        endpoint = endpoint.replace("{function}", urllib.parse.quote(function, safe=""))
+    return str(URL(endpoint))
+
+
+def http_failure(response: Response) -> RemoteFault:
+    """A non-2xx answer that carried no decodable fault of its own."""
+    return RemoteFault(
+        TRANSPORT_ERROR,
+        f"HTTP {response.status} {response.reason}".strip(),
+        errorcode=f"http-{response.status}",
+    )

@@ -1,0 +1,227 @@
+"""``connections_for``: the applicable connections of a class, ready to call.
+
+Which connections apply (enabled, global or sharing an institution, by priority then id, none
+when the master switch is off) is ``rpcd.routing.applicable``, shared with ``rpcd diff``. This
+module turns them into ``Connection`` objects: introspection plus ``call``, and no way to read
+a secret back out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from rpcd.config import Catalog, ResolvedConnection
+from rpcd.config.models import Value
+from rpcd.connections import rest, soap, xmlrpc
+from rpcd.connections.auth import Auth, CertAuth, make_auth
+from rpcd.connections.request import OutboundRequest, ParameterError, Response
+from rpcd.connections.transport import Transport
+from rpcd.errors import ConnectionCallError, SecretError
+from rpcd.routing import applicable
+from rpcd.secrets import SecretStore
+
+__all__ = ["Connection", "connections_for"]
+
+
+class Connection:
+    """One connection instance bound to the process transport.
+
+    Read-only introspection (the Mahara spec's list) and ``await call(function, params)``.
+    ``repr``/``str``/``describe()`` show secret *references* at most, never values.
+    """
+
+    __slots__ = ("_auth", "_conn", "_transport", "_unavailable", "last_latency")
+
+    def __init__(
+        self, conn: ResolvedConnection, *, secrets: SecretStore, transport: Transport
+    ) -> None:
+        self._conn = conn
+        self._transport = transport
+        self._auth: Auth | None = None
+        self._unavailable: str | None = None
+        self.last_latency: float | None = None
+        try:
+            self._auth = make_auth(conn, secrets)
+        except SecretError as exc:  # the connection exists, but cannot be called
+            self._unavailable = f"{conn.full_id}: {exc}"
+
+    # ----------------------------------------------------------------- introspection
+
+    @property
+    def class_id(self) -> str:
+        return self._conn.class_id
+
+    @property
+    def id(self) -> str:
+        return self._conn.id
+
+    @property
+    def full_id(self) -> str:
+        return self._conn.full_id
+
+    @property
+    def name(self) -> str | None:
+        return self._conn.name
+
+    @property
+    def is_global(self) -> bool:
+        return self._conn.is_global
+
+    @property
+    def institution_specific(self) -> bool:
+        return not self._conn.is_global
+
+    @property
+    def institutions(self) -> tuple[str, ...]:
+        return self._conn.institutions
+
+    @property
+    def priority(self) -> int:
+        return self._conn.priority
+
+    @property
+    def version(self) -> str | None:
+        return self._conn.version
+
+    @property
+    def protocol(self) -> str:
+        """``REST``, ``XML-RPC`` or ``SOAP``."""
+        return self._conn.type
+
+    type = protocol
+
+    @property
+    def encoding(self) -> str:
+        """The payload encoding: ``url``, ``json``, ``xml`` or ``soap``."""
+        return self._conn.payload
+
+    payload = encoding
+
+    @property
+    def auth_type(self) -> str:
+        return self._conn.auth
+
+    @property
+    def parameters(self) -> Mapping[str, Value]:
+        return MappingProxyType(self._conn.parameters)
+
+    @property
+    def config(self) -> Mapping[str, Value]:
+        return MappingProxyType(self._conn.config)
+
+    @property
+    def endpoint(self) -> str:
+        return self._conn.endpoint
+
+    @property
+    def fatal(self) -> bool:
+        return self._conn.fatal
+
+    @property
+    def timeout(self) -> float:
+        return self._conn.timeout
+
+    @property
+    def callable(self) -> bool:
+        """False when a secret of this connection could not be resolved."""
+        return self._unavailable is None
+
+    def describe(self) -> dict[str, Any]:
+        """Introspection as plain data (credentials as references such as ``env:NAME``)."""
+        c = self._conn
+        return {
+            "class": c.class_id,
+            "id": c.id,
+            "full_id": c.full_id,
+            "name": c.name,
+            "global": c.is_global,
+            "institutions": list(c.institutions),
+            "priority": c.priority,
+            "version": c.version,
+            "protocol": c.type,
+            "encoding": c.payload,
+            "auth": c.auth,
+            "credentials": {k: str(v) for k, v in c.credentials.items()},
+            "parameters": dict(c.parameters),
+            "http_method": c.http_method,
+            "endpoint": c.endpoint,
+            "fatal": c.fatal,
+            "timeout": c.timeout,
+            "callable": self.callable,
+        }
+
+    def __repr__(self) -> str:
+        c = self._conn
+        return f"<Connection {c.full_id} {c.type}/{c.payload} auth={c.auth} {c.endpoint}>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:  # a pickle would carry the secrets
+        raise TypeError("Connection objects cannot be pickled")
+
+    # -------------------------------------------------------------------------- call
+
+    async def call(self, function: str, params: Any = None) -> Any:
+        """Call ``function`` on the remote. Raises ``ParameterError`` (before any request),
+        ``ConnectionCallError`` (no answer), ``RemoteFault`` (the remote's error) or a
+        ``CodecError`` (an answer that could not be read)."""
+        if not isinstance(function, str) or not function:
+            raise ParameterError("the function name must be a non-empty string")
+        build, decode = self._encoder(function, params)
+        if self._unavailable is not None or self._auth is None:
+            raise ConnectionCallError(self._unavailable or f"{self.full_id}: no credentials")
+        request = build()
+        self._auth.sign(request)
+        ssl_context = None
+        if self._conn.endpoint.startswith("https:"):
+            cert = self._auth if isinstance(self._auth, CertAuth) else None
+            ssl_context = self._transport.ssl_context(self._conn.ca_bundle, cert)
+        elif isinstance(self._auth, CertAuth):
+            raise ConnectionCallError(f"{self.full_id}: certificate auth needs an https endpoint")
+        started = time.perf_counter()
+        try:
+            response = await self._transport.send(
+                request, timeout=self._conn.timeout, ssl_context=ssl_context, label=self.full_id
+            )
+        finally:
+            self.last_latency = time.perf_counter() - started
+        return decode(response)
+
+    def _encoder(
+        self, function: str, params: Any
+    ) -> tuple[Callable[[], OutboundRequest], Callable[[Response], Any]]:
+        """Check the parameter shape now; build the request later (after the secret check)."""
+        c = self._conn
+        if c.type == "XML-RPC":
+            positional = xmlrpc.check_params(params)
+            return (lambda: xmlrpc.build(c, function, positional)), (lambda r: xmlrpc.decode(c, r))
+        if c.type == "SOAP":
+            named = soap.check_params(params)
+            token = self._auth.wsse_token() if self._auth is not None else None
+            return (lambda: soap.build(c, function, named, token)), (lambda r: soap.decode(c, r))
+        named = rest.check_params(params)
+        return (lambda: rest.build(c, function, named)), (lambda r: rest.decode(c, r))
+
+
+def connections_for(
+    catalog: Catalog,
+    class_id: str,
+    institutions: Sequence[str],
+    *,
+    secrets: SecretStore,
+    transport: Transport,
+) -> list[Connection]:
+    """The enabled connections of ``class_id`` for a user in ``institutions``, in call order.
+
+    Global connections and those sharing an institution, by priority then id; empty when
+    the master switch is off or the class has none (callers must cope with that).
+    """
+    if isinstance(institutions, str):
+        institutions = [institutions]
+    return [
+        Connection(conn, secrets=secrets, transport=transport)
+        for conn in applicable(catalog, class_id, institutions)
+    ]

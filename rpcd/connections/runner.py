@@ -1,0 +1,163 @@
+"""``call_class``: try a class's applicable connections in order until one answers.
+
+An error on a connection marked ``fatal`` stops there (the admin said: do not fall back);
+otherwise the next connection is tried. The outcome names the connection that answered and
+what every attempt returned, so the daemon's call API and ``rpcd call`` can show it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rpcd.config import Catalog
+from rpcd.connections.request import ParameterError
+from rpcd.connections.resolve import Connection, connections_for
+from rpcd.connections.transport import Transport
+from rpcd.errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    TRANSPORT_ERROR,
+    CodecError,
+    ConnectionCallError,
+    RemoteFault,
+)
+from rpcd.secrets import SecretStore
+
+__all__ = ["Attempt", "CallError", "CallOutcome", "call_class", "describe_error"]
+
+log = logging.getLogger("rpcd.connections")
+
+NO_CONNECTION = "no-connection"
+
+
+@dataclass(frozen=True, slots=True)
+class CallError:
+    message: str
+    code: int
+    errorcode: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "code": self.code, "errorcode": self.errorcode}
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    connection: str
+    ok: bool
+    result: Any = None
+    error: CallError | None = None
+    latency_ms: float = 0.0
+    fatal: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"connection": self.connection, "ok": self.ok}
+        if self.ok:
+            out["result"] = self.result
+        else:
+            out["error"] = self.error.to_dict() if self.error else None
+            out["fatal"] = self.fatal
+        out["latency_ms"] = round(self.latency_ms, 3)
+        return out
+
+
+@dataclass(slots=True)
+class CallOutcome:
+    ok: bool
+    result: Any = None
+    connection: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    error: CallError | None = None  # why the whole call failed (last error, or none applied)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "result": self.result,
+            "connection": self.connection,
+            "error": self.error.to_dict() if self.error else None,
+            "attempts": [a.to_dict() for a in self.attempts],
+        }
+
+
+def describe_error(exc: BaseException) -> CallError:
+    """Code, message and symbolic code of an outbound failure, for results and logs."""
+    if isinstance(exc, RemoteFault):
+        return CallError(exc.message, exc.code, exc.errorcode)
+    if isinstance(exc, ConnectionCallError):
+        return CallError(str(exc), TRANSPORT_ERROR, "connection")
+    if isinstance(exc, ParameterError):
+        return CallError(str(exc), INVALID_PARAMS, "invalid-params")
+    if isinstance(exc, CodecError):
+        return CallError(f"unreadable answer: {exc}", exc.code, "bad-response")
+    # Anything else is a bug; its text is not trusted to be free of data.
+    return CallError(f"internal error ({type(exc).__name__})", INTERNAL_ERROR, "internal")
+
+
+async def try_connections(
+    connections: Sequence[Connection], function: str, params: Any
+) -> CallOutcome:
+    """The fallback loop over already-resolved connections."""
+    outcome = CallOutcome(ok=False)
+    for conn in connections:
+        started = time.perf_counter()
+        try:
+            result = await conn.call(function, params)
+        except Exception as exc:
+            error = describe_error(exc)
+            if error.code == INTERNAL_ERROR:
+                log.exception("call %s on %s failed unexpectedly", function, conn.full_id)
+            else:
+                log.info("call %s on %s failed: %s", function, conn.full_id, error.message)
+            outcome.attempts.append(
+                Attempt(conn.full_id, False, error=error, latency_ms=_ms(started), fatal=conn.fatal)
+            )
+            outcome.error = error
+            if conn.fatal:
+                break
+            continue
+        outcome.attempts.append(Attempt(conn.full_id, True, result, latency_ms=_ms(started)))
+        outcome.ok, outcome.result, outcome.connection, outcome.error = (
+            True,
+            result,
+            conn.full_id,
+            None,
+        )
+        break
+    return outcome
+
+
+async def call_class(
+    catalog: Catalog,
+    class_id: str,
+    function: str,
+    params: Any,
+    institutions: Sequence[str],
+    *,
+    secrets: SecretStore,
+    transport: Transport,
+) -> CallOutcome:
+    """Run ``function`` over the applicable connections of ``class_id`` (SPEC section 4)."""
+    connections = connections_for(
+        catalog, class_id, institutions, secrets=secrets, transport=transport
+    )
+    if not connections:
+        return CallOutcome(ok=False, error=_none_applies(catalog, class_id, institutions))
+    return await try_connections(connections, function, params)
+
+
+def _none_applies(catalog: Catalog, class_id: str, institutions: Sequence[str]) -> CallError:
+    if class_id not in catalog.classes:
+        why = f"no connection class {class_id!r}"
+    elif not catalog.connections_enabled:
+        why = "client connections are disabled by the master switch"
+    else:
+        who = ", ".join(institutions) if institutions else "no institution"
+        why = f"no enabled connection of class {class_id} applies to {who}"
+    return CallError(why, TRANSPORT_ERROR, NO_CONNECTION)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

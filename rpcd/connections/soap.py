@@ -1,0 +1,71 @@
+"""SOAP 1.1 client: envelope from function and named params, WS-Security for ``wsse``.
+
+``SOAPAction`` is ``soap_action`` with ``{function}`` filled in (quoted, as SOAP 1.1 wants),
+or empty. A SOAP Fault (usually HTTP 500) raises ``RemoteFault``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rpcd.codecs.rest import php_form_pairs
+from rpcd.codecs.soap import UsernameToken, build_envelope, parse_response
+from rpcd.config import ResolvedConnection
+from rpcd.connections.request import (
+    OutboundRequest,
+    ParameterError,
+    Response,
+    endpoint_url,
+    http_failure,
+)
+from rpcd.errors import CodecError
+
+
+def check_params(params: Any) -> Mapping[str, Any]:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ParameterError(
+            f"SOAP takes named parameters (a mapping), not a {type(params).__name__}"
+        )
+    return params
+
+
+def build(
+    conn: ResolvedConnection,
+    function: str,
+    params: Mapping[str, Any],
+    security: UsernameToken | None,
+) -> OutboundRequest:
+    # Document/literal services with elementFormDefault="qualified" (spyne, .NET, Java) want
+    # the parameters in the namespace too; PHP's SoapServer and Moodle want them bare.
+    qualified = bool(getattr(conn, "soap_qualified", False))
+    try:
+        body = build_envelope(
+            function,
+            params,
+            namespace=conn.soap_namespace,
+            security=security,
+            qualified=qualified,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(str(exc)) from None
+    request = OutboundRequest("POST", endpoint_url(conn.endpoint, function), body=body)
+    request.query = php_form_pairs(conn.parameters)
+    action = (conn.soap_action or "").replace("{function}", function)
+    request.headers["Content-Type"] = "text/xml; charset=utf-8"
+    request.headers["SOAPAction"] = f'"{action}"'
+    return request
+
+
+def decode(conn: ResolvedConnection, response: Response) -> Any:
+    try:
+        value = parse_response(response.body)
+    except CodecError:
+        if response.status >= 300:
+            raise http_failure(response) from None
+        raise
+    if response.status >= 300:
+        raise http_failure(response)
+    return value

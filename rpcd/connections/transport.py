@@ -1,0 +1,247 @@
+"""The process's one outbound HTTP client: a pooled keep-alive aiohttp session.
+
+Tuning (why): no cookie jar (``DummyCookieJar``: calls are stateless, and a jar costs a lookup
+per request and would leak one peer's cookies into the next call); a connector with a bounded
+pool and DNS cache; ``trust_env=False`` (no proxy or ``.netrc`` credentials picked up behind the
+operator's back). Decompression costs nothing unless a peer sends ``Content-Encoding``, and
+the size limit counts decoded bytes, so a compression bomb stops at the limit.
+
+TLS verification is always on. Each connection gets an ``SSLContext`` built once and cached:
+the system store plus the connection's ``ca_bundle`` (trust is only ever added), plus the client
+certificate for ``cert`` auth. ``ssl`` loads a certificate only from files: a ``file`` or
+systemd ``credential`` reference is loaded in place; a certificate from an environment variable
+is written to a fresh private directory (0700, files 0600), loaded, and deleted at once, so the
+key rests on disk only for the moment ``load_cert_chain`` reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import ssl
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+from yarl import URL
+
+from rpcd import __version__
+from rpcd.connections.auth import CertAuth
+from rpcd.connections.request import OutboundRequest, Response
+from rpcd.errors import ConnectionCallError
+
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Response", "Transport", "TransportSettings"]
+
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    pool_limit: int = 256
+    pool_limit_per_host: int = 64
+    keepalive_timeout: float = 30.0
+    dns_cache_seconds: int = 300
+    user_agent: str = f"rpcd/{__version__}"
+
+
+class Transport:
+    """Owns the session; ``async with Transport.open() as t`` (one per process)."""
+
+    def __init__(self, session: aiohttp.ClientSession, settings: TransportSettings) -> None:
+        self._session = session
+        self.settings = settings
+        self._ssl: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: TransportSettings | None = None) -> AsyncIterator[Transport]:
+        settings = settings or TransportSettings()
+        connector = aiohttp.TCPConnector(
+            limit=settings.pool_limit,
+            limit_per_host=settings.pool_limit_per_host,
+            keepalive_timeout=settings.keepalive_timeout,
+            ttl_dns_cache=settings.dns_cache_seconds,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"User-Agent": settings.user_agent},
+            trust_env=False,
+            raise_for_status=False,
+        )
+        try:
+            yield cls(session, settings)
+        finally:
+            await session.close()
+
+    # ------------------------------------------------------------------------------ TLS
+
+    def ssl_context(self, ca_bundle: str | None, cert: CertAuth | None) -> ssl.SSLContext:
+        """The verified context for this trust + client certificate, built once."""
+        cert_key: str | None = None
+        if cert is not None:
+            info = cert.client_cert()
+            pem_cert, pem_key = cert.pem()
+            # The fingerprint makes a rotated certificate (after a reload) a new context.
+            fingerprint = hashlib.sha256(f"{pem_cert}\0{pem_key}".encode()).hexdigest()
+            cert_key = f"{info.certificate}|{info.private_key}|{fingerprint}"
+        key = (ca_bundle, cert_key)
+        ctx = self._ssl.get(key)
+        if ctx is None:
+            ctx = _build_context(ca_bundle, cert)
+            self._ssl[key] = ctx
+        return ctx
+
+    # -------------------------------------------------------------------------- sending
+
+    async def send(
+        self,
+        request: OutboundRequest,
+        *,
+        timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
+        max_bytes: int | None = None,
+        label: str = "",
+    ) -> Response:
+        """Send one request; network/TLS/timeout/size failures are ``ConnectionCallError``.
+
+        Messages name the connection and host only: a URL may carry a token in its query.
+        """
+        limit = self.settings.max_response_bytes if max_bytes is None else max_bytes
+        url = URL(request.full_url(), encoded=True)
+        where = f"{label + ': ' if label else ''}{request.method} {url.scheme}://{url.host}"
+        if url.port and not url.is_default_port():
+            where += f":{url.port}"
+        headers = dict(request.headers)
+        data = request.payload()
+        if request.form is not None:
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            async with self._session.request(
+                request.method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                ssl=ssl_context if url.scheme == "https" and ssl_context is not None else True,
+                allow_redirects=False,
+            ) as resp:
+                length = resp.content_length
+                if length is not None and length > limit:
+                    raise ConnectionCallError(
+                        f"{where}: response of {length} bytes is over the {limit}-byte limit"
+                    )
+                body = await _read_limited(resp, limit, where)
+                return Response(
+                    resp.status,
+                    resp.reason or "",
+                    resp.headers.get("Content-Type"),
+                    resp.headers,
+                    body,
+                )
+        except ConnectionCallError:
+            raise
+        except TimeoutError:
+            raise ConnectionCallError(f"{where}: no answer within {timeout:g} s") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise ConnectionCallError(
+                f"{where}: TLS certificate verification failed "
+                f"({_ssl_reason(exc.certificate_error)})"
+            ) from None
+        except aiohttp.ClientSSLError as exc:
+            raise ConnectionCallError(
+                f"{where}: TLS handshake failed ({_ssl_reason(exc)})"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            reason = exc.os_error.strerror or type(exc.os_error).__name__
+            raise ConnectionCallError(f"{where}: cannot connect ({reason})") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            reason = _client_reason(exc)
+            if url.scheme == "https" and isinstance(exc, aiohttp.ServerDisconnectedError):
+                # TLS 1.3 servers refuse a missing/untrusted client certificate after the
+                # handshake, so the client only sees the connection drop.
+                reason += " (TLS: the server may require a client certificate)"
+            raise ConnectionCallError(f"{where}: {reason}") from None
+
+
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int, where: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            resp.close()  # drop the connection: the rest of the body is not wanted
+            raise ConnectionCallError(f"{where}: response is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason)
+    inner = getattr(exc, "os_error", None) or getattr(exc, "certificate_error", None)
+    if isinstance(inner, ssl.SSLError) and inner.reason:
+        return str(inner.reason)
+    return type(inner or exc).__name__
+
+
+def _client_reason(exc: BaseException) -> str:
+    """A short reason that never quotes a URL (aiohttp's messages often do)."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection without answering"
+    if isinstance(exc, aiohttp.ClientOSError) and exc.strerror:
+        return f"connection error ({exc.strerror})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error ({_ssl_reason(exc)})"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the response body was cut short or malformed"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid URL"
+    return type(exc).__name__
+
+
+def _build_context(ca_bundle: str | None, cert: CertAuth | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()  # CERT_REQUIRED + hostname check, system store
+    if ca_bundle:
+        try:
+            ctx.load_verify_locations(cafile=ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectionCallError(
+                f"ca_bundle {ca_bundle}: cannot load ({_ssl_reason(exc)})"
+            ) from None
+    if cert is not None:
+        _load_client_cert(ctx, cert)
+    return ctx
+
+
+def _load_client_cert(ctx: ssl.SSLContext, cert: CertAuth) -> None:
+    info = cert.client_cert()
+    what = f"client certificate {info.certificate} / key {info.private_key}"
+    try:
+        if info.cert_path and info.key_path:
+            ctx.load_cert_chain(info.cert_path, info.key_path)
+            return
+        directory = tempfile.mkdtemp(prefix="rpcd-cert-")  # mode 0700
+        try:
+            pem_cert, pem_key = cert.pem()
+            cert_file = _write_private(directory, "cert.pem", info.cert_path, pem_cert)
+            key_file = _write_private(directory, "key.pem", info.key_path, pem_key)
+            ctx.load_cert_chain(cert_file, key_file)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectionCallError(f"{what}: cannot load ({_ssl_reason(exc)})") from None
+
+
+def _write_private(directory: str, name: str, existing: str | None, text: str) -> str:
+    if existing:
+        return existing
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text if text.endswith("\n") else text + "\n")
+    return path

@@ -1,0 +1,51 @@
+"""XML-RPC client over the project's one codec (``rpcd.codecs.xmlrpc``).
+
+Parameters are positional (a list); a mapping is sent as one struct. The connection's
+``parameters`` and a token parameter go in the query string (Moodle's XML-RPC server reads
+``wstoken`` there); a ``<fault>`` raises ``RemoteFault``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rpcd.codecs.rest import php_form_pairs
+from rpcd.codecs.xmlrpc import dumps_call, loads_response
+from rpcd.config import ResolvedConnection
+from rpcd.connections.request import (
+    OutboundRequest,
+    ParameterError,
+    Response,
+    endpoint_url,
+    http_failure,
+)
+
+
+def check_params(params: Any) -> list[Any]:
+    if params is None:
+        return []
+    if isinstance(params, Mapping):
+        return [params]
+    if isinstance(params, str | bytes) or not isinstance(params, Sequence):
+        raise ParameterError(
+            f"XML-RPC takes positional parameters (a list), not a {type(params).__name__}"
+        )
+    return list(params)
+
+
+def build(conn: ResolvedConnection, function: str, params: list[Any]) -> OutboundRequest:
+    try:
+        body = dumps_call(function, params)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(str(exc)) from None
+    request = OutboundRequest("POST", endpoint_url(conn.endpoint, function), body=body)
+    request.query = php_form_pairs(conn.parameters)
+    request.headers["Content-Type"] = "text/xml"
+    return request
+
+
+def decode(conn: ResolvedConnection, response: Response) -> Any:
+    if response.status != 200:
+        raise http_failure(response)
+    return loads_response(response.body)

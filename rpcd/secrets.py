@@ -1,0 +1,239 @@
+"""Secret references -> values held as ``SecretStr``, and a log filter that masks them.
+
+A reference (``env:NAME``, ``file:/path``, ``credential:name``) is read when a catalog is
+loaded (and again on every reload, so a rotated env/file secret needs no restart). A missing
+one is a finding that names the reference and the connection, never a value. Resolved values
+live only in ``SecretStr``, which prints as ``**********``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from rpcd.config import Catalog, Finding, Severity
+from rpcd.config.models import SecretRef
+from rpcd.errors import SecretError
+
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "SecretRedactingFilter",
+    "SecretStore",
+    "resolve_catalog",
+    "resolve_ref",
+]
+
+MASK = "**********"
+MIN_SECRET_LENGTH = 8
+"""Shorter secrets are weak, and masking them in logs damages unrelated text: a warning."""
+
+#: Credential keys that identify rather than authenticate: not warned about when short, and
+#: masked in logs only from MIN_SECRET_LENGTH up (masking "svc" everywhere would wreck logs).
+IDENTITY_KEYS = frozenset({"username", "consumer_key", "certificate"})
+
+_MAX_SECRET_BYTES = 1 << 20  # a secret file larger than this is a mistake, not a secret
+
+
+def _read_file(path: Path, ref: SecretRef) -> str:
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(_MAX_SECRET_BYTES + 1)
+    except FileNotFoundError:
+        raise SecretError(f"secret {ref}: file {path} does not exist") from None
+    except OSError as exc:
+        raise SecretError(f"secret {ref}: cannot read {path} ({exc.strerror})") from None
+    if len(raw) > _MAX_SECRET_BYTES:
+        raise SecretError(f"secret {ref}: {path} is larger than 1 MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretError(f"secret {ref}: {path} is not UTF-8 text") from None
+    # One trailing newline is what editors and `echo` add; it is never part of the secret.
+    return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+
+
+def resolve_ref(
+    ref: SecretRef,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> SecretStr:
+    """Read one reference. Raises ``SecretError`` naming the reference (never a value)."""
+    env = os.environ if environ is None else environ
+    if ref.kind == "env":
+        value = env.get(ref.target)
+        if value is None:
+            raise SecretError(f"secret {ref}: environment variable {ref.target} is not set")
+        if not value:
+            raise SecretError(f"secret {ref}: environment variable {ref.target} is empty")
+        return SecretStr(value)
+    if ref.kind == "file":
+        path = Path(ref.target)
+    else:
+        directory = env.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise SecretError(
+                f"secret {ref}: $CREDENTIALS_DIRECTORY is not set "
+                "(systemd sets it for a unit with LoadCredential=)"
+            )
+        path = Path(directory) / ref.target
+    value = _read_file(path, ref)
+    if not value:
+        raise SecretError(f"secret {ref}: {path} is empty")
+    return SecretStr(value)
+
+
+def credential_path(ref: SecretRef, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The file a ``file``/``credential`` reference reads (for ssl, which wants files)."""
+    env = os.environ if environ is None else environ
+    if ref.kind == "file":
+        return Path(ref.target)
+    if ref.kind == "credential" and env.get("CREDENTIALS_DIRECTORY"):
+        return Path(env["CREDENTIALS_DIRECTORY"]) / ref.target
+    return None
+
+
+class SecretStore:
+    """Resolved secrets by reference (``str(ref)``). Values only via ``get(ref)``."""
+
+    __slots__ = ("_errors", "_identities", "_values")
+
+    def __init__(
+        self,
+        values: Mapping[str, SecretStr],
+        errors: Mapping[str, str] | None = None,
+        identities: Iterable[str] = (),
+    ) -> None:
+        self._values = dict(values)
+        self._errors = dict(errors or {})
+        self._identities = frozenset(identities)  # references used only for identity keys
+
+    def get(self, ref: SecretRef) -> SecretStr:
+        """The value of ``ref``; ``SecretError`` (naming the reference) when unresolved."""
+        key = str(ref)
+        try:
+            return self._values[key]
+        except KeyError:
+            raise SecretError(self._errors.get(key, f"secret {key} was not resolved")) from None
+
+    def __contains__(self, ref: object) -> bool:
+        return isinstance(ref, SecretRef) and str(ref) in self._values
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def references(self) -> list[str]:
+        return sorted(self._values)
+
+    def redaction_values(self) -> Iterator[str]:
+        """The values a log filter must mask (short identities such as usernames are left)."""
+        return self._plain_values()
+
+    def _plain_values(self) -> Iterator[str]:
+        for ref, secret in self._values.items():
+            value = secret.get_secret_value()
+            if ref not in self._identities or len(value) >= MIN_SECRET_LENGTH:
+                yield value
+
+    def __repr__(self) -> str:
+        return f"SecretStore({len(self._values)} resolved, {len(self._errors)} unresolved)"
+
+
+def resolve_catalog(
+    catalog: Catalog, *, environ: Mapping[str, str] | None = None
+) -> tuple[SecretStore, list[Finding]]:
+    """Resolve every secret reference of every connection, once per distinct reference.
+
+    A reference that cannot be read is an error on an enabled connection and a warning on a
+    disabled one (it is not needed until someone enables it); a short secret is a warning.
+    """
+    values: dict[str, SecretStr] = {}
+    errors: dict[str, str] = {}
+    findings: list[Finding] = []
+    short_reported: set[str] = set()
+    secret_refs: set[str] = set()
+    for full_id in sorted(catalog.connections):
+        conn = catalog.connections[full_id]
+        for key, ref in conn.credentials.items():
+            name = str(ref)
+            if key not in IDENTITY_KEYS:
+                secret_refs.add(name)
+            where = f"connection {full_id} credentials.{key}"
+            path = f"{full_id}.credentials.{key}"
+            if name not in values and name not in errors:
+                try:
+                    values[name] = resolve_ref(ref, environ=environ)
+                except SecretError as exc:
+                    errors[name] = str(exc)
+            if name in errors:
+                severity = Severity.ERROR if conn.enabled else Severity.WARNING
+                findings.append(
+                    Finding(
+                        "secret-unresolved",
+                        f"{where}: {errors[name]}",
+                        file=conn.source,
+                        path=path,
+                        severity=severity,
+                    )
+                )
+            elif (
+                key not in IDENTITY_KEYS
+                and len(values[name].get_secret_value()) < MIN_SECRET_LENGTH
+                and name not in short_reported
+            ):
+                short_reported.add(name)
+                findings.append(
+                    Finding(
+                        "secret-short",
+                        f"{where}: secret {name} is shorter than {MIN_SECRET_LENGTH} characters; "
+                        "use a longer one (short values are weak and cannot be masked in logs "
+                        "without damaging them)",
+                        file=conn.source,
+                        path=path,
+                        severity=Severity.WARNING,
+                    )
+                )
+    return SecretStore(values, errors, set(values) - secret_refs), findings
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each secret replaced by ``MASK``."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class SecretRedactingFilter(logging.Filter):
+    """Masks resolved secret values in log records (message, args and exception text).
+
+    Attach it to *handlers* (a logger's filters do not see records from child loggers).
+    """
+
+    def __init__(self, store: SecretStore | Iterable[str]) -> None:
+        super().__init__()
+        plain = store._plain_values() if isinstance(store, SecretStore) else store
+        # Longest first, so a secret containing another is masked whole.
+        self._secrets = sorted({s for s in plain if s}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to the handler's error path
+            message = str(record.msg)
+        clean = redact(message, self._secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self._secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self._secrets)
+        return True

@@ -1,0 +1,1 @@
+"""The daemon: aiohttp app, one dispatcher behind XML-RPC and JSON-RPC, auth, sessions, /v1 API."""

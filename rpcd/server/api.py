@@ -1,0 +1,124 @@
+"""The JSON admin and call API (``/v1``), and the liveness / readiness probes.
+
+Authenticated peers only; a non-admin peer sees and uses only its own institutions. Secrets
+appear as references (``env:NAME``), never values.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from rpcd.config.models import Peer
+from rpcd.errors import Fault
+from rpcd.server.http import call_context, unauthorized
+from rpcd.server.keys import HOLDER, TRANSPORT
+from rpcd.server.outbound import run_call
+from rpcd.server.reload import RELOADER
+
+__all__ = ["routes"]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, indent=2))
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
+
+
+async def _peer(request: web.Request) -> Peer:
+    ctx = await call_context(request)
+    if ctx.principal is None:
+        raise unauthorized()
+    return ctx.principal.peer
+
+
+def _forbidden(peer: Peer, institutions: list[str]) -> list[str]:
+    return [] if peer.admin else [i for i in institutions if i not in peer.institutions]
+
+
+async def connections(request: web.Request) -> web.Response:
+    """``GET /v1/connections?class=C&institution=I``: connections, secrets as references."""
+    peer = await _peer(request)
+    catalog = request.app[HOLDER].current.catalog
+    class_id = request.query.get("class")
+    wanted = request.query.getall("institution", [])
+    if _forbidden(peer, wanted):
+        return _error(403, "you may only ask for your own institutions")
+    scope = set(wanted) if wanted else (None if peer.admin else set(peer.institutions))
+    out = []
+    for conn in sorted(catalog.connections.values(), key=lambda c: (c.class_id, c.priority, c.id)):
+        if class_id is not None and conn.class_id != class_id:
+            continue
+        if scope is not None and not conn.is_global and scope.isdisjoint(conn.institutions):
+            continue
+        item = conn.model_dump(mode="json", by_alias=True, exclude_none=True)
+        item["credentials"] = {k: str(v) for k, v in conn.credentials.items()}
+        item["full_id"] = conn.full_id
+        out.append(item)
+    return _json({"connections_enabled": catalog.connections_enabled, "connections": out})
+
+
+async def call(request: web.Request) -> web.Response:
+    """``POST /v1/call/{class}`` with ``{function, params, institutions}``: the runner's outcome."""
+    peer = await _peer(request)
+    loaded = request.app[HOLDER].current
+    class_id = request.match_info["class"]
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "send a JSON object {function, params, institutions}")
+    if not isinstance(body, dict) or not isinstance(body.get("function"), str):
+        return _error(400, "send a JSON object {function, params, institutions}")
+    institutions = body.get("institutions", list(peer.institutions))
+    if not isinstance(institutions, list) or not all(isinstance(i, str) for i in institutions):
+        return _error(400, "institutions is a list of institution ids")
+    if _forbidden(peer, institutions):
+        return _error(403, "you may only call for your own institutions")
+    if class_id not in loaded.catalog.classes:
+        return _error(404, f"no connection class {class_id!r}")
+    try:
+        outcome = await run_call(
+            loaded,
+            request.app.get(TRANSPORT),
+            class_id,
+            body["function"],
+            body.get("params", {}),
+            institutions,
+        )
+    except Fault as fault:
+        return _error(503, fault.message)
+    return _json(outcome.to_dict())
+
+
+async def status(request: web.Request) -> web.Response:
+    """``GET /v1/status``: which catalog is serving."""
+    await _peer(request)
+    loaded = request.app[HOLDER].current
+    reloader = request.app.get(RELOADER)
+    reload = None if reloader is None else reloader.status()
+    return _json({"revision": loaded.revision, "reload": reload})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    holder = request.app.get(HOLDER)
+    if holder is None:
+        return web.Response(status=503, text="no catalog loaded\n")
+    return web.Response(text=f"ready {holder.current.catalog.content_hash[:12]}\n")
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/v1/connections", connections),
+        web.post("/v1/call/{class}", call),
+        web.get("/v1/status", status),
+        web.get("/healthz", healthz),
+        web.get("/readyz", readyz),
+    ]

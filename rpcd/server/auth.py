@@ -1,0 +1,192 @@
+"""Who is calling: bearer token, HTTP Basic (password or session), or client certificate.
+
+Every inbound credential is compared with hashes from ``services.d`` in constant time. A request
+without valid credentials is anonymous (``None``): the dispatcher then allows only
+``system.login``, ``system.getCapabilities`` and ``system.listMethods`` and answers anything
+else with HTTP 401 and ``WWW-Authenticate`` (``AuthRequired``).
+
+Password verification (scrypt, about 50 ms and 16 MiB each) runs in a worker thread, and a
+success is remembered for ``auth_cache_ttl`` seconds, keyed by a sha256 over user name,
+password and the stored hash: a peer that sends Basic credentials on every call would otherwise
+pay scrypt per request (a ceiling of ~20 calls/s per core, and an easy way to exhaust the
+daemon). The key holds no password, and a changed ``password_hash`` misses the cache. Failures
+are never cached, so guessing still costs scrypt every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from rpcd.config.models import Peer
+from rpcd.errors import Fault
+from rpcd.secrets_hash import verify_scrypt
+from rpcd.server.sessions import SessionClaims, SessionManager
+
+__all__ = ["AUTH_CHALLENGE", "AuthRequired", "Authenticator", "PeerIndex", "Principal"]
+
+AUTH_CHALLENGE = 'Basic realm="rpcd", charset="UTF-8"'
+_CACHE_SIZE = 1024
+
+
+class AuthRequired(Fault):
+    """No valid credentials for this call: the HTTP layer answers 401 + WWW-Authenticate."""
+
+    def __init__(self, message: str = "authentication required") -> None:
+        super().__init__(401, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated peer, how it proved itself, and its session if it used one."""
+
+    peer: Peer
+    method: str  # token | password | session | cert
+    session: SessionClaims | None = None
+
+
+@dataclass(frozen=True)
+class PeerIndex:
+    """The catalog's peers arranged for authentication (built once per catalog)."""
+
+    peers: Mapping[str, Peer]
+    tokens: tuple[tuple[bytes, Peer], ...]
+    users: Mapping[str, Peer]
+    certs: tuple[tuple[bytes, Peer], ...]
+
+    @classmethod
+    def build(cls, peers: Mapping[str, Peer]) -> PeerIndex:
+        tokens = tuple((bytes.fromhex(p.token_sha256), p) for p in peers.values() if p.token_sha256)
+        users = {p.username: p for p in peers.values() if p.username and p.password_hash}
+        certs = tuple(
+            (bytes.fromhex(p.fingerprint_sha256), p) for p in peers.values() if p.fingerprint_sha256
+        )
+        return cls(peers, tokens, users, certs)
+
+    def by_token(self, token: str) -> Peer | None:
+        """Compare the token's sha256 with *every* token peer, without an early exit."""
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        found: Peer | None = None
+        for expected, peer in self.tokens:
+            if hmac.compare_digest(digest, expected) and found is None:
+                found = peer
+        return found
+
+    def by_fingerprint(self, der: bytes) -> Peer | None:
+        digest = hashlib.sha256(der).digest()
+        found: Peer | None = None
+        for expected, peer in self.certs:
+            if hmac.compare_digest(digest, expected) and found is None:
+                found = peer
+        return found
+
+
+class _SuccessCache:
+    """Recently verified passwords, keyed by a hash (never the password), bounded and expiring."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._entries: OrderedDict[bytes, float] = OrderedDict()
+
+    @staticmethod
+    def key(username: str, password: str, stored_hash: str) -> bytes:
+        h = hashlib.sha256()
+        for part in (username, password, stored_hash):
+            data = part.encode("utf-8", "surrogatepass")
+            h.update(len(data).to_bytes(4, "big") + data)
+        return h.digest()
+
+    def hit(self, key: bytes) -> bool:
+        expires = self._entries.get(key)
+        if expires is None:
+            return False
+        if expires <= time.monotonic():
+            del self._entries[key]
+            return False
+        return True
+
+    def add(self, key: bytes) -> None:
+        if self._ttl <= 0:
+            return
+        self._entries[key] = time.monotonic() + self._ttl
+        self._entries.move_to_end(key)
+        while len(self._entries) > _CACHE_SIZE:
+            self._entries.popitem(last=False)
+
+
+class Authenticator:
+    """Turns a request's credentials into a ``Principal`` (or None: anonymous)."""
+
+    def __init__(self, sessions: SessionManager, cache_ttl: float) -> None:
+        self.sessions = sessions
+        self._cache = _SuccessCache(cache_ttl)
+
+    async def check_password(self, index: PeerIndex, username: str, password: str) -> Peer | None:
+        """The userpass peer these credentials belong to, verified with scrypt (or the cache)."""
+        peer = index.users.get(username)
+        if peer is None or peer.password_hash is None:
+            return None
+        key = self._cache.key(username, password, peer.password_hash)
+        if self._cache.hit(key):
+            return peer
+        ok = await asyncio.to_thread(verify_scrypt, password, peer.password_hash)
+        if not ok:
+            return None
+        self._cache.add(key)
+        return peer
+
+    def check_session(self, index: PeerIndex, sessionid: str, kp3: str) -> Principal | None:
+        claims = self.sessions.verify(sessionid, kp3)
+        if claims is None:
+            return None
+        peer = index.peers.get(claims.peer_id)  # a peer removed by a reload loses its sessions
+        return Principal(peer, "session", claims) if peer is not None else None
+
+    async def authenticate(self, request: web.Request, index: PeerIndex) -> Principal | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        scheme, value = scheme.lower(), value.strip()
+        if scheme == "bearer" and value:
+            peer = index.by_token(value)
+            return Principal(peer, "token") if peer is not None else None
+        if scheme == "basic" and value:
+            return await self._basic(index, value)
+        der = _client_certificate(request)
+        if der is not None:
+            peer = index.by_fingerprint(der)
+            return Principal(peer, "cert") if peer is not None else None
+        return None
+
+    async def _basic(self, index: PeerIndex, value: str) -> Principal | None:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return None
+        user, sep, secret = decoded.partition(":")
+        if not sep:
+            return None
+        if self.sessions.looks_like_session(user):
+            return self.check_session(index, user, secret)
+        peer = await self.check_password(index, user, secret)
+        return Principal(peer, "password") if peer is not None else None
+
+
+def _client_certificate(request: web.Request) -> bytes | None:
+    """The DER bytes of a verified client certificate, when rpcd terminates TLS."""
+    transport = request.transport
+    if transport is None:
+        return None
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return der

@@ -1,0 +1,63 @@
+"""``rpcd serve [ROOT] [--root DIR] [--listen HOST:PORT] [--settings FILE]``.
+
+Starts only on a valid tree: otherwise prints the same findings as ``rpcd validate`` and
+exits 1. Exit 0 after a SIGTERM/SIGINT shutdown, 2 on a usage or settings error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rpcd.config import Report
+from rpcd.report import REPORTERS
+from rpcd.server.loading import Loaded, load
+from rpcd.server.logging_setup import setup_logging, update_secrets
+from rpcd.server.run import serve
+from rpcd.settings import Settings, load_settings
+
+__all__ = ["cmd_serve", "prepare", "register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve the published services (XML-RPC, JSON-RPC, /v1 API)")
+    p.add_argument("root_arg", nargs="?", metavar="ROOT", help="config root (default: --root or .)")
+    p.add_argument("--root", metavar="DIR", help="config root, when ROOT is not given")
+    p.add_argument("--listen", metavar="HOST:PORT", help="default 127.0.0.1:8080 or RPCD_LISTEN")
+    p.add_argument("--settings", metavar="FILE", help="TOML settings file (or RPCD_SETTINGS_FILE)")
+    p.set_defaults(func=cmd_serve)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Settings, Loaded] | int:
+    """Settings and a loaded catalog, or the exit code after printing why not."""
+    try:
+        settings = load_settings(args.settings, listen=args.listen)
+    except (ValidationError, ValueError) as exc:
+        sys.stderr.write(f"rpcd serve: invalid settings: {exc}\n")
+        return 2
+    setup_logging(settings.log_format, settings.log_level)
+    root = Path(args.root_arg or args.root or ".")
+    loaded = load(root, strict_secrets=settings.strict_secrets)
+    if isinstance(loaded, Report):
+        sys.stderr.write(REPORTERS["text"](loaded))
+        return 2 if "root-not-found" in loaded.rules() else 1
+    update_secrets(loaded.secrets)  # the log filter masks every resolved value
+    return settings, loaded
+
+
+def _announce(url: str) -> None:
+    print(f"rpcd: listening on {url}", flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    prepared = prepare(args)
+    if isinstance(prepared, int):
+        return prepared
+    settings, loaded = prepared
+    root = Path(args.root_arg or args.root or ".")
+    return asyncio.run(serve(settings, loaded, announce=_announce, root=root))

@@ -1,0 +1,20 @@
+"""Typed application state (``web.AppKey``), in one module so handlers and the factory share it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rpcd.connections.transport import Transport
+from rpcd.server.auth import Authenticator
+from rpcd.server.dispatch import Dispatcher
+from rpcd.server.loading import CatalogHolder
+from rpcd.settings import Settings
+
+__all__ = ["AUTHENTICATOR", "DISPATCHER", "HOLDER", "SETTINGS", "TRANSPORT"]
+
+SETTINGS = web.AppKey("settings", Settings)
+HOLDER = web.AppKey("holder", CatalogHolder)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+#: The pooled outbound client; None before startup and after cleanup.
+TRANSPORT: web.AppKey[Transport | None] = web.AppKey("transport")

@@ -1,0 +1,174 @@
+"""Load a config tree into everything the server needs, and hold the current one.
+
+``load(root)`` builds and validates the catalog off to the side (handlers imported, secrets
+resolved, the method table and peer index built) and returns a ``Loaded`` or the ``Report``
+that says why not. ``CatalogHolder.swap`` replaces the current ``Loaded`` in one assignment;
+each request reads ``holder.current`` once at its start, so in-flight calls finish on the
+catalog they began with. The SIGHUP / admin reload calls exactly these two functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from rpcd.config import Catalog, FileCache, Finding, Report, Severity, build
+from rpcd.config.models import Method, Peer, Service
+from rpcd.secrets import SecretStore, resolve_catalog
+from rpcd.server.auth import PeerIndex
+
+__all__ = ["CatalogHolder", "Loaded", "MethodEntry", "build_methods", "load", "may_call"]
+
+log = logging.getLogger("rpcd.server")
+
+
+@dataclass(frozen=True, slots=True)
+class MethodEntry:
+    """One published method, ready to call: ``func`` for code, ``method.proxy`` for a proxy."""
+
+    name: str
+    service: Service
+    method: Method
+    func: Callable[..., Any] | None
+    is_async: bool
+    py_signature: inspect.Signature | None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A catalog and what was derived from it; immutable, swapped as a whole."""
+
+    catalog: Catalog
+    methods: Mapping[str, MethodEntry]
+    peers: PeerIndex
+    git_commit: str | None
+    loaded_at: float
+    secrets: SecretStore | None = None
+    cache: FileCache = field(default_factory=dict)
+
+    @property
+    def revision(self) -> dict[str, Any]:
+        return {
+            "content_hash": self.catalog.content_hash,
+            "git_commit": self.git_commit,
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+        }
+
+
+class CatalogHolder:
+    """The one place the current ``Loaded`` lives. ``swap`` is a single reference assignment."""
+
+    def __init__(self, initial: Loaded) -> None:
+        self._current = initial
+
+    @property
+    def current(self) -> Loaded:
+        return self._current
+
+    def swap(self, new: Loaded) -> Loaded:
+        """Make ``new`` current; return the previous one."""
+        old, self._current = self._current, new
+        return old
+
+
+def may_call(peer: Peer, service: Service) -> bool:
+    """A service grants the peer itself or one of the peer's institutions (deny by default)."""
+    grant = service.grant
+    if grant is None:
+        return False
+    return peer.id in grant.peers or not set(peer.institutions).isdisjoint(grant.institutions)
+
+
+def _resolve(spec: str) -> Callable[..., Any]:
+    module_name, _, attr = spec.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"{spec} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def build_methods(catalog: Catalog) -> dict[str, MethodEntry]:
+    """``service.method`` -> entry, with every handler imported (the build checked they import)."""
+    methods: dict[str, MethodEntry] = {}
+    for service in catalog.services.values():
+        for method in service.method:
+            func = _resolve(method.function) if method.function else None
+            try:
+                sig = inspect.signature(func) if func is not None else None
+            except (TypeError, ValueError):
+                sig = None
+            name = f"{service.name}.{method.name}"
+            is_async = func is not None and inspect.iscoroutinefunction(func)
+            methods[name] = MethodEntry(name, service, method, func, is_async, sig)
+    return methods
+
+
+def git_commit(root: Path) -> str | None:
+    """The commit of a git checkout at ``root`` (one ``git rev-parse`` per load), else None."""
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) in (40, 64) else None
+
+
+def load(
+    root: Path | str, previous: Loaded | None = None, *, strict_secrets: bool = True
+) -> Loaded | Report:
+    """Build, validate, import and resolve; a ``Loaded`` only when nothing is an error.
+
+    With ``strict_secrets=False`` (development only) an unresolved secret is a warning: the
+    daemon starts, and a call over that connection fails naming the reference.
+    """
+    root = Path(root)
+    result = build(root, previous=previous.cache if previous else None, check_imports=True)
+    report = result.report
+    if result.catalog is None:
+        return report
+    catalog = result.catalog
+    secrets, findings = resolve_catalog(catalog)  # env and file references are read again
+    if not strict_secrets:
+        findings = [
+            replace(f, severity=Severity.WARNING) if f.rule == "secret-unresolved" else f
+            for f in findings
+        ]
+    report.extend(findings)
+    for finding in findings:
+        log.warning("%s", finding.as_text())
+    if not report.valid:
+        return report
+    try:
+        methods = build_methods(catalog)
+    except Exception as exc:  # import-time side effects the build did not see
+        report.add(
+            Finding("import-failed", f"a handler failed to load ({type(exc).__name__}: {exc})")
+        )
+        return report
+    return Loaded(
+        catalog=catalog,
+        methods=MappingProxyType(methods),
+        peers=PeerIndex.build(catalog.peers),
+        git_commit=git_commit(root),
+        loaded_at=time.time(),
+        secrets=secrets,
+        cache=result.cache,
+    )

@@ -1,0 +1,320 @@
+"""Reload: build a new catalog beside the live one, swap only a valid one, never half of one.
+
+``reload(holder, root)`` runs ``rpcd.server.loading.load`` (build with the previous file cache
+for the incremental path, handler imports, secrets resolved again — env and file references
+are re-read on every reload) in a worker thread so the event loop keeps serving, then:
+
+- valid: ``holder.swap(new)`` — one reference assignment; a request already running keeps the
+  ``Loaded`` it took at its start, so in-flight calls finish on the catalog they began with;
+- invalid: the live catalog stays, every finding is logged and kept for ``/v1/status``, and the
+  failure is counted (``rpcd_reloads_total{result="failed"}``).
+
+``Reloader`` runs one reload at a time. ``Reloader.request()`` (what SIGHUP calls) coalesces a
+burst: while a reload runs, further requests set one pending flag, and exactly one more reload
+follows — it sees everything that changed meanwhile. Around each reload it tells systemd
+``RELOADING=1`` + ``MONOTONIC_USEC`` (one datagram), then ``READY=1`` with a ``STATUS=`` line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from rpcd.config import Report, Severity
+from rpcd.server.loading import CatalogHolder, Loaded, load
+from rpcd.server.metrics import METRICS, Metrics
+from rpcd.server.sdnotify import Notifier
+
+__all__ = [
+    "RELOADER",
+    "ReloadResult",
+    "Reloader",
+    "install",
+    "install_sighup",
+    "reload",
+    "reload_handler",
+    "status_line",
+]
+
+log = logging.getLogger("rpcd.reload")
+
+#: Findings kept in a result (and shown on /v1/status); the count says how many there were.
+MAX_FINDINGS = 50
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What one reload did. ``content_hash`` is the catalog serving afterwards."""
+
+    ok: bool
+    changed: bool
+    content_hash: str
+    previous_hash: str
+    started_at: float
+    duration_s: float
+    error: str | None = None
+    error_count: int = 0
+    findings: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "result": "ok" if self.ok else "failed",
+            "changed": self.changed,
+            "content_hash": self.content_hash,
+            "previous_hash": self.previous_hash,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
+            "duration_ms": round(self.duration_s * 1000, 1),
+            "error": self.error,
+            "error_count": self.error_count,
+            "findings": list(self.findings),
+        }
+
+
+def _finding_dicts(report: Report) -> tuple[dict[str, Any], ...]:
+    out = []
+    for f in report:
+        if f.severity is not Severity.ERROR:
+            continue
+        out.append(
+            {
+                "rule": f.rule,
+                "message": f.message,
+                "file": f.file,
+                "line": f.line,
+                "column": f.column,
+                "path": f.path,
+                "text": f.as_text(),
+            }
+        )
+        if len(out) >= MAX_FINDINGS:
+            break
+    return tuple(out)
+
+
+def _on_new_catalog(new: Loaded) -> None:
+    """After a swap: the log redaction filter learns the newly resolved secret values."""
+    try:
+        from rpcd.server.logging_setup import update_secrets
+    except ImportError:  # pragma: no cover - logging_setup is part of the package
+        return
+    update_secrets(new.secrets)
+
+
+async def reload(
+    holder: CatalogHolder,
+    root: Path | str,
+    settings: Any = None,
+    *,
+    metrics: Metrics | None = None,
+) -> ReloadResult:
+    """Build, validate and (only when valid) swap in a new catalog; never raises for bad trees.
+
+    ``settings`` (``rpcd.settings.Settings``) gives ``strict_secrets``, as at start-up.
+    """
+    strict = bool(getattr(settings, "strict_secrets", True))
+    started, t0 = time.time(), time.perf_counter()
+    old = holder.current
+    old_hash = old.catalog.content_hash
+    try:
+        outcome: Loaded | Report = await asyncio.to_thread(
+            functools.partial(load, root, old, strict_secrets=strict)
+        )
+    except Exception as exc:  # a bug or an I/O error in the build: still keep the old catalog
+        log.exception("reload of %s failed unexpectedly; the old catalog keeps serving", root)
+        error = f"internal error during reload ({type(exc).__name__})"
+        result = ReloadResult(
+            False, False, old_hash, old_hash, started, time.perf_counter() - t0, error, 1
+        )
+        if metrics is not None:
+            metrics.reload(False)
+        return result
+    if isinstance(outcome, Report):
+        findings = _finding_dicts(outcome)
+        count = outcome.error_count
+        plural = "s" if count != 1 else ""
+        error = f"invalid tree: {count} error{plural}; the old catalog keeps serving"
+        if findings:
+            error += f" (first: {findings[0]['text']})"
+        log.error(
+            "reload refused: %d error(s) in %s; still serving %s",
+            count,
+            root,
+            old_hash[:12],
+            extra={"content_hash": old_hash},
+        )
+        for finding in outcome:
+            if finding.severity is Severity.ERROR:
+                log.error("reload finding: %s", finding.as_text())
+        if metrics is not None:
+            metrics.reload(False)
+        return ReloadResult(
+            ok=False,
+            changed=False,
+            content_hash=old_hash,
+            previous_hash=old_hash,
+            started_at=started,
+            duration_s=time.perf_counter() - t0,
+            error=error,
+            error_count=count,
+            findings=findings,
+        )
+    _on_new_catalog(outcome)
+    holder.swap(outcome)
+    new_hash = outcome.catalog.content_hash
+    changed = new_hash != old_hash
+    log.info(
+        "reload ok: %s -> %s%s",
+        old_hash[:12],
+        new_hash[:12],
+        "" if changed else " (unchanged; secrets re-read)",
+        extra={"content_hash": new_hash},
+    )
+    if metrics is not None:
+        metrics.reload(True)
+        metrics.set_catalog(new_hash)
+    return ReloadResult(
+        ok=True,
+        changed=changed,
+        content_hash=new_hash,
+        previous_hash=old_hash,
+        started_at=started,
+        duration_s=time.perf_counter() - t0,
+    )
+
+
+def status_line(loaded: Loaded, last: ReloadResult | None) -> str:
+    """The one-line ``STATUS=`` for systemd: the revision serving, or the last reload error."""
+    rev = f"serving {loaded.catalog.content_hash[:12]}"
+    if loaded.git_commit:
+        rev += f" (git {loaded.git_commit[:12]})"
+    if last is not None and not last.ok:
+        return f"reload failed, {rev}: {last.error_count} error(s)"
+    return rev
+
+
+class Reloader:
+    """One reload at a time, bursts coalesced, systemd told before and after."""
+
+    def __init__(
+        self,
+        holder: CatalogHolder,
+        root: Path | str,
+        settings: Any = None,
+        *,
+        metrics: Metrics | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.holder = holder
+        self.root = Path(root)
+        self.settings = settings
+        self.metrics = metrics
+        self.notifier = notifier or Notifier({})
+        self.last: ReloadResult | None = None
+        self.ok_count = 0
+        self.failed_count = 0
+        self._lock = asyncio.Lock()
+        self._pending = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def reload(self) -> ReloadResult:
+        """Run one reload now (after any running one) and return its result."""
+        async with self._lock:
+            self.notifier.reloading(f"reloading {self.root}")
+            result: ReloadResult | None = None
+            try:
+                result = await reload(self.holder, self.root, self.settings, metrics=self.metrics)
+                self.last = result
+                if result.ok:
+                    self.ok_count += 1
+                else:
+                    self.failed_count += 1
+            finally:
+                # READY=1 always follows RELOADING=1, or systemd waits for it until the timeout.
+                self.notifier.ready(status_line(self.holder.current, result or self.last))
+            return result
+
+    def request(self) -> None:
+        """Ask for a reload without waiting (the SIGHUP handler); a burst becomes one more."""
+        if self._task is not None and not self._task.done():
+            self._pending = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._drain(), name="rpcd-reload")
+
+    async def _drain(self) -> None:
+        while True:
+            # Requests that came before this point are served by the reload that starts now.
+            self._pending = False
+            try:
+                await self.reload()
+            except Exception:  # never let a reload bug kill the signal path
+                log.exception("reload crashed; the old catalog keeps serving")
+            if not self._pending:
+                return
+
+    async def wait_idle(self) -> None:
+        """Wait for requested reloads to finish (tests, shutdown)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    def status(self) -> dict[str, Any]:
+        """For ``/v1/status``: counts and the last reload's result (with its findings)."""
+        return {
+            "reloads_ok": self.ok_count,
+            "reloads_failed": self.failed_count,
+            "last": None if self.last is None else self.last.to_dict(),
+        }
+
+
+RELOADER = web.AppKey("reloader", Reloader)
+
+
+def install_sighup(reloader: Reloader, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """SIGHUP requests a reload (coalesced). Unix only; call from inside the running loop."""
+    loop = loop or asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
+
+
+async def reload_handler(request: web.Request) -> web.Response:
+    """``POST /v1/reload`` (admin peers): run a reload and answer with its result.
+
+    200 with ``result: ok``; 409 with ``result: failed`` and the findings when the tree is
+    invalid (the old catalog keeps serving); 401 / 403 for a caller that is not an admin.
+    """
+    from rpcd.server.http import call_context, unauthorized
+
+    ctx = await call_context(request)
+    if ctx.principal is None:
+        raise unauthorized()
+    if not ctx.principal.peer.admin:
+        return web.json_response({"error": "reload is for admin peers"}, status=403)
+    result = await request.app[RELOADER].reload()
+    return web.json_response(result.to_dict(), status=200 if result.ok else 409)
+
+
+def install(
+    app: web.Application,
+    root: Path | str,
+    *,
+    notifier: Notifier | None = None,
+) -> Reloader:
+    """A ``Reloader`` for ``app`` (its holder, settings and metrics) and ``POST /v1/reload``."""
+    from rpcd.server.keys import HOLDER, SETTINGS
+
+    reloader = Reloader(
+        app[HOLDER],
+        root,
+        app.get(SETTINGS),
+        metrics=app.get(METRICS),
+        notifier=notifier,
+    )
+    app[RELOADER] = reloader
+    app.router.add_post("/v1/reload", reload_handler)
+    return reloader

@@ -1,0 +1,90 @@
+"""Run the daemon until SIGTERM/SIGINT, then shut down in order.
+
+Shutdown (aiohttp's ``BaseRunner.cleanup``): stop listening, let in-flight requests finish
+within ``shutdown_timeout``, close idle keep-alive connections, then run the app's cleanup
+(thread pool, outbound transport). The process then exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from rpcd.server import reload
+from rpcd.server.app import create_app
+from rpcd.server.keys import HOLDER
+from rpcd.server.loading import Loaded
+from rpcd.server.sdnotify import Notifier
+from rpcd.settings import Settings
+
+__all__ = ["serve", "tls_context"]
+
+log = logging.getLogger("rpcd.server")
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """Server TLS when ``tls_cert``/``tls_key`` are set; client certificates checked against
+    ``tls_client_ca`` and optional, so token and session callers need none."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    if settings.tls_client_ca is not None:
+        ctx.load_verify_locations(cafile=str(settings.tls_client_ca))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+async def serve(
+    settings: Settings,
+    loaded: Loaded,
+    *,
+    announce: Callable[[str], None] | None = None,
+    root: Path | None = None,
+) -> int:
+    """Serve ``loaded`` until a stop signal; ``announce`` gets the URL once listening.
+
+    With ``root``, SIGHUP and ``POST /v1/reload`` reload the tree there. systemd is told
+    READY=1 / RELOADING=1 / STOPPING=1 and pinged (WATCHDOG=1) when it asks for that.
+    """
+    app = create_app(settings, loaded)
+    notifier = Notifier()
+    reloader = reload.install(app, root, notifier=notifier) if root is not None else None
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    tls = tls_context(settings)
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        sys.stderr.write(f"rpcd serve: cannot listen on {settings.listen}: {exc.strerror or exc}\n")
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if reloader is not None:
+        reload.install_sighup(reloader, loop)
+    host, port = runner.addresses[0][:2]
+    url = f"{'https' if tls else 'http'}://{host}:{port}"
+    log.info("listening on %s (catalog %s)", url, loaded.catalog.content_hash[:12])
+    if announce is not None:
+        announce(url)
+    notifier.ready(reload.status_line(app[HOLDER].current, None))
+    notifier.start_watchdog()
+    await stop.wait()
+    notifier.stopping()
+    await notifier.stop_watchdog()
+    log.info("stopping: finishing in-flight requests (at most %g s)", settings.shutdown_timeout)
+    await runner.cleanup()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,115 @@
+"""Daemon settings: defaults < settings file (TOML) < ``RPCD_*`` environment < CLI flags.
+
+The settings file is named by ``--settings FILE`` or ``RPCD_SETTINGS_FILE``. Every bound the
+daemon enforces (body size, XML depth, multicall length, handler time) is here, so an operator
+can see and change them in one place. Secrets (the session key) are ``SecretStr``: they print
+as stars in any repr, log or error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["MAX_SESSION_TTL", "Settings", "load_settings"]
+
+MIB = 1024 * 1024
+#: Upper bound of ``session_ttl``. A logged-out session stays valid on *other* replicas until
+#: it expires (revocation is local), so the lifetime must stay short: 12 hours at the very most.
+MAX_SESSION_TTL = 12 * 3600.0
+
+
+class Settings(BaseSettings):
+    """Listen address, limits, sessions, TLS and logging of ``rpcd serve``."""
+
+    model_config = SettingsConfigDict(env_prefix="RPCD_", extra="forbid", frozen=True)
+
+    listen: str = "127.0.0.1:8080"
+    max_body_bytes: int = Field(default=MIB, ge=1024, le=256 * MIB)
+    max_xml_depth: int = Field(default=32, ge=1, le=200)
+    max_multicall: int = Field(default=100, ge=1, le=10_000)
+    handler_timeout: float = Field(default=30.0, gt=0, le=3600)
+    handler_threads: int = Field(default=8, ge=1, le=256)
+    session_key: SecretStr | None = None
+    session_key_file: Path | None = None
+    session_ttl: float = Field(default=1800.0, gt=0, le=MAX_SESSION_TTL)
+    auth_cache_ttl: float = Field(default=60.0, ge=0, le=3600)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    shutdown_timeout: float = Field(default=10.0, gt=0, le=600)
+    #: False only for development: an unresolved secret reference is then a warning, not a
+    #: load error, and calls over that connection fail naming the reference.
+    strict_secrets: bool = True
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"listen must be HOST:PORT, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key (rpcd must terminate TLS)")
+        if self.session_key is not None and self.session_key_file is not None:
+            raise ValueError("give session_key or session_key_file, not both")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    def session_key_bytes(self) -> bytes | None:
+        """The configured session key, read from the file when one is named; None if unset."""
+        if self.session_key is not None:
+            return self.session_key.get_secret_value().encode("utf-8")
+        if self.session_key_file is not None:
+            data = self.session_key_file.read_bytes().strip()
+            if not data:
+                raise ValueError(f"session_key_file {self.session_key_file} is empty")
+            return data
+        return None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Init kwargs are the CLI flags: they win, then the environment, then the file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(settings_file: Path | str | None = None, **flags: Any) -> Settings:
+    """Settings from file, environment and the CLI ``flags`` that were given (None = not given)."""
+    file = settings_file or os.environ.get("RPCD_SETTINGS_FILE")
+    klass: type[Settings] = Settings
+    if file:
+        if not Path(file).is_file():
+            raise ValueError(f"settings file {file} does not exist")
+        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": Path(file)})
+        klass = type("Settings", (Settings,), {"model_config": config})
+    return klass(**{k: v for k, v in flags.items() if v is not None})

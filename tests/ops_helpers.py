@@ -1,0 +1,152 @@
+"""In-process daemons for the operations tests (metrics, reload): the real app on a real port.
+
+``served(root)`` builds the app exactly as ``rpcd serve`` does (``create_app``) plus the
+operations pieces (metrics, reload), serves it on 127.0.0.1 with aiohttp's ``TestServer``, and
+yields an ``Ops`` handle with a client. Calls are real HTTP with real XML-RPC bodies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from conftest import REPO
+from server_helpers import LOOPBACK_TOKEN, SESSION_KEY, Daemon
+
+from rpcd.config import Report
+from rpcd.server import metrics as metrics_mod
+from rpcd.server import reload as reload_mod
+from rpcd.server.app import create_app
+from rpcd.server.keys import HOLDER
+from rpcd.server.loading import CatalogHolder, load
+from rpcd.server.metrics import METRICS, Metrics
+from rpcd.server.reload import RELOADER, Reloader
+from rpcd.settings import Settings
+
+AUTH = {"Authorization": f"Bearer {LOOPBACK_TOKEN}"}
+
+
+@dataclass
+class Ops:
+    app: web.Application
+    client: TestClient[web.Request, web.Application]
+
+    @property
+    def holder(self) -> CatalogHolder:
+        return self.app[HOLDER]
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.app[METRICS]
+
+    @property
+    def reloader(self) -> Reloader:
+        return self.app[RELOADER]
+
+    async def xmlrpc(
+        self,
+        method: str,
+        *params: Any,
+        headers: Mapping[str, str] | None = None,
+        path: str = "/RPC2",
+    ) -> Any:
+        """The result, or the ``xmlrpc.client.Fault`` (returned, not raised)."""
+        body = xmlrpc.client.dumps(params, method, allow_none=True)
+        response = await self.client.post(
+            path,
+            data=body.encode(),
+            headers={"Content-Type": "text/xml", **(AUTH if headers is None else headers)},
+        )
+        text = await response.read()
+        if response.status != 200:
+            return response.status
+        try:
+            return xmlrpc.client.loads(text, use_builtin_types=True)[0][0]
+        except xmlrpc.client.Fault as fault:
+            return fault
+
+    async def jsonrpc(
+        self, method: str, params: list[Any], headers: Mapping[str, str] | None = None
+    ) -> Any:
+        response = await self.client.post(
+            "/jsonrpc",
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+            headers=dict(AUTH if headers is None else headers),
+        )
+        return await response.json()
+
+    async def get_json(self, path: str) -> tuple[int, Any]:
+        response = await self.client.get(path, headers=AUTH)
+        return response.status, await response.json()
+
+
+def settings(**overrides: Any) -> Settings:
+    return Settings(session_key=SESSION_KEY, strict_secrets=False, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def served(root: Path, **overrides: Any) -> AsyncIterator[Ops]:
+    s = settings(**overrides)
+    loaded = load(root, strict_secrets=s.strict_secrets)
+    assert not isinstance(loaded, Report), [f.as_text() for f in loaded]
+    app = create_app(s, loaded)
+    if METRICS not in app:  # the lead may wire these into create_app itself
+        metrics_mod.install(app)
+    if RELOADER not in app:
+        reload_mod.install(app, root)
+    else:
+        app[RELOADER].root = Path(root)
+    server = TestServer(app, host="127.0.0.1")
+    async with TestClient(server) as client:
+        yield Ops(app, client)
+
+
+def start_serve(
+    root: Path,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    prefix: list[str] | None = None,
+    listen: str = "127.0.0.1:0",
+) -> Daemon:
+    """``rpcd serve`` as ``server_helpers.start_daemon`` runs it, with a command ``prefix``
+    (an interpreter wrapper) and a chosen listen address."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RPCD_")}
+    full_env.update(
+        {
+            "RPCD_LOOPBACK_TOKEN": LOOPBACK_TOKEN,
+            "RPCD_STRICT_SECRETS": "false",
+            "RPCD_SESSION_KEY": SESSION_KEY,
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    full_env.update(env or {})
+    args = [*(prefix or [sys.executable]), "-m", "rpcd", "serve", str(root), "--listen", listen]
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=log_file, text=True, env=full_env, cwd=REPO
+        )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("rpcd: listening on "):
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"rpcd serve did not start: {line!r}\n{log.read_text()}")
+    daemon = Daemon(proc, line.split()[-1], log)
+    deadline = time.monotonic() + 20
+    while daemon.get("/readyz")[0] != 200:
+        if time.monotonic() > deadline:
+            daemon.stop()
+            raise RuntimeError("rpcd serve never became ready")
+        time.sleep(0.05)
+    return daemon

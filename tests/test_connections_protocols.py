@@ -1,0 +1,224 @@
+"""XML-RPC (stdlib server, Basic auth), SOAP (WS-Security digest/text; spyne) and OAuth 1.0a."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from peers import REQUESTS, serve
+from peers.oauth import oauth_app
+from peers.soap import NS, soap_app
+from peers.tree import load_with_secrets, make_tree, no_secret_in_logs, secret
+from peers.xmlrpc_basic import basic_auth_server
+
+from rpcd.connections import Connection, ParameterError, Transport, connections_for
+from rpcd.errors import RemoteFault
+
+__all__ = ["no_secret_in_logs"]
+
+USER, PASSWORD = "svc-mahara", secret("xmlrpc-pass-31c4b0")
+WSSE_PASSWORD = secret("wsse-pass-8d2f61e0")
+OAUTH_KEY, OAUTH_SECRET = "consumer-key-1234", secret("oauth-secret-a9b8c7d6")
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SVC_USER", USER)
+    monkeypatch.setenv("SVC_PASSWORD", PASSWORD)
+    monkeypatch.setenv("WSSE_USER", USER)
+    monkeypatch.setenv("WSSE_PASSWORD", WSSE_PASSWORD)
+    monkeypatch.setenv("OAUTH_KEY", OAUTH_KEY)
+    monkeypatch.setenv("OAUTH_SECRET", OAUTH_SECRET)
+
+
+def one(tmp_path: Path, body: str, class_extra: str = "") -> Path:
+    return make_tree(
+        tmp_path,
+        {
+            "svc.toml": f"""
+            [class]
+            id = "test_svc"
+            plugin = "test"
+            name = "Test service"
+            {class_extra}
+
+            [[connection]]
+            id = "main"
+            enabled = true
+            global = true
+            {body}
+            """
+        },
+    )
+
+
+def call(root: Path, function: str, params: Any) -> Any:
+    catalog, store = load_with_secrets(root)
+
+    async def go() -> Any:
+        async with Transport.open() as transport:
+            (conn,) = connections_for(catalog, "test_svc", [], secrets=store, transport=transport)
+            return await conn.call(function, params)
+
+    return asyncio.run(go())
+
+
+# ----------------------------------------------------------------------------- XML-RPC
+
+
+def xmlrpc_conn(endpoint: str) -> str:
+    return f"""
+    type = "XML-RPC"
+    auth = "userpass"
+    endpoint = "{endpoint}"
+    credentials = {{ username = {{ env = "SVC_USER" }}, password = {{ env = "SVC_PASSWORD" }} }}
+    """
+
+
+def test_xmlrpc_with_basic_auth_checked_by_the_server(tmp_path: Path) -> None:
+    with basic_auth_server(USER, PASSWORD) as url:
+        root = one(tmp_path, xmlrpc_conn(url))
+        assert call(root, "add", [2, 3]) == 5
+        assert call(root, "add", [1.5, 2]) == 3.5
+        assert call(root, "echo", {"a": [1, "x"], "b": None}) == [{"a": [1, "x"], "b": None}]
+        assert "add" in call(root, "system.listMethods", [])
+        with pytest.raises(RemoteFault) as info:
+            call(root, "fail", ["no such user"])
+        assert (info.value.code, info.value.message) == (4, "no such user")
+        with pytest.raises(ParameterError, match="positional"):
+            call(root, "add", "23")
+
+
+def test_xmlrpc_wrong_password_is_http_401(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SVC_PASSWORD", secret("not-the-password-1"))
+    with basic_auth_server(USER, PASSWORD) as url, pytest.raises(RemoteFault) as info:
+        call(one(tmp_path, xmlrpc_conn(url)), "add", [1, 2])
+    assert info.value.errorcode == "http-401"
+    assert "not-the-password-1" not in str(info.value)
+
+
+# -------------------------------------------------------------------------------- SOAP
+
+
+def soap_conn(endpoint: str, kind: str = "digest") -> str:
+    return f"""
+    type = "SOAP"
+    auth = "wsse"
+    wsse_password_type = "{kind}"
+    endpoint = "{endpoint}"
+    soap_namespace = "{NS}"
+    soap_action = "{NS}#{{function}}"
+    credentials = {{ username = {{ env = "WSSE_USER" }}, password = {{ env = "WSSE_PASSWORD" }} }}
+    """
+
+
+@pytest.mark.parametrize("kind", ["digest", "text"])
+def test_soap_with_ws_security_verified_by_the_server(tmp_path: Path, kind: str) -> None:
+    with serve(soap_app(USER, WSSE_PASSWORD)) as peer:
+        root = one(tmp_path, soap_conn(peer.url + "/soap", kind))
+        assert call(root, "add", {"a": 2, "b": 40}) == "42"
+        assert peer.app[REQUESTS][0]["soapaction"] == f'"{NS}#add"'
+        with pytest.raises(RemoteFault) as info:
+            call(root, "divide", {"a": 1})
+        assert info.value.errorcode == "soap:Client"
+        with pytest.raises(ParameterError, match="mapping"):
+            call(root, "add", [1, 2])
+
+
+def test_soap_wrong_password_is_a_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WSSE_PASSWORD", secret("bad-wsse-password"))
+    with serve(soap_app(USER, WSSE_PASSWORD)) as peer, pytest.raises(RemoteFault) as info:
+        call(one(tmp_path, soap_conn(peer.url + "/soap")), "add", {"a": 1, "b": 2})
+    assert info.value.errorcode == "wsse:FailedAuthentication"
+
+
+def test_soap_against_spyne(tmp_path: Path) -> None:
+    from peers.spyne_peer import TNS, spyne_server
+
+    with spyne_server() as url:
+        body = f"""
+        type = "SOAP"
+        auth = "wsse"
+        endpoint = "{url}"
+        soap_namespace = "{TNS}"
+        credentials.username = {{ env = "WSSE_USER" }}
+        credentials.password = {{ env = "WSSE_PASSWORD" }}
+        """
+        catalog, store = load_with_secrets(one(tmp_path, body))
+        # Not yet a config key: the `soap_qualified` field proposed for the schema.
+        resolved = catalog.connections["test_svc/main"].model_copy(update={"soap_qualified": True})
+
+        async def go(function: str, params: Any) -> Any:
+            async with Transport.open() as transport:
+                conn = Connection(resolved, secrets=store, transport=transport)
+                return await conn.call(function, params)
+
+        hello = asyncio.run(go("say_hello", {"name": "Ada", "times": 2}))
+        assert hello == {"string": ["Hello, Ada", "Hello, Ada"]}
+        with pytest.raises(RemoteFault) as info:
+            asyncio.run(go("fail", {"why": "nope"}))
+    assert info.value.message == "nope" and info.value.errorcode.endswith("Client.Test")
+
+
+# ------------------------------------------------------------------------------ OAuth 1
+
+
+def oauth_conn(endpoint: str, method: str = "GET", payload: str = "url") -> str:
+    return f"""
+    auth = "oauth1"
+    payload = "{payload}"
+    endpoint = "{endpoint}"
+    http_method = "{method}"
+    parameters = {{ format = "json" }}
+    credentials.consumer_key = {{ env = "OAUTH_KEY" }}
+    credentials.consumer_secret = {{ env = "OAUTH_SECRET" }}
+    """
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_oauth1_signature_verified_by_oauthlib(tmp_path: Path, method: str) -> None:
+    with serve(oauth_app(OAUTH_KEY, OAUTH_SECRET)) as peer:
+        root = one(tmp_path, oauth_conn(peer.url + "/api/{function}", method))
+        answer = call(root, "users", {"ids": [1, 2], "q": "a b&c"})
+    assert answer == {
+        "ok": True,
+        "params": {"format": "json", "ids[0]": "1", "ids[1]": "2", "q": "a b&c"},
+    }
+
+
+def test_oauth1_wrong_secret_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OAUTH_SECRET", secret("wrong-oauth-secret"))
+    with serve(oauth_app(OAUTH_KEY, OAUTH_SECRET)) as peer:
+        root = one(tmp_path, oauth_conn(peer.url + "/api/{function}"))
+        with pytest.raises(RemoteFault) as info:
+            call(root, "users", {"ids": [1]})
+    assert info.value.errorcode == "badsignature"
+
+
+@pytest.mark.parametrize("placement", ["query", "body"])
+def test_oauth1_query_and_body_placement(tmp_path: Path, placement: str) -> None:
+    from pydantic import SecretStr
+
+    from rpcd.connections.auth import OAuth1Auth
+    from rpcd.connections.request import OutboundRequest
+
+    auth = OAuth1Auth(SecretStr(OAUTH_KEY), SecretStr(OAUTH_SECRET), placement=placement)  # type: ignore[arg-type]
+    with serve(oauth_app(OAUTH_KEY, OAUTH_SECRET)) as peer:
+        request = OutboundRequest(
+            "POST", peer.url + "/api/x", query=[("a", "1")], form=[("b", "2")]
+        )
+        auth.sign(request)
+        assert "Authorization" not in request.headers
+        assert "oauth_signature" in (
+            request.full_url() if placement == "query" else request.body.decode()
+        )  # type: ignore[union-attr]
+
+        async def go() -> Any:
+            async with Transport.open() as transport:
+                response = await transport.send(request, timeout=5)
+                return response.body
+
+        assert b'"ok": true' in asyncio.run(go())
+    assert repr(auth) == f"OAuth1Auth(placement='{placement}')"
