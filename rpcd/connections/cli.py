@@ -15,14 +15,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rpcd.config import Catalog, Finding, build
-from rpcd.connections.resolve import Connection
-from rpcd.connections.runner import CallOutcome, call_class, describe_error
-from rpcd.connections.transport import Transport
-from rpcd.report import REPORTERS
-from rpcd.secrets import SecretRedactingFilter, SecretStore, resolve_catalog
+if TYPE_CHECKING:  # the heavy modules (config, aiohttp) load only when a command runs
+    from rpcd.config import Catalog, Finding
+    from rpcd.connections.runner import CallOutcome
+    from rpcd.secrets import SecretStore
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -107,6 +105,10 @@ def _params(args: argparse.Namespace) -> Any:
 
 
 def _load(root: str) -> tuple[Catalog, SecretStore, list[Finding]] | None:
+    from rpcd.config import build
+    from rpcd.report import REPORTERS
+    from rpcd.secrets import SecretRedactingFilter, resolve_catalog
+
     result = build(Path(root))
     if result.catalog is None:
         sys.stderr.write(REPORTERS["text"](result.report))
@@ -152,6 +154,9 @@ def cmd_call(args: argparse.Namespace) -> int:
 async def _call(
     catalog: Catalog, store: SecretStore, args: argparse.Namespace, params: Any
 ) -> CallOutcome:
+    from rpcd.connections.runner import call_class
+    from rpcd.connections.transport import Transport
+
     async with Transport.open() as transport:
         return await call_class(
             catalog,
@@ -204,6 +209,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 async def _check(catalog: Catalog, store: SecretStore, targets: list[Any]) -> list[dict[str, Any]]:
+    from rpcd.connections.resolve import Connection
+    from rpcd.connections.runner import describe_error
+    from rpcd.connections.transport import Transport
+
     progress = _Progress(len(targets))
     async with Transport.open() as transport:
 

@@ -10,16 +10,11 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from rpcd.config import Report
-from rpcd.report import REPORTERS
-from rpcd.server.loading import Loaded, load
-from rpcd.server.logging_setup import setup_logging, update_secrets
-from rpcd.server.run import serve
-from rpcd.settings import Settings, load_settings
+if TYPE_CHECKING:  # aiohttp, pydantic and the config load only when `serve` runs
+    from rpcd.server.loading import Loaded
+    from rpcd.settings import Settings
 
 __all__ = ["cmd_serve", "prepare", "register"]
 
@@ -35,6 +30,14 @@ def register(sub: Any) -> None:
 
 def prepare(args: argparse.Namespace) -> tuple[Settings, Loaded] | int:
     """Settings and a loaded catalog, or the exit code after printing why not."""
+    from pydantic import ValidationError
+
+    from rpcd.config import Report
+    from rpcd.report import REPORTERS
+    from rpcd.server.loading import load
+    from rpcd.server.logging_setup import setup_logging, update_secrets
+    from rpcd.settings import load_settings
+
     try:
         settings = load_settings(args.settings, listen=args.listen)
     except (ValidationError, ValueError) as exc:
@@ -60,4 +63,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return prepared
     settings, loaded = prepared
     root = Path(args.root_arg or args.root or ".")
+    from rpcd.server.run import serve
+
     return asyncio.run(serve(settings, loaded, announce=_announce, root=root))
