@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 ROOT   ?= .
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: help run test validate lint docs docs-check bench clean
+.PHONY: help run test validate lint docs bench clean
 
 help:
 	@echo "make run       start the daemon on the example tree (127.0.0.1:8080)"
@@ -39,6 +39,7 @@ docs: $(STAMP)
 	$(BIN)/python -m rpcd.config.docgen > docs/configuration.md
 
 test: lint
+	@.ci/install-test-tools
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
