@@ -3,4 +3,13 @@
 from rpcd.config.catalog import BuildResult, Catalog, FileCache, ResolvedConnection, build
 from rpcd.config.findings import Finding, Report, Severity
 
-__all__ = ["BuildResult", "Catalog", "FileCache", "Finding", "Report", "ResolvedConnection", "Severity", "build"]
+__all__ = [
+    "BuildResult",
+    "Catalog",
+    "FileCache",
+    "Finding",
+    "Report",
+    "ResolvedConnection",
+    "Severity",
+    "build",
+]

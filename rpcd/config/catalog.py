@@ -32,6 +32,12 @@ from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, discover
 
 FileCache = dict[str, FileResult]
 
+# Defaults the catalog fills in where a connection leaves a key out (docs/configuration.md shows
+# them; the models keep ``None`` so that "not written" stays visible to the rules).
+DEFAULT_HTTP_METHOD = "GET"
+DEFAULT_TOKEN_PARAM = "wstoken"  # Moodle's name; used unless token_header is given
+DEFAULT_WSSE_PASSWORD_TYPE = "digest"
+
 
 class ResolvedConnection(Model):
     """A connection with every default filled in and its class resolved. Secrets stay references."""
@@ -84,10 +90,24 @@ class Catalog:
     peers: Mapping[str, Peer]
     content_hash: str
     files: tuple[str, ...] = field(default=())
+    _by_class: Mapping[str, tuple[ResolvedConnection, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        grouped: dict[str, list[ResolvedConnection]] = {}
+        for conn in self.connections.values():
+            grouped.setdefault(conn.class_id, []).append(conn)
+        index = {k: tuple(sorted(v, key=ResolvedConnection.sort_key)) for k, v in grouped.items()}
+        object.__setattr__(self, "_by_class", MappingProxyType(index))
 
     def instances(self, class_id: str) -> list[ResolvedConnection]:
-        """All instances of a class, enabled or not, in priority order (ties by id)."""
-        return sorted((c for c in self.connections.values() if c.class_id == class_id), key=ResolvedConnection.sort_key)
+        """All instances of a class, enabled or not, in priority order (ties by id).
+
+        Indexed once when the catalog is made: a lookup costs the class's own instances, not a
+        scan of every connection (the daemon asks on every call).
+        """
+        return list(self._by_class.get(class_id, ()))
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved catalog as plain data (secrets as references like ``env:NAME``)."""
@@ -132,14 +152,22 @@ def build(
     report = Report()
     if not root.is_dir():
         what = "does not exist" if not os.path.lexists(root) else "is not a directory"
-        report.add(Finding("root-not-found", f"config root {root} {what}: pass the folder that holds rpcd.toml"))
+        report.add(
+            Finding(
+                "root-not-found", f"config root {root} {what}: pass the folder that holds rpcd.toml"
+            )
+        )
         return BuildResult(None, report, {})
     sources, problems = discover(root)
     report.extend(problems)
     cache: FileCache = {}
     for source in sources:
         old = previous.get(source.rel) if previous else None
-        result = old if old is not None and old.source.signature == source.signature else check_file(source, max_file_bytes)
+        result = (
+            old
+            if old is not None and old.source.signature == source.signature
+            else check_file(source, max_file_bytes)
+        )
         cache[source.rel] = result
         report.extend(result.findings)
     results = list(cache.values())
@@ -158,7 +186,10 @@ def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
     connections: dict[str, ResolvedConnection] = {}
     for class_id, located in draft.connections:
         conn, klass = located.value, classes[class_id]
-        resolved = ResolvedConnection(
+        # The parts are validated models already (stage 3): building the derived model from
+        # them needs no second validation. tests/test_catalog.py checks that validating the
+        # result gives the same model, for every connection of the example tree.
+        resolved = ResolvedConnection.model_construct(
             class_id=class_id,
             id=conn.id,
             enabled=conn.enabled,
@@ -174,14 +205,18 @@ def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
             endpoint=conn.endpoint,
             credentials=conn.credentials.refs(),
             parameters=conn.parameters,
-            http_method=conn.http_method or "GET",
+            http_method=conn.http_method or DEFAULT_HTTP_METHOD,
             timeout=conn.timeout,
-            token_param=(conn.token_param or ("wstoken" if conn.token_header is None else None))
+            token_param=(
+                conn.token_param or (DEFAULT_TOKEN_PARAM if conn.token_header is None else None)
+            )
             if conn.auth == "token"
             else None,
             token_header=conn.token_header,
             ca_bundle=conn.ca_bundle,
-            wsse_password_type=(conn.wsse_password_type or "digest") if conn.auth == "wsse" else None,
+            wsse_password_type=(conn.wsse_password_type or DEFAULT_WSSE_PASSWORD_TYPE)
+            if conn.auth == "wsse"
+            else None,
             soap_namespace=conn.soap_namespace,
             soap_action=conn.soap_action,
             function_param=klass.function_param,

@@ -10,23 +10,46 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
-ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*(?!\n)$"
 
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
 def _list_to_tuple(value: Any) -> Any:
-    """TOML arrays arrive as lists; the frozen models keep tuples (strict mode wants exact types)."""
+    """TOML arrays arrive as lists; the frozen models keep tuples (strict mode: exact types)."""
     return tuple(value) if isinstance(value, list) else value
 
 
 Frozen = BeforeValidator(_list_to_tuple)
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's ``integer`` is any number with no fractional part, so ``2.0`` is one.
+
+    TOML writes ``priority = 2.0`` as a float; the schema accepts it, so the model does too (and
+    keeps an ``int``). ``true`` stays a boolean, which neither accepts as a number.
+    """
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+# The schemas' ``version`` is ``{"type": "integer", "const": 1}``: 1 or 1.0, never ``true``.
+FormatVersion = Annotated[JsonInt, Field(ge=1, le=1)]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
-Value = TypeAliasType("Value", "str | int | float | bool | list[Value] | dict[str, Value]")  # type: ignore[misc]
+Value = TypeAliasType("Value", "str | int | float | bool | list[Value] | dict[str, Value]")
 
 
 class Model(BaseModel):
@@ -57,14 +80,16 @@ def _unique(items: tuple[str, ...], what: str) -> tuple[str, ...]:
 class SecretRef(Model):
     """Where a secret lives, never the secret: exactly one of env, file, credential."""
 
-    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$")] | None = None
     file: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
-    credential: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]+$")] | None = None
+    credential: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]+(?!\n)$")] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
         if len(self.model_fields_set) != 1:
-            raise _fail("plaintext-secret", "a secret reference has exactly one of env, file, credential")
+            raise _fail(
+                "plaintext-secret", "a secret reference has exactly one of env, file, credential"
+            )
         return self
 
     @property
@@ -139,7 +164,7 @@ class Connection(Model):
     id: Id
     class_: Id | None = Field(default=None, alias="class")
     enabled: bool = False
-    priority: Annotated[int, Field(ge=1)] = 1
+    priority: Annotated[JsonInt, Field(ge=1)] = 1
     name: NonEmpty | None = None
     version: str | None = None
     global_: bool = Field(default=False, alias="global")
@@ -148,13 +173,13 @@ class Connection(Model):
     type: ConnType = "REST"
     payload: Payload | None = None
     auth: Auth
-    endpoint: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s]*$")]
+    endpoint: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s]*(?!\n)$")]
     credentials: Credentials
     parameters: dict[str, Value] = {}
     http_method: HttpMethod | None = None
     timeout: Timeout = 30.0
     token_param: NonEmpty | None = None
-    token_header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]+$")] | None = None
+    token_header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]+(?!\n)$")] | None = None
     ca_bundle: NonEmpty | None = None
     wsse_password_type: Literal["digest", "text"] | None = None
     soap_namespace: NonEmpty | None = None
@@ -165,11 +190,23 @@ class Connection(Model):
     def _per_type(self) -> Connection:
         _unique(self.institutions, "institutions")
         if self.auth not in AUTH_FOR_TYPE[self.type]:
-            raise _fail("auth-for-type", "auth {auth} is not valid for type {type}", auth=self.auth, type=self.type)
+            raise _fail(
+                "auth-for-type",
+                "auth {auth} is not valid for type {type}",
+                auth=self.auth,
+                type=self.type,
+            )
         if self.payload is not None and self.payload not in PAYLOAD_FOR_TYPE[self.type]:
-            raise _fail("payload-for-type", "payload {payload} is not valid for type {type}", payload=self.payload, type=self.type)
+            raise _fail(
+                "payload-for-type",
+                "payload {payload} is not valid for type {type}",
+                payload=self.payload,
+                type=self.type,
+            )
         if set(self.credentials.model_fields_set) != set(CREDENTIAL_KEYS[self.auth]):
-            raise _fail("credential-mismatch", "credentials do not match auth {auth}", auth=self.auth)
+            raise _fail(
+                "credential-mismatch", "credentials do not match auth {auth}", auth=self.auth
+            )
         if self.parameters and self.http_method is None:
             raise _fail("parameters-need-method", "parameters need http_method")
         if self.global_ and self.institutions:
@@ -203,7 +240,7 @@ class Fixed(Model):
     global_: bool | None = Field(default=None, alias="global")
     timeout: Timeout | None = None
     token_param: NonEmpty | None = None
-    token_header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]+$")] | None = None
+    token_header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]+(?!\n)$")] | None = None
     wsse_password_type: Literal["digest", "text"] | None = None
     soap_namespace: NonEmpty | None = None
     soap_action: str | None = None
@@ -220,7 +257,7 @@ class ConfigField(Model):
     help: str
 
 
-ConfigFieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+ConfigFieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$")]
 
 
 class ConnectionClass(Model):
@@ -234,7 +271,7 @@ class ConnectionClass(Model):
 
 
 class ConnectionsFile(Model):
-    version: Literal[1]
+    version: FormatVersion
     class_: ConnectionClass | None = Field(default=None, alias="class")
     connection: Annotated[tuple[Connection, ...], Frozen] = ()
 
@@ -258,7 +295,7 @@ class ConnectionsSwitch(Model):
 
 
 class SiteFile(Model):
-    version: Literal[1]
+    version: FormatVersion
     connections: ConnectionsSwitch = ConnectionsSwitch()
     institution: Annotated[tuple[Institution, ...], Frozen] = ()
 
@@ -266,7 +303,17 @@ class SiteFile(Model):
 # --- services.d -------------------------------------------------------------------------------
 
 XmlRpcType = Literal[
-    "int", "i4", "i8", "boolean", "string", "double", "dateTime.iso8601", "base64", "struct", "array", "nil"
+    "int",
+    "i4",
+    "i8",
+    "boolean",
+    "string",
+    "double",
+    "dateTime.iso8601",
+    "base64",
+    "struct",
+    "array",
+    "nil",
 ]
 
 
@@ -276,8 +323,14 @@ class Proxy(Model):
 
 
 class Method(Model):
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-    function: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$")] | None = None
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$")]
+    function: (
+        Annotated[
+            str,
+            StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*(?!\n)$"),
+        ]
+        | None
+    ) = None
     proxy: Proxy | None = None
     help: str = ""
     signature: Annotated[tuple[XmlRpcType, ...], Frozen, Field(min_length=1)] | None = None
@@ -301,14 +354,16 @@ class Grant(Model):
 
 
 class Service(Model):
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")]
-    apiversion: Annotated[int, Field(ge=0)] = 1
+    name: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(?!\n)$")
+    ]
+    apiversion: Annotated[JsonInt, Field(ge=0)] = 1
     description: str = ""
     grant: Grant | None = None
     method: Annotated[tuple[Method, ...], Frozen] = ()
 
 
-Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}(?!\n)$")]
 
 
 class Peer(Model):
@@ -318,9 +373,15 @@ class Peer(Model):
     auth: Literal["token", "userpass", "cert"]
     token_sha256: Sha256Hex | None = None
     username: NonEmpty | None = None
-    password_hash: Annotated[
-        str, StringConstraints(pattern=r"^scrypt:[0-9]+:[0-9]+:[0-9]+:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$")
-    ] | None = None
+    password_hash: (
+        Annotated[
+            str,
+            StringConstraints(
+                pattern=r"^scrypt:[0-9]+:[0-9]+:[0-9]+:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+(?!\n)$"
+            ),
+        ]
+        | None
+    ) = None
     fingerprint_sha256: Sha256Hex | None = None
     admin: bool = False
 
@@ -341,7 +402,12 @@ class Peer(Model):
         }
         wanted = PEER_CREDENTIAL_KEYS[self.auth]
         if present != set(wanted):
-            raise _fail("peer-credential", "peer auth {auth} needs exactly {keys}", auth=self.auth, keys=", ".join(wanted))
+            raise _fail(
+                "peer-credential",
+                "peer auth {auth} needs exactly {keys}",
+                auth=self.auth,
+                keys=", ".join(wanted),
+            )
         return self
 
 
@@ -353,6 +419,6 @@ PEER_CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
 
 
 class ServicesFile(Model):
-    version: Literal[1]
+    version: FormatVersion
     service: Service | None = None
     peer: Annotated[tuple[Peer, ...], Frozen] = ()

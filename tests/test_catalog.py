@@ -1,0 +1,389 @@
+"""The catalog: defaults filled in, immutable, a content hash, and incremental rebuilds.
+
+An incremental rebuild (``build(root, previous=result.cache)``) must give exactly what a cold
+build gives — same catalog, same findings — whatever happened to the files in between.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import copy_example
+
+from rpcd.config import BuildResult, Catalog, build
+
+SITE = """\
+version = 1
+[[institution]]
+id = "a"
+name = "A"
+[[institution]]
+id = "b"
+name = "B"
+[[institution]]
+id = "c"
+name = "C"
+"""
+
+CONNECTIONS = """\
+version = 1
+
+[class]
+id = "app_rest"
+plugin = "app"
+name = "REST"
+function_param = "wsfunction"
+
+[[connection]]
+id = "plain"
+institutions = ["a"]
+auth = "token"
+endpoint = "https://a.example/rest"
+credentials = { token = { env = "A" } }
+
+[[connection]]
+id = "header"
+institutions = ["b"]
+priority = 2
+auth = "token"
+token_header = "Authorization"
+endpoint = "https://b.example/rest"
+credentials = { token = { env = "B" } }
+
+[[connection]]
+id = "basic"
+institutions = ["c"]
+priority = 2
+auth = "userpass"
+payload = "json"
+http_method = "POST"
+endpoint = "https://c.example/rest"
+credentials = { username = { env = "U" }, password = { env = "P" } }
+"""
+
+OTHER = """\
+version = 1
+
+[class]
+id = "app_soap"
+plugin = "app"
+name = "SOAP"
+
+[[connection]]
+id = "soap"
+institutions = ["a"]
+type = "SOAP"
+auth = "wsse"
+endpoint = "https://s.example/soap"
+credentials = { username = { env = "U" }, password = { file = "/run/p" } }
+
+[[connection]]
+id = "soap-token"
+institutions = ["b"]
+type = "SOAP"
+auth = "token"
+token_param = "key"
+endpoint = "https://s.example/soap"
+credentials = { token = { credential = "t" } }
+
+[[connection]]
+id = "xmlrpc"
+class = "app_xml"
+global = true
+type = "XML-RPC"
+auth = "cert"
+endpoint = "https://x.example/xmlrpc"
+credentials = { certificate = { file = "/c" }, private_key = { file = "/k" } }
+
+[[connection]]
+id = "text"
+class = "app_wsse"
+global = true
+type = "SOAP"
+auth = "wsse"
+wsse_password_type = "text"
+endpoint = "https://s.example/soap"
+credentials = { username = { env = "U" }, password = { env = "P" } }
+"""
+
+CLASSES = """\
+version = 1
+[class]
+id = "app_xml"
+plugin = "app"
+name = "XML-RPC"
+"""
+
+WSSE_CLASS = """\
+version = 1
+[class]
+id = "app_wsse"
+plugin = "app"
+name = "WSSE text"
+"""
+
+
+def write(root: Path, rel: str, text: str) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    root = tmp_path / "small"
+    write(root, "rpcd.toml", SITE)
+    write(root, "connections.d/rest.toml", CONNECTIONS)
+    write(root, "connections.d/other.toml", OTHER)
+    write(root, "connections.d/xml.toml", CLASSES)
+    write(root, "connections.d/wsse.toml", WSSE_CLASS)
+    (root / "services.d").mkdir()
+    return root
+
+
+def valid(root: Path) -> Catalog:
+    result = build(root)
+    assert result.report.valid, [f.as_text() for f in result.report]
+    assert result.catalog is not None
+    return result.catalog
+
+
+# --- defaults ---------------------------------------------------------------------------------
+
+
+def test_defaults_are_filled_in(small: Path) -> None:
+    conns = valid(small).connections
+    plain = conns["app_rest/plain"]
+    assert (
+        plain.type,
+        plain.payload,
+        plain.http_method,
+        plain.token_param,
+        plain.token_header,
+    ) == (
+        "REST",
+        "url",
+        "GET",
+        "wstoken",
+        None,
+    )
+    assert (plain.enabled, plain.priority, plain.timeout, plain.fatal, plain.is_global) == (
+        False,
+        1,
+        30.0,
+        False,
+        False,
+    )
+    assert plain.wsse_password_type is None
+    assert plain.function_param == "wsfunction"
+    assert plain.parameters == {} and plain.config == {}
+    assert str(plain.credentials["token"]) == "env:A"
+
+
+def test_token_header_replaces_token_param(small: Path) -> None:
+    header = valid(small).connections["app_rest/header"]
+    assert (header.token_param, header.token_header) == (None, "Authorization")
+
+
+def test_payload_default_per_type_and_explicit_values_kept(small: Path) -> None:
+    conns = valid(small).connections
+    assert conns["app_soap/soap"].payload == "soap"
+    assert conns["app_xml/xmlrpc"].payload == "xml"
+    assert conns["app_rest/basic"].payload == "json"
+    assert conns["app_rest/basic"].http_method == "POST"
+    assert conns["app_rest/basic"].token_param is None  # not token auth
+
+
+def test_wsse_digest_by_default_text_when_asked(small: Path) -> None:
+    conns = valid(small).connections
+    assert conns["app_soap/soap"].wsse_password_type == "digest"
+    assert conns["app_wsse/text"].wsse_password_type == "text"
+    assert conns["app_soap/soap-token"].wsse_password_type is None
+    assert conns["app_soap/soap-token"].token_param == "key"
+
+
+def test_class_of_a_connection_defaults_to_the_files_class(small: Path) -> None:
+    conns = valid(small).connections
+    assert conns["app_soap/soap"].class_id == "app_soap"
+    assert conns["app_xml/xmlrpc"].class_id == "app_xml"
+    assert conns["app_xml/xmlrpc"].source == "connections.d/other.toml"
+
+
+def test_instances_in_priority_then_id_order(small: Path) -> None:
+    catalog = valid(small)
+    assert [c.id for c in catalog.instances("app_rest")] == ["plain", "basic", "header"]
+    assert catalog.instances("no_such_class") == []
+    listed = catalog.instances("app_rest")
+    listed.clear()  # the caller's list, not the catalog's index
+    assert len(catalog.instances("app_rest")) == 3
+
+
+def test_example_tree_resolves(tmp_path: Path) -> None:
+    catalog = valid(copy_example(tmp_path / "tree"))
+    moodle = catalog.connections["moodle_users/uni-a"]
+    assert (moodle.token_param, moodle.http_method, moodle.payload) == ("wstoken", "POST", "url")
+    for class_id in catalog.classes:
+        assert all(c.class_id == class_id for c in catalog.instances(class_id))
+    assert sum(len(catalog.instances(c)) for c in catalog.classes) == len(catalog.connections)
+
+
+# --- immutability -----------------------------------------------------------------------------
+
+
+def test_catalog_is_immutable(small: Path) -> None:
+    catalog = valid(small)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        catalog.connections_enabled = False  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        catalog.connections["x/y"] = catalog.connections["app_rest/plain"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del catalog.classes["app_rest"]  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="frozen"):
+        catalog.connections["app_rest/plain"].enabled = True
+
+
+# --- content hash -----------------------------------------------------------------------------
+
+
+def test_content_hash_is_stable_and_follows_the_bytes(small: Path) -> None:
+    first = valid(small).content_hash
+    assert valid(small).content_hash == first
+    path = small / "connections.d" / "rest.toml"
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original + "# a comment changes the bytes\n", encoding="utf-8")
+    changed = valid(small).content_hash
+    assert changed != first
+    path.write_text(original, encoding="utf-8")
+    assert valid(small).content_hash == first
+
+
+def test_content_hash_changes_when_a_file_is_renamed(small: Path) -> None:
+    first = valid(small).content_hash
+    (small / "connections.d" / "xml.toml").rename(small / "connections.d" / "xml2.toml")
+    assert valid(small).content_hash != first
+
+
+# --- incremental rebuilds ---------------------------------------------------------------------
+
+
+def snapshot(result: BuildResult) -> tuple[Any, list[str]]:
+    catalog = result.catalog.to_dict() if result.catalog is not None else None
+    return catalog, [f.as_text() for f in result.report]
+
+
+def bump(path: Path) -> None:
+    """Make sure the stat signature moves even on a coarse-clock file system."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def rebuild_equals_cold(root: Path, previous: BuildResult) -> BuildResult:
+    warm = build(root, previous=previous.cache)
+    cold = build(root)
+    assert snapshot(warm) == snapshot(cold)
+    return warm
+
+
+def test_rebuild_after_editing_one_file(tmp_path: Path) -> None:
+    root = copy_example(tmp_path / "tree")
+    first = build(root)
+    path = root / "connections.d" / "moodle_users.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("priority = 1", "priority = 3"), encoding="utf-8"
+    )
+    bump(path)
+    warm = rebuild_equals_cold(root, first)
+    assert warm.catalog is not None and warm.catalog.connections["moodle_users/uni-b"].priority == 3
+    # only the edited file was checked again
+    for rel, result in warm.cache.items():
+        if rel != "connections.d/moodle_users.toml":
+            assert result is first.cache[rel]
+    assert (
+        warm.cache["connections.d/moodle_users.toml"]
+        is not first.cache["connections.d/moodle_users.toml"]
+    )
+
+
+def test_rebuild_after_adding_deleting_and_renaming(tmp_path: Path) -> None:
+    root = copy_example(tmp_path / "tree")
+    result = build(root)
+    write(
+        root,
+        "connections.d/uni-b/extra.toml",
+        """\
+        version = 1
+        [[connection]]
+        class = "badges_publish"
+        id = "uni-b"
+        institutions = ["uni-b"]
+        auth = "token"
+        endpoint = "https://badges.uni-b.example/{function}"
+        credentials = { token = { env = "X" } }
+        """,
+    )
+    result = rebuild_equals_cold(root, result)  # added (and it breaks global-not-alone)
+    assert not result.report.valid
+    (root / "connections.d" / "uni-b" / "extra.toml").unlink()
+    result = rebuild_equals_cold(root, result)  # deleted
+    assert result.report.valid
+    (root / "connections.d" / "badges.toml").rename(root / "connections.d" / "badges-renamed.toml")
+    result = rebuild_equals_cold(root, result)  # renamed
+    assert result.catalog is not None
+    assert (
+        result.catalog.connections["badges_publish/global"].source
+        == "connections.d/badges-renamed.toml"
+    )
+
+
+def test_rebuild_after_a_file_goes_invalid_and_back(tmp_path: Path) -> None:
+    root = copy_example(tmp_path / "tree")
+    first = build(root)
+    path = root / "services.d" / "peers.toml"
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original.replace('auth = "token"', 'auth = "tokn"', 1), encoding="utf-8")
+    bump(path)
+    broken = rebuild_equals_cold(root, first)
+    assert not broken.report.valid and broken.catalog is None
+    path.write_text(original + "\n[[peer]\n", encoding="utf-8")  # now a syntax error
+    bump(path)
+    broken = rebuild_equals_cold(root, broken)
+    assert "toml-syntax" in broken.report.rules()
+    path.write_text(original, encoding="utf-8")
+    bump(path)
+    healed = rebuild_equals_cold(root, broken)
+    assert healed.report.valid
+    assert snapshot(healed) == snapshot(first)
+
+
+def test_rebuild_sees_an_edit_that_keeps_size_and_mtime(tmp_path: Path) -> None:
+    """Same size, mtime put back: ctime (and a new inode on replace) still tell the change."""
+    root = copy_example(tmp_path / "tree")
+    first = build(root)
+    path = root / "rpcd.toml"
+    st = path.stat()
+    text = path.read_text(encoding="utf-8")
+    replaced = path.with_suffix(".tmp")
+    replaced.write_text(text.replace("enabled = true", "enabled = fals"), encoding="utf-8")
+    os.utime(replaced, ns=(st.st_atime_ns, st.st_mtime_ns))
+    replaced.replace(path)  # what editors and git checkout do
+    rebuild_equals_cold(root, first)
+
+
+def test_resolved_connections_are_what_validation_would_make(tmp_path: Path, small: Path) -> None:
+    """The catalog builds ResolvedConnection without validating again; prove it loses nothing."""
+    from rpcd.config import ResolvedConnection
+
+    for root in (copy_example(tmp_path / "tree"), small):
+        for conn in valid(root).connections.values():
+            again = ResolvedConnection.model_validate(dict(conn))  # strict: exact types
+            assert again == conn
+            assert again.model_dump() == conn.model_dump()
+            assert again.model_fields_set == conn.model_fields_set
+            assert type(conn.timeout) is float and type(conn.priority) is int
+            assert isinstance(conn.institutions, tuple)
