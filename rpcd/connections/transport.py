@@ -16,6 +16,7 @@ key rests on disk only for the moment ``load_cert_chain`` reads it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -113,9 +114,6 @@ class Transport:
         """
         limit = self.settings.max_response_bytes if max_bytes is None else max_bytes
         url = URL(request.full_url(), encoded=True)
-        where = f"{label + ': ' if label else ''}{request.method} {url.scheme}://{url.host}"
-        if url.port and not url.is_default_port():
-            where += f":{url.port}"
         headers = dict(request.headers)
         data = request.payload()
         if request.form is not None:
@@ -126,16 +124,20 @@ class Transport:
                 url,
                 data=data,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_client_timeout(timeout),
                 ssl=ssl_context if url.scheme == "https" and ssl_context is not None else True,
                 allow_redirects=False,
             ) as resp:
                 length = resp.content_length
                 if length is not None and length > limit:
                     raise ConnectionCallError(
-                        f"{where}: response of {length} bytes is over the {limit}-byte limit"
+                        f"{_where(label, request.method, url)}: response of {length} bytes "
+                        f"is over the {limit}-byte limit"
                     )
-                body = await _read_limited(resp, limit, where)
+                if length is not None and "Content-Encoding" not in resp.headers:
+                    body = await resp.read()  # announced, within the limit, not inflated
+                else:
+                    body = await _read_limited(resp, limit, label, request.method, url)
                 return Response(
                     resp.status,
                     resp.reason or "",
@@ -146,18 +148,20 @@ class Transport:
         except ConnectionCallError:
             raise
         except TimeoutError:
+            where = _where(label, request.method, url)
             raise ConnectionCallError(f"{where}: no answer within {timeout:g} s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
             raise ConnectionCallError(
-                f"{where}: TLS certificate verification failed "
+                f"{_where(label, request.method, url)}: TLS certificate verification failed "
                 f"({_ssl_reason(exc.certificate_error)})"
             ) from None
         except aiohttp.ClientSSLError as exc:
             raise ConnectionCallError(
-                f"{where}: TLS handshake failed ({_ssl_reason(exc)})"
+                f"{_where(label, request.method, url)}: TLS handshake failed ({_ssl_reason(exc)})"
             ) from None
         except aiohttp.ClientConnectorError as exc:
             reason = exc.os_error.strerror or type(exc.os_error).__name__
+            where = _where(label, request.method, url)
             raise ConnectionCallError(f"{where}: cannot connect ({reason})") from None
         except (aiohttp.ClientError, OSError) as exc:
             reason = _client_reason(exc)
@@ -165,16 +169,35 @@ class Transport:
                 # TLS 1.3 servers refuse a missing/untrusted client certificate after the
                 # handshake, so the client only sees the connection drop.
                 reason += " (TLS: the server may require a client certificate)"
-            raise ConnectionCallError(f"{where}: {reason}") from None
+            raise ConnectionCallError(f"{_where(label, request.method, url)}: {reason}") from None
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int, where: str) -> bytes:
+def _where(label: str, method: str, url: URL) -> str:
+    """Connection, method and host for a message (never the path or query: a token may be
+    there). Built only when something failed."""
+    where = f"{label + ': ' if label else ''}{method} {url.scheme}://{url.host}"
+    if url.port and not url.is_default_port():
+        where += f":{url.port}"
+    return where
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """One (immutable) ``ClientTimeout`` per distinct connection timeout."""
+    return aiohttp.ClientTimeout(total=seconds)
+
+
+async def _read_limited(
+    resp: aiohttp.ClientResponse, limit: int, label: str, method: str, url: URL
+) -> bytes:
+    """A body of unannounced length (or one being inflated), read up to ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
             resp.close()  # drop the connection: the rest of the body is not wanted
+            where = _where(label, method, url)
             raise ConnectionCallError(f"{where}: response is over the {limit}-byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
