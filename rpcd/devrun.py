@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 DEV_TOKEN = "rpcd-dev-loopback-token"
 
@@ -55,8 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"\nrpcd is serving {args.root} on {url} (Ctrl-C stops it). Try:\n", flush=True)
         print("  " + example_call(url, token) + "\n", flush=True)
+        print("and an outbound call through the loopback connection (see README):\n", flush=True)
+        print(
+            f"  RPCD_LOOPBACK_TOKEN={token} .venv/bin/rpcd call rpcd_loopback "
+            "hello.helloWorld Ada Lovelace --institution uni-a\n",
+            flush=True,
+        )
 
-    return asyncio.run(serve(settings, loaded, announce=announce))
+    # With the root given, SIGHUP reloads the tree as it does under `rpcd serve`.
+    return asyncio.run(serve(settings, loaded, announce=announce, root=Path(args.root)))
 
 
 if __name__ == "__main__":
