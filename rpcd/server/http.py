@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
+import secrets
 
 from aiohttp import web
 
@@ -11,19 +13,41 @@ from rpcd.server.auth import AUTH_CHALLENGE
 from rpcd.server.dispatch import CallContext
 from rpcd.server.keys import AUTHENTICATOR, HOLDER, SETTINGS
 
-__all__ = ["REQUEST_ID", "body", "call_context", "request_id", "unauthorized"]
+__all__ = ["REQUEST_ID", "body", "call_context", "new_request_id", "request_id", "unauthorized"]
 
 REQUEST_ID = "rpcd.request_id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# New request ids: a random per-process prefix (8 hex digits, drawn again in a forked child)
+# and a counter (8 hex digits, more past 2**32), 16 characters like the uuid4 prefix they
+# replace. ``uuid.uuid4()`` reads os.urandom on every request: 10 % of the daemon's time under
+# load in a py-spy profile; this is one f-string. Ids are unique within a process and, with
+# 32 random bits per process, practically across replicas; they are not secrets.
+_prefix = secrets.token_hex(4)
+_counter = itertools.count(1)
+
+
+def _reseed() -> None:
+    global _prefix, _counter
+    _prefix = secrets.token_hex(4)
+    _counter = itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reseed)
+
+
+def new_request_id() -> str:
+    return f"{_prefix}{next(_counter):08x}"
 
 
 def request_id(request: web.Request) -> str:
     """The caller's ``X-Request-ID`` when it is sane, else a new one; fixed for the request."""
     rid = request.get(REQUEST_ID)
-    if isinstance(rid, str):
-        return rid
-    given = request.headers.get("X-Request-ID", "")
-    rid = given if _SAFE_ID.match(given) else uuid.uuid4().hex[:16]
+    if rid is not None:
+        return rid  # type: ignore[no-any-return]
+    given = request.headers.get("X-Request-ID")
+    rid = given if given and _SAFE_ID.match(given) else new_request_id()
     request[REQUEST_ID] = rid
     return rid
 

@@ -118,6 +118,8 @@ class Metrics:
             registry=r,
         )
         self._codes: set[str] = set()
+        # Label children of the per-call series; bounded like the labels (see the docstring).
+        self._call_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._sessions: dict[str, float] = {}  # nonce -> expires (unix time)
         self._catalog_hash: str | None = None
 
@@ -136,8 +138,12 @@ class Metrics:
         self, protocol: str, method: str, seconds: float, fault_code: int | None = None
     ) -> None:
         """One RPC call: ``method`` must already be a bounded label (see ``method_label``)."""
-        self.requests.labels(protocol, method).inc()
-        self.duration.labels(method).observe(seconds)
+        children = self._call_children.get((protocol, method))
+        if children is None:  # ``.labels()`` takes a lock and builds tuples: once per label set
+            children = (self.requests.labels(protocol, method), self.duration.labels(method))
+            self._call_children[(protocol, method)] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if fault_code is not None:
             self.faults.labels(self.code_label(fault_code)).inc()
 
@@ -234,11 +240,20 @@ def instrument_dispatcher(dispatcher: Any, metrics: Metrics) -> None:
     inner = dispatcher.call
     if getattr(inner, "__rpcd_metrics__", False):
         return
+    perf_counter = time.perf_counter
+    observe = metrics.observe_call
+    session_labels = ("system.login", "system.logout")
 
     async def call(ctx: Any, name: str, params: Any) -> Any:
-        label = method_label(name, lambda n: n in SYSTEM_METHODS or n in ctx.loaded.methods)
-        before = _session_before(dispatcher, ctx, label, params)
-        started = time.perf_counter()
+        canonical = name.replace("/", ".") if "/" in name else name
+        label = (
+            canonical
+            if canonical in ctx.loaded.methods or canonical in SYSTEM_METHODS
+            else "unknown"
+        )  # = method_label(name, ...), inlined
+        session = label in session_labels
+        before = _session_before(dispatcher, ctx, label, params) if session else None
+        started = perf_counter()
         code: int | None = None
         try:
             result = await inner(ctx, name, params)
@@ -251,8 +266,9 @@ def instrument_dispatcher(dispatcher: Any, metrics: Metrics) -> None:
             code = -32603
             raise
         finally:
-            metrics.observe_call(_protocol.get(), label, time.perf_counter() - started, code)
-        _session_after(dispatcher, metrics, label, result, before)
+            observe(_protocol.get(), label, perf_counter() - started, code)
+        if session:
+            _session_after(dispatcher, metrics, label, result, before)
         return result
 
     call.__rpcd_metrics__ = True  # type: ignore[attr-defined]
@@ -290,15 +306,20 @@ def _session_after(
             metrics.login(True, str(claims.nonce), float(claims.expires))
 
 
-def install(app: web.Application, metrics: Metrics | None = None) -> Metrics:
+def install(
+    app: web.Application, metrics: Metrics | None = None, *, middleware: bool = True
+) -> Metrics:
     """Metrics for ``app``: registry, ``GET /metrics``, middleware, dispatcher wrapper.
 
     Call before the app starts (middlewares and routes freeze then). The dispatcher is taken
-    from ``app`` when it has one (``rpcd.server.keys.DISPATCHER``).
+    from ``app`` when it has one (``rpcd.server.keys.DISPATCHER``). ``middleware=False`` when
+    another middleware of the app sets the context variables itself (``bind``): the daemon's
+    one middleware in ``rpcd.server.app`` does.
     """
     metrics = metrics or Metrics()
     app[METRICS] = metrics
-    app.middlewares.append(metrics_middleware)
+    if middleware:
+        app.middlewares.append(metrics_middleware)
     app.router.add_get("/metrics", metrics_handler)
     from rpcd.server.keys import DISPATCHER, HOLDER
 
@@ -307,3 +328,13 @@ def install(app: web.Application, metrics: Metrics | None = None) -> Metrics:
     if HOLDER in app:
         metrics.set_catalog(app[HOLDER].current.catalog.content_hash)
     return metrics
+
+
+#: For a middleware that binds the request itself (``install(..., middleware=False)``).
+CURRENT_METRICS = _current
+CURRENT_PROTOCOL = _protocol
+
+
+def protocol_for(path: str) -> str:
+    """The ``protocol`` label of a request path (``"http"`` for the non-RPC endpoints)."""
+    return _PROTOCOLS.get(path, "http")
