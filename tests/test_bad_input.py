@@ -235,7 +235,7 @@ def test_site_file_wrong_types(tree: Path) -> None:
     assert "unknown-institution" not in rules_of(findings(tree))
 
 
-@pytest.mark.parametrize("version", ["2", "0", '"1"', "1.0", "true", "[1]", "-1"])
+@pytest.mark.parametrize("version", ["2", "0", '"1"', "1.5", "2.0", "true", "[1]", "-1"])
 def test_unknown_version(tree: Path, version: str) -> None:
     (tree / "rpcd.toml").write_text(f"version = {version}\n")
     found = [f for f in findings(tree) if f.file == "rpcd.toml"]

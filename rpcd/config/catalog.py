@@ -28,7 +28,7 @@ from rpcd.config.models import (
     Value,
 )
 from rpcd.config.rules import RULES, Draft, import_functions
-from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, discover
+from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, SourceFile, discover
 
 FileCache = dict[str, FileResult]
 
@@ -158,7 +158,12 @@ def build(
             )
         )
         return BuildResult(None, report, {})
-    sources, problems = discover(root)
+
+    def known(rel: str) -> SourceFile | None:
+        old = previous.get(rel) if previous else None
+        return old.source if old is not None else None
+
+    sources, problems = discover(root, known if previous else None)
     report.extend(problems)
     cache: FileCache = {}
     for source in sources:
@@ -186,6 +191,13 @@ def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
     connections: dict[str, ResolvedConnection] = {}
     for class_id, located in draft.connections:
         conn, klass = located.value, classes[class_id]
+        # A rebuild reuses the resolved connections of the files that did not change (the
+        # key holds everything outside the connection's own file that the result depends on).
+        memo_key = ("resolved", located.path, class_id, klass.function_param)
+        resolved = located.origin.memo.get(memo_key)
+        if resolved is not None:
+            connections[resolved.full_id] = resolved
+            continue
         # The parts are validated models already (stage 3): building the derived model from
         # them needs no second validation. tests/test_catalog.py checks that validating the
         # result gives the same model, for every connection of the example tree.
@@ -223,6 +235,7 @@ def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
             config=conn.config,
             source=located.origin.source.rel,
         )
+        located.origin.memo[memo_key] = resolved
         connections[resolved.full_id] = resolved
     digest = hashlib.sha256()
     for result in sorted(results, key=lambda r: r.source.rel):

@@ -7,7 +7,6 @@ ids declared by broken parts so that references to them are not reported a secon
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import re
@@ -48,6 +47,11 @@ class FileResult:
     broken_ids: dict[str, set[str]] = field(default_factory=dict)
     text: str | None = None
     _index: KeyIndex | None = None
+    # What this file adds to the cross-file draft, built once (rules.py); a rebuild that keeps
+    # this result keeps them too, so it only rebuilds the parts of the files that changed.
+    parts: Any = field(default=None, repr=False, compare=False)
+    # Derived values computed from this file alone (catalog.py), reused by a rebuild.
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def locate(self, path: Path_) -> tuple[int | None, int | None]:
         if self.text is None:
@@ -84,11 +88,7 @@ def check_file(source: SourceFile, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> F
     # over the whole document when the text has neither.
     if ("nan" in text or "inf" in text) and not _check_numbers(result, document, ()):
         return result
-    problems = (
-        []
-        if schema.is_valid_fast(source.kind, document)
-        else schema.schema_errors(source.kind, document)
-    )
+    problems = schema.check(source.kind, document)
     for problem in problems:
         result.findings.append(problem.to_finding(source.rel, result.locate(problem.path)))
     if problems:
@@ -130,6 +130,8 @@ def _check_version(result: FileResult, document: dict[str, Any]) -> bool:
         )
         return False
     version = document["version"]
+    if type(version) is float and version.is_integer():
+        version = int(version)  # JSON Schema (the contract editors use) counts 1.0 as 1
     if type(version) is not int or version not in schema.SUPPORTED_VERSIONS:
         result.findings.append(
             result.finding(
@@ -165,8 +167,12 @@ def _check_numbers(result: FileResult, value: Any, path: Path_) -> bool:
 
 
 def _prune(result: FileResult, document: dict[str, Any], paths: list[Path_]) -> dict[str, Any]:
-    """A copy of ``document`` without the broken parts; their ids go to ``broken_ids``."""
-    document = copy.deepcopy(document)
+    """A copy of ``document`` without the broken parts; their ids go to ``broken_ids``.
+
+    Only the containers that change are copied (the document of a 100-connection file with one
+    typo is not deep-copied for it); ``document`` itself is never modified.
+    """
+    document = dict(document)
     drop_items: dict[tuple[str, ...], set[int]] = {}
     drop_keys: set[str] = set()
     for path in paths:
@@ -182,7 +188,10 @@ def _prune(result: FileResult, document: dict[str, Any], paths: list[Path_]) -> 
     for prefix, indexes in drop_items.items():
         parent: Any = document
         for part in prefix[:-1]:
-            parent = parent.get(part) if isinstance(parent, dict) else None
+            child = parent.get(part) if isinstance(parent, dict) else None
+            if isinstance(child, dict):
+                child = parent[part] = dict(child)  # copied: its item list is replaced below
+            parent = child
         items = parent.get(prefix[-1]) if isinstance(parent, dict) else None
         if not isinstance(items, list) or not isinstance(parent, dict):
             continue
@@ -197,11 +206,15 @@ def _prune(result: FileResult, document: dict[str, Any], paths: list[Path_]) -> 
     if "class" in drop_keys:
         broken_class = document.get("class")
         class_id = broken_class.get("id") if isinstance(broken_class, dict) else None
-        items = document.get("connection")
-        for item in items if isinstance(items, list) else []:
+        found = document.get("connection")
+        conns: list[Any] = list(found) if isinstance(found, list) else []
+        if isinstance(found, list):
+            document["connection"] = conns
+        for i, item in enumerate(conns):
             if isinstance(item, dict) and "class" not in item:
                 if isinstance(class_id, str) and _CLASS_ID.match(class_id):
-                    item["class"] = class_id  # keep the instances, attached to the broken class
+                    # keep the instances, attached to the broken class (a copy of the item)
+                    conns[i] = {**item, "class": class_id}
                 else:
                     drop_keys.add("connection")
     for key in drop_keys:

@@ -73,23 +73,19 @@ class Draft:
             model = result.model
             if model is None and not result.broken_ids:
                 draft.unreadable[result.source.kind].append(result.source.rel)
+            if model is None:
+                continue
+            parts = result.parts
+            if parts is None:
+                parts = result.parts = _Parts.of(result, model)
             if isinstance(model, SiteFile):
                 draft.site_loaded = True  # unless its institutions are broken: see complete()
-            if isinstance(model, SiteFile):
                 draft.switch = model.connections.enabled
-                draft.institutions += [
-                    Located(v, result, ("institution", i)) for i, v in enumerate(model.institution)
-                ]
-            elif isinstance(model, ConnectionsFile):
-                if model.class_ is not None:
-                    draft.classes.append(Located(model.class_, result, ("class",)))
-                for i, conn in enumerate(model.connection):
-                    class_id = conn.class_ or (model.class_.id if model.class_ else "")
-                    draft.connections.append((class_id, Located(conn, result, ("connection", i))))
-            elif isinstance(model, ServicesFile):
-                if model.service is not None:
-                    draft.services.append(Located(model.service, result, ("service",)))
-                draft.peers += [Located(v, result, ("peer", i)) for i, v in enumerate(model.peer)]
+            draft.institutions += parts.institutions
+            draft.classes += parts.classes
+            draft.connections += parts.connections
+            draft.services += parts.services
+            draft.peers += parts.peers
         return draft
 
     def known(self, kind: str) -> set[str]:
@@ -111,6 +107,38 @@ class Draft:
             return ""
         shown = ", ".join(files[:3]) + (", …" if len(files) > 3 else "")
         return f"; {shown} could not be checked and may declare it: fix that first"
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """The located entities of one file, built once per file result (kept across rebuilds)."""
+
+    institutions: list[Located[Institution]]
+    classes: list[Located[ConnectionClass]]
+    connections: list[tuple[str, Located[Connection]]]
+    services: list[Located[Service]]
+    peers: list[Located[Peer]]
+
+    @classmethod
+    def of(cls, result: FileResult, model: Any) -> _Parts:
+        parts = cls([], [], [], [], [])
+        if isinstance(model, SiteFile):
+            parts.institutions.extend(
+                Located(v, result, ("institution", i)) for i, v in enumerate(model.institution)
+            )
+        elif isinstance(model, ConnectionsFile):
+            if model.class_ is not None:
+                parts.classes.append(Located(model.class_, result, ("class",)))
+            own = model.class_.id if model.class_ else ""
+            parts.connections.extend(
+                (conn.class_ or own, Located(conn, result, ("connection", i)))
+                for i, conn in enumerate(model.connection)
+            )
+        elif isinstance(model, ServicesFile):
+            if model.service is not None:
+                parts.services.append(Located(model.service, result, ("service",)))
+            parts.peers.extend(Located(v, result, ("peer", i)) for i, v in enumerate(model.peer))
+        return parts
 
 
 Rule = Callable[[Draft], Iterator[Finding]]
@@ -292,12 +320,16 @@ _EFFECTIVE: dict[str, Callable[[Connection], Any]] = {
 
 
 def fixed_attributes(draft: Draft) -> Iterator[Finding]:
-    classes = {x.value.id: x.value for x in draft.classes}
+    # One model_dump per class, not one per connection (of two classes with one id, the last
+    # one counts, as everywhere else: the duplicate is reported by unique_ids).
+    fixed: dict[str, dict[str, Any]] = {}
+    for x in draft.classes:
+        fixed[x.value.id] = x.value.fixed.model_dump(by_alias=True, exclude_none=True)
     for class_id, conn in draft.connections:
-        klass = classes.get(class_id)
-        if klass is None:
+        wanted_by_key = fixed.get(class_id)
+        if not wanted_by_key:
             continue
-        for key, wanted in klass.fixed.model_dump(by_alias=True, exclude_none=True).items():
+        for key, wanted in wanted_by_key.items():
             attr = "global_" if key == "global" else key
             actual = _EFFECTIVE[key](conn.value) if key in _EFFECTIVE else getattr(conn.value, attr)
             if actual != wanted:
@@ -397,9 +429,12 @@ def folder_ownership(draft: Draft) -> Iterator[Finding]:
     owned: dict[str, str] = {}
     origins = [x.origin for x in draft.classes] + [c.origin for _, c in draft.connections]
     for origin in origins:
-        owner = _folder_owner(origin.source.rel, institutions)
-        if owner is not None:
-            owned[origin.source.rel] = owner
+        # The folder a file lies in never changes: split its path once per file result.
+        folder = origin.memo.get("folder", False)
+        if folder is False:
+            folder = origin.memo["folder"] = _folder_of(origin.source.rel)
+        if folder is not None and folder in institutions:
+            owned[origin.source.rel] = folder
     for klass in draft.classes:
         owner = owned.get(klass.origin.source.rel)
         if owner is not None:
@@ -423,9 +458,10 @@ def folder_ownership(draft: Draft) -> Iterator[Finding]:
             )
 
 
-def _folder_owner(rel: str, institutions: set[str]) -> str | None:
+def _folder_of(rel: str) -> str | None:
+    """``connections.d/<folder>/…`` → ``<folder>`` (an institution's folder if one is so named)."""
     parts = rel.split("/")
-    if len(parts) >= 3 and parts[0] == CONNECTIONS_DIR and parts[1] in institutions:
+    if len(parts) >= 3 and parts[0] == CONNECTIONS_DIR:
         return parts[1]
     return None
 
