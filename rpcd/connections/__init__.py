@@ -9,10 +9,36 @@
 or let ``call_class`` try them in order, honouring ``fatal``.
 """
 
-from rpcd.connections.request import ParameterError
-from rpcd.connections.resolve import Connection, connections_for
-from rpcd.connections.runner import Attempt, CallError, CallOutcome, call_class
-from rpcd.connections.transport import Transport, TransportSettings
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rpcd.connections.request import ParameterError
+    from rpcd.connections.resolve import Connection, connections_for
+    from rpcd.connections.runner import Attempt, CallError, CallOutcome, call_class
+    from rpcd.connections.transport import Transport, TransportSettings
+
+# Loaded on first use (PEP 562): `rpcd validate` and `rpcd diff` load the CLI's sub-command
+# modules, and must not pay for aiohttp, which the transport imports.
+_HOMES = {
+    "ParameterError": "request",
+    "Connection": "resolve",
+    "connections_for": "resolve",
+    "Attempt": "runner",
+    "CallError": "runner",
+    "CallOutcome": "runner",
+    "call_class": "runner",
+    "Transport": "transport",
+    "TransportSettings": "transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"rpcd.connections.{home}"), name)
+
 
 __all__ = [
     "Attempt",
