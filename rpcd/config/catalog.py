@@ -65,6 +65,7 @@ class ResolvedConnection(Model):
     wsse_password_type: str | None
     soap_namespace: str | None
     soap_action: str | None
+    soap_qualified: bool
     function_param: str | None
     config: dict[str, Value]
     source: str
@@ -231,6 +232,7 @@ def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
             else None,
             soap_namespace=conn.soap_namespace,
             soap_action=conn.soap_action,
+            soap_qualified=bool(conn.soap_qualified),
             function_param=klass.function_param,
             config=conn.config,
             source=located.origin.source.rel,

@@ -184,6 +184,7 @@ class Connection(Model):
     wsse_password_type: Literal["digest", "text"] | None = None
     soap_namespace: NonEmpty | None = None
     soap_action: str | None = None
+    soap_qualified: bool | None = None
     config: dict[str, Value] = {}
 
     @model_validator(mode="after")
@@ -217,7 +218,8 @@ class Connection(Model):
             raise _fail("token-placement", "token_param/token_header need auth token")
         if self.wsse_password_type is not None and self.auth != "wsse":
             raise _fail("option-for-type", "wsse_password_type needs auth wsse")
-        if (self.soap_namespace is not None or self.soap_action is not None) and (
+        soap_options = (self.soap_namespace, self.soap_action, self.soap_qualified)
+        if any(o is not None for o in soap_options) and (
             self.type != "SOAP" or "type" not in self.model_fields_set
         ):
             raise _fail("option-for-type", "soap options need type SOAP")
@@ -244,6 +246,7 @@ class Fixed(Model):
     wsse_password_type: Literal["digest", "text"] | None = None
     soap_namespace: NonEmpty | None = None
     soap_action: str | None = None
+    soap_qualified: bool | None = None
 
 
 class Probe(Model):

@@ -703,8 +703,8 @@ def _option_for_type(error: jsonschema.ValidationError, path: Path_, parent: Any
             f"{show(item.get('auth'), ())}: "
             "remove it"
         )
-    present = [k for k in ("soap_namespace", "soap_action") if k in item] or [
-        "soap_namespace / soap_action"
+    present = [k for k in ("soap_namespace", "soap_action", "soap_qualified") if k in item] or [
+        "soap_namespace / soap_action / soap_qualified"
     ]
     keys, verb, them = (
         " and ".join(present),
