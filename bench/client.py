@@ -20,8 +20,10 @@ cost of a call much less. Clients:
 - ``bare aiohttp``: a default ``ClientSession`` posting a fixed body and reading the answer
   without decoding: the ceiling of the HTTP stack rpcd uses.
 
-Then cProfile of rpcd's client path (``--profile-calls``, default 3000, concurrency 1): the top
-functions by own time, and own time summed by area (rpcd, aiohttp, asyncio, ...).
+Then the Python function calls per request of each asyncio client (cProfile: a repeatable
+count where timings are not), and cProfile of rpcd's client path (``--profile-calls``,
+default 3000, concurrency 1): the top functions by own time, and own time summed by area
+(rpcd, aiohttp, asyncio, ...).
 
 Options: ``--quick`` (1 round of 1 s), ``--rounds N`` (3), ``--duration S`` (3, or the
 environment variable ``BENCH_CLIENT_DURATION``), ``--clients a,b``, ``--no-profile``,
@@ -371,6 +373,23 @@ def profile_rpcd(url: str, calls: int, top: int) -> str:
     return _trim_pstats(out.getvalue())
 
 
+def count_calls(client: str, url: str, calls: int = 500) -> float:
+    """Python function calls per request (cProfile, sequential): repeatable, unlike timings."""
+
+    async def go(profiler: cProfile.Profile) -> None:
+        async with ASYNC_CLIENTS[client](url) as call:
+            for _ in range(50):
+                await call()
+            profiler.enable()
+            for _ in range(calls):
+                await call()
+            profiler.disable()
+
+    profiler = cProfile.Profile()
+    asyncio.run(go(profiler))
+    return pstats.Stats(profiler).total_calls / calls  # type: ignore[attr-defined,no-any-return]
+
+
 def _area(filename: str) -> str:
     path = filename.replace("\\", "/")
     for marker, name in (
@@ -517,6 +536,14 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
         print(table(results, clients))
+        counted = {c: count_calls(c, url) for c in clients if c in ASYNC_CLIENTS}
+        if counted:
+            print(
+                "Python calls per request (cProfile, concurrency 1; repeatable): "
+                + ", ".join(f"{c} {n:.0f}" for c, n in counted.items())
+                + "\n",
+                flush=True,
+            )
         if not args.no_profile and "rpcd" in clients:
             print(profile_rpcd(url, args.profile_calls, args.top))
     if args.json:

@@ -65,12 +65,12 @@ class TokenAuth(Auth):
         if (param is None) == (header is None):
             raise ValueError("token auth needs exactly one of a parameter or a header")
         self._token, self.param, self.header = token, param, header
+        self._bearer = header is not None and header.lower() == "authorization"
 
     def sign(self, request: OutboundRequest) -> None:
         token = self._token.get_secret_value()
         if self.header is not None:
-            bearer = self.header.lower() == "authorization"
-            request.headers[self.header] = f"Bearer {token}" if bearer else token
+            request.headers[self.header] = "Bearer " + token if self._bearer else token
         elif request.form is not None:
             request.form.append((str(self.param), token))
         else:

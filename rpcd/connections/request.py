@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -54,6 +55,13 @@ class OutboundRequest:
         sep = "&" if urllib.parse.urlsplit(self.url).query else "?"
         return self.url + sep + urllib.parse.urlencode(self.query)
 
+    def target(self) -> URL:
+        """``full_url()`` as an (encoded) ``yarl.URL``, parsed once per endpoint when there is no
+        query at all (a query may carry a token or an OAuth nonce: those are never cached)."""
+        if not self.query and "?" not in self.url:
+            return _encoded_url(self.url)
+        return URL(self.full_url(), encoded=True)
+
     def payload(self) -> bytes | None:
         if self.form is not None:
             return urllib.parse.urlencode(self.form).encode("ascii")
@@ -67,10 +75,21 @@ class ParameterError(RpcdError, TypeError):
     """Parameters of the wrong shape or type for the protocol: raised before any request."""
 
 
+@functools.lru_cache(maxsize=512)
+def _encoded_url(url: str) -> URL:
+    return URL(url, encoded=True)
+
+
 def endpoint_url(endpoint: str, function: str | None = None) -> str:
     """The endpoint percent-encoded, with ``{function}`` (if any) filled in."""
     if function is not None and "{function}" in endpoint:
         endpoint = endpoint.replace("{function}", urllib.parse.quote(function, safe=""))
+    return _encoded_endpoint(endpoint)
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_endpoint(endpoint: str) -> str:
+    """Parsed once per endpoint (yarl's parse is the costly part), not on every call."""
     return str(URL(endpoint))
 
 

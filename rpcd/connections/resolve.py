@@ -4,10 +4,17 @@ Which connections apply (enabled, global or sharing an institution, by priority 
 when the master switch is off) is ``rpcd.routing.applicable``, shared with ``rpcd diff``. This
 module turns them into ``Connection`` objects: introspection plus ``call``, and no way to read
 a secret back out.
+
+``connections_for`` runs on every call the daemon forwards, so its result is cached on the
+transport per (catalog, secret store) generation and (class, institutions): both objects are
+immutable (a reload builds new ones), so a new catalog or store is a new generation and the
+old one ages out. Building a ``Connection`` (auth pieces, secrets looked up) then happens once
+per generation instead of once per call.
 """
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -17,7 +24,7 @@ from rpcd.config import Catalog, ResolvedConnection
 from rpcd.config.models import Value
 from rpcd.connections import rest, soap, xmlrpc
 from rpcd.connections.auth import Auth, CertAuth, make_auth
-from rpcd.connections.request import OutboundRequest, ParameterError, Response
+from rpcd.connections.request import ParameterError, Response
 from rpcd.connections.transport import Transport
 from rpcd.errors import ConnectionCallError, SecretError
 from rpcd.routing import applicable
@@ -31,9 +38,21 @@ class Connection:
 
     Read-only introspection (the Mahara spec's list) and ``await call(function, params)``.
     ``repr``/``str``/``describe()`` show secret *references* at most, never values.
+    Objects from ``connections_for`` are shared by concurrent callers (they hold no per-call
+    state); ``last_latency`` is that of the latest call to finish.
     """
 
-    __slots__ = ("_auth", "_conn", "_transport", "_unavailable", "last_latency")
+    __slots__ = (
+        "_auth",
+        "_conn",
+        "_full_id",
+        "_https",
+        "_kind",
+        "_ssl",
+        "_transport",
+        "_unavailable",
+        "last_latency",
+    )
 
     def __init__(
         self, conn: ResolvedConnection, *, secrets: SecretStore, transport: Transport
@@ -42,7 +61,11 @@ class Connection:
         self._transport = transport
         self._auth: Auth | None = None
         self._unavailable: str | None = None
-        self.last_latency: float | None = None
+        self._kind = conn.type
+        self._full_id = conn.full_id
+        self._https = conn.endpoint.startswith("https:")
+        self._ssl: ssl.SSLContext | None = None  # built on the first https call, then kept
+        self.last_latency: float | None = None  # of the latest call (shared when cached)
         try:
             self._auth = make_auth(conn, secrets)
         except SecretError as exc:  # the connection exists, but cannot be called
@@ -60,7 +83,7 @@ class Connection:
 
     @property
     def full_id(self) -> str:
-        return self._conn.full_id
+        return self._full_id
 
     @property
     def name(self) -> str | None:
@@ -170,40 +193,46 @@ class Connection:
         ``CodecError`` (an answer that could not be read)."""
         if not isinstance(function, str) or not function:
             raise ParameterError("the function name must be a non-empty string")
-        build, decode = self._encoder(function, params)
-        if self._unavailable is not None or self._auth is None:
-            raise ConnectionCallError(self._unavailable or f"{self.full_id}: no credentials")
-        request = build()
-        self._auth.sign(request)
-        ssl_context = None
-        if self._conn.endpoint.startswith("https:"):
-            cert = self._auth if isinstance(self._auth, CertAuth) else None
-            ssl_context = self._transport.ssl_context(self._conn.ca_bundle, cert)
-        elif isinstance(self._auth, CertAuth):
+        c, auth, kind = self._conn, self._auth, self._kind
+        # Parameter shapes are checked first, then the credentials, then the request is built.
+        decode: Callable[[ResolvedConnection, Response], Any]
+        if kind == "XML-RPC":
+            positional = xmlrpc.check_params(params)
+            if self._unavailable is not None or auth is None:
+                raise self._no_credentials()
+            request = xmlrpc.build(c, function, positional)
+            decode = xmlrpc.decode
+        elif kind == "SOAP":
+            named = soap.check_params(params)
+            token = auth.wsse_token() if auth is not None else None
+            if self._unavailable is not None or auth is None:
+                raise self._no_credentials()
+            request = soap.build(c, function, named, token)
+            decode = soap.decode
+        else:
+            named = rest.check_params(params)
+            if self._unavailable is not None or auth is None:
+                raise self._no_credentials()
+            request = rest.build(c, function, named)
+            decode = rest.decode
+        auth.sign(request)
+        ssl_context = self._ssl
+        if ssl_context is None and self._https:
+            cert = auth if isinstance(auth, CertAuth) else None
+            ssl_context = self._ssl = self._transport.ssl_context(c.ca_bundle, cert)
+        elif not self._https and isinstance(auth, CertAuth):
             raise ConnectionCallError(f"{self.full_id}: certificate auth needs an https endpoint")
         started = time.perf_counter()
         try:
             response = await self._transport.send(
-                request, timeout=self._conn.timeout, ssl_context=ssl_context, label=self.full_id
+                request, timeout=c.timeout, ssl_context=ssl_context, label=self._full_id
             )
         finally:
             self.last_latency = time.perf_counter() - started
-        return decode(response)
+        return decode(c, response)
 
-    def _encoder(
-        self, function: str, params: Any
-    ) -> tuple[Callable[[], OutboundRequest], Callable[[Response], Any]]:
-        """Check the parameter shape now; build the request later (after the secret check)."""
-        c = self._conn
-        if c.type == "XML-RPC":
-            positional = xmlrpc.check_params(params)
-            return (lambda: xmlrpc.build(c, function, positional)), (lambda r: xmlrpc.decode(c, r))
-        if c.type == "SOAP":
-            named = soap.check_params(params)
-            token = self._auth.wsse_token() if self._auth is not None else None
-            return (lambda: soap.build(c, function, named, token)), (lambda r: soap.decode(c, r))
-        named = rest.check_params(params)
-        return (lambda: rest.build(c, function, named)), (lambda r: rest.decode(c, r))
+    def _no_credentials(self) -> ConnectionCallError:
+        return ConnectionCallError(self._unavailable or f"{self.full_id}: no credentials")
 
 
 def connections_for(
@@ -221,7 +250,40 @@ def connections_for(
     """
     if isinstance(institutions, str):
         institutions = [institutions]
-    return [
-        Connection(conn, secrets=secrets, transport=transport)
-        for conn in applicable(catalog, class_id, institutions)
-    ]
+    cache = transport.connection_cache
+    generation = cache.get((id(catalog), id(secrets)))
+    if generation is None or generation.catalog is not catalog or generation.secrets is not secrets:
+        generation = _Generation(catalog, secrets)
+        if len(cache) >= _GENERATIONS_KEPT:
+            del cache[next(iter(cache))]  # the oldest (a reload leaves the old one behind)
+        cache[(id(catalog), id(secrets))] = generation
+    key = (class_id, tuple(institutions))
+    found = generation.routes.get(key)
+    if found is None:
+        found = tuple(
+            Connection(conn, secrets=secrets, transport=transport)
+            for conn in applicable(catalog, class_id, institutions)
+        )
+        if len(generation.routes) >= _ROUTES_KEPT:
+            generation.routes.clear()
+        generation.routes[key] = found
+    return list(found)
+
+
+_GENERATIONS_KEPT = 4  # catalog/secret-store pairs in use at once (a reload overlaps two)
+_ROUTES_KEPT = 4096  # (class, institutions) lists per generation before starting over
+
+
+class _Generation:
+    """The Connection objects made for one catalog and one secret store.
+
+    Both are never mutated (a reload builds new ones), so what ``connections_for`` returned
+    for them stays right until either is replaced; entries hold both, so the ``id`` keys
+    cannot be reused while cached.
+    """
+
+    __slots__ = ("catalog", "routes", "secrets")
+
+    def __init__(self, catalog: Catalog, secrets: SecretStore) -> None:
+        self.catalog, self.secrets = catalog, secrets
+        self.routes: dict[tuple[str, tuple[str, ...]], tuple[Connection, ...]] = {}

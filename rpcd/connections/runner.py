@@ -101,30 +101,28 @@ async def try_connections(
 ) -> CallOutcome:
     """The fallback loop over already-resolved connections."""
     outcome = CallOutcome(ok=False)
+    clock = time.perf_counter
     for conn in connections:
-        started = time.perf_counter()
+        name = conn.full_id
+        started = clock()
         try:
             result = await conn.call(function, params)
         except Exception as exc:
+            latency_ms = (clock() - started) * 1000.0
             error = describe_error(exc)
             if error.code == INTERNAL_ERROR:
-                log.exception("call %s on %s failed unexpectedly", function, conn.full_id)
+                log.exception("call %s on %s failed unexpectedly", function, name)
             else:
-                log.info("call %s on %s failed: %s", function, conn.full_id, error.message)
+                log.info("call %s on %s failed: %s", function, name, error.message)
             outcome.attempts.append(
-                Attempt(conn.full_id, False, error=error, latency_ms=_ms(started), fatal=conn.fatal)
+                Attempt(name, False, error=error, latency_ms=latency_ms, fatal=conn.fatal)
             )
             outcome.error = error
             if conn.fatal:
                 break
             continue
-        outcome.attempts.append(Attempt(conn.full_id, True, result, latency_ms=_ms(started)))
-        outcome.ok, outcome.result, outcome.connection, outcome.error = (
-            True,
-            result,
-            conn.full_id,
-            None,
-        )
+        outcome.attempts.append(Attempt(name, True, result, None, (clock() - started) * 1000.0))
+        outcome.ok, outcome.result, outcome.connection, outcome.error = True, result, name, None
         break
     return outcome
 
@@ -157,7 +155,3 @@ def _none_applies(catalog: Catalog, class_id: str, institutions: Sequence[str]) 
         who = ", ".join(institutions) if institutions else "no institution"
         why = f"no enabled connection of class {class_id} applies to {who}"
     return CallError(why, TRANSPORT_ERROR, NO_CONNECTION)
-
-
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000.0

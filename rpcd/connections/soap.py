@@ -52,7 +52,7 @@ def build(
     except (TypeError, ValueError) as exc:
         raise ParameterError(str(exc)) from None
     request = OutboundRequest("POST", endpoint_url(conn.endpoint, function), body=body)
-    request.query = php_form_pairs(conn.parameters)
+    request.query = php_form_pairs(conn.parameters) if conn.parameters else []
     action = (conn.soap_action or "").replace("{function}", function)
     request.headers["Content-Type"] = "text/xml; charset=utf-8"
     request.headers["SOAPAction"] = f'"{action}"'

@@ -23,6 +23,8 @@ from rpcd.connections.request import (
 
 
 def check_params(params: Any) -> list[Any]:
+    if type(params) is list:  # the common case, without the ABC checks below
+        return params
     if params is None:
         return []
     if isinstance(params, Mapping):
@@ -39,10 +41,13 @@ def build(conn: ResolvedConnection, function: str, params: list[Any]) -> Outboun
         body = dumps_call(function, params)
     except (TypeError, ValueError) as exc:
         raise ParameterError(str(exc)) from None
-    request = OutboundRequest("POST", endpoint_url(conn.endpoint, function), body=body)
-    request.query = php_form_pairs(conn.parameters)
-    request.headers["Content-Type"] = "text/xml"
-    return request
+    return OutboundRequest(
+        "POST",
+        endpoint_url(conn.endpoint, function),
+        php_form_pairs(conn.parameters) if conn.parameters else [],
+        body=body,
+        headers={"Content-Type": "text/xml"},
+    )
 
 
 def decode(conn: ResolvedConnection, response: Response) -> Any:
