@@ -127,7 +127,9 @@ async def _transport(app: web.Application) -> AsyncIterator[None]:
         if isinstance(proxy, ProxyCaller):
             proxy.transport = transport
         yield
-        app[TRANSPORT] = None
+        # The app's state is frozen once it has started: unhook only the proxy caller.
+        if isinstance(proxy, ProxyCaller):
+            proxy.transport = None
 
 
 def create_app(
