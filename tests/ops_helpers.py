@@ -8,10 +8,6 @@ yields an ``Ops`` handle with a client. Calls are real HTTP with real XML-RPC bo
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
-import time
 import xmlrpc.client
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -20,8 +16,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import REPO
-from server_helpers import LOOPBACK_TOKEN, SESSION_KEY, Daemon
+from server_helpers import LOOPBACK_TOKEN, SESSION_KEY, Daemon, start_daemon
 
 from rpcd.config import Report
 from rpcd.server import metrics as metrics_mod
@@ -119,34 +114,5 @@ def start_serve(
     prefix: list[str] | None = None,
     listen: str = "127.0.0.1:0",
 ) -> Daemon:
-    """``rpcd serve`` as ``server_helpers.start_daemon`` runs it, with a command ``prefix``
-    (an interpreter wrapper) and a chosen listen address."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RPCD_")}
-    full_env.update(
-        {
-            "RPCD_LOOPBACK_TOKEN": LOOPBACK_TOKEN,
-            "RPCD_STRICT_SECRETS": "false",
-            "RPCD_SESSION_KEY": SESSION_KEY,
-            "PYTHONPATH": str(REPO),
-        }
-    )
-    full_env.update(env or {})
-    args = [*(prefix or [sys.executable]), "-m", "rpcd", "serve", str(root), "--listen", listen]
-    with log.open("w") as log_file:
-        proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=log_file, text=True, env=full_env, cwd=REPO
-        )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("rpcd: listening on "):
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"rpcd serve did not start: {line!r}\n{log.read_text()}")
-    daemon = Daemon(proc, line.split()[-1], log)
-    deadline = time.monotonic() + 20
-    while daemon.get("/readyz")[0] != 200:
-        if time.monotonic() > deadline:
-            daemon.stop()
-            raise RuntimeError("rpcd serve never became ready")
-        time.sleep(0.05)
-    return daemon
+    """``rpcd serve`` exactly as ``server_helpers.start_daemon`` runs it."""
+    return start_daemon(root, log, env, prefix=prefix, listen=listen)

@@ -169,8 +169,14 @@ def start_daemon(
     log: Path,
     env: Mapping[str, str] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    *,
+    prefix: list[str] | None = None,
+    listen: str = "127.0.0.1:0",
 ) -> Daemon:
-    """Start ``rpcd serve`` on ``root`` and wait until it is ready."""
+    """Start ``rpcd serve`` on ``root`` and wait until it is ready.
+
+    ``prefix`` replaces the interpreter (e.g. a wrapper that sets process limits).
+    """
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RPCD_")}
     full_env.update(
         {
@@ -181,7 +187,7 @@ def start_daemon(
         }
     )
     full_env.update(env or {})
-    args = [sys.executable, "-m", "rpcd", "serve", str(root), "--listen", "127.0.0.1:0"]
+    args = [*(prefix or [sys.executable]), "-m", "rpcd", "serve", str(root), "--listen", listen]
     with log.open("w") as log_file:
         proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=log_file, text=True, env=full_env, cwd=REPO
@@ -196,6 +202,7 @@ def start_daemon(
     deadline = time.monotonic() + 20
     while daemon.get("/readyz")[0] != 200:
         if time.monotonic() > deadline:
+            daemon.stop()
             raise RuntimeError("rpcd serve never became ready")
         time.sleep(0.05)
     return daemon
