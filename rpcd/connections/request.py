@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from multidict import CIMultiDictProxy
 from yarl import URL
@@ -73,6 +75,18 @@ class OutboundRequest:
 
 class ParameterError(RpcdError, TypeError):
     """Parameters of the wrong shape or type for the protocol: raised before any request."""
+
+
+def named_params(params: Any, protocol: str) -> Mapping[str, Any]:
+    """REST and SOAP take named parameters: a mapping (None = none); anything else is refused
+    before a request is built."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ParameterError(
+            f"{protocol} takes named parameters (a mapping), not a {type(params).__name__}"
+        )
+    return params
 
 
 @functools.lru_cache(maxsize=512)

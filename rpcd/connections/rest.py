@@ -21,6 +21,7 @@ from rpcd.connections.request import (
     Response,
     endpoint_url,
     http_failure,
+    named_params,
 )
 from rpcd.errors import RemoteFault
 
@@ -32,13 +33,7 @@ _ACCEPT = {
 
 
 def check_params(params: Any) -> Mapping[str, Any]:
-    if params is None:
-        return {}
-    if not isinstance(params, Mapping):
-        raise ParameterError(
-            f"REST takes named parameters (a mapping), not a {type(params).__name__}"
-        )
-    return params
+    return named_params(params, "REST")
 
 
 def build(conn: ResolvedConnection, function: str, params: Mapping[str, Any]) -> OutboundRequest:

@@ -18,18 +18,13 @@ from rpcd.connections.request import (
     Response,
     endpoint_url,
     http_failure,
+    named_params,
 )
 from rpcd.errors import CodecError
 
 
 def check_params(params: Any) -> Mapping[str, Any]:
-    if params is None:
-        return {}
-    if not isinstance(params, Mapping):
-        raise ParameterError(
-            f"SOAP takes named parameters (a mapping), not a {type(params).__name__}"
-        )
-    return params
+    return named_params(params, "SOAP")
 
 
 def build(
