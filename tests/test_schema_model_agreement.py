@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from rpcd.config import build, schema
 from rpcd.config.document import MODELS, check_file
 from rpcd.config.models import AUTH_FOR_TYPE, CREDENTIAL_KEYS, PAYLOAD_FOR_TYPE
+from rpcd.config.schema import load_schema
 from rpcd.config.sources import FileKind, SourceFile
 
 Doc = dict[str, Any]
@@ -256,21 +257,9 @@ def site_files(draw: st.DrawFn) -> Doc:
     return doc
 
 
-xmlrpc_types = st.sampled_from(
-    [
-        "int",
-        "i4",
-        "i8",
-        "boolean",
-        "string",
-        "double",
-        "dateTime.iso8601",
-        "base64",
-        "struct",
-        "array",
-        "nil",
-    ]
-)
+# The type names come from the schema (the contract), not from the model under test.
+_METHOD = load_schema(FileKind.SERVICES)["properties"]["service"]["properties"]["method"]
+xmlrpc_types = st.sampled_from(_METHOD["items"]["properties"]["signature"]["items"]["enum"])
 
 
 @st.composite
