@@ -127,6 +127,10 @@ def _conn(body: str, cls: str = 'class = "moodle_users"\n') -> str:
 
 
 TOKEN = 'auth = "token"\ncredentials = { token = { env = "T" } }\n'
+OAUTH = (
+    'auth = "oauth1"\n'
+    'credentials = { consumer_key = { env = "K" }, consumer_secret = { env = "S" } }\n'
+)
 C = "connections.d/extra.toml"
 S = "services.d/extra.toml"
 
@@ -206,6 +210,18 @@ CASES = [
         _conn(TOKEN),
     ),
     Case(
+        "option-for-type",
+        C,
+        _conn(TOKEN + 'oauth_placement = "query" # <-\n'),
+        _conn(OAUTH + 'oauth_placement = "query"\n'),
+    ),
+    Case(
+        "option-for-type",
+        C,
+        _conn(OAUTH + 'http_method = "GET"\noauth_placement = "body" # <-\n'),
+        _conn(OAUTH + 'http_method = "POST"\noauth_placement = "body"\n'),
+    ),
+    Case(
         "missing-class",
         C,
         _conn(TOKEN, cls="").replace("[[connection]]", "[[connection]] # <-"),
@@ -245,6 +261,38 @@ CASES = [
         proxy = { class = "moodle_users", function = "core_user_get_users" }
         """,
         at="service.method",
+    ),
+    Case(
+        "method-target",
+        S,
+        """\
+        version = 1
+
+        [service]
+        name = "more"
+        grant = { peers = ["mahara"] }
+
+        [[service.method]]
+        name = "b"
+        proxy = { class = "moodle_users", function = "core_user_get_users" }
+        run = "inline" # <-
+        """,
+        """\
+        version = 1
+
+        [service]
+        name = "more"
+        grant = { peers = ["mahara"] }
+
+        [[service.method]]
+        name = "b"
+        proxy = { class = "moodle_users", function = "core_user_get_users" }
+
+        [[service.method]]
+        name = "c"
+        function = "examples.hello:add"
+        run = "inline"
+        """,
     ),
     Case(
         "peer-credential",

@@ -37,6 +37,7 @@ FileCache = dict[str, FileResult]
 DEFAULT_HTTP_METHOD = "GET"
 DEFAULT_TOKEN_PARAM = "wstoken"  # Moodle's name; used unless token_header is given
 DEFAULT_WSSE_PASSWORD_TYPE = "digest"
+DEFAULT_OAUTH_PLACEMENT = "header"
 
 
 class ResolvedConnection(Model):
@@ -63,6 +64,7 @@ class ResolvedConnection(Model):
     token_header: str | None
     ca_bundle: str | None
     wsse_password_type: str | None
+    oauth_placement: str | None
     soap_namespace: str | None
     soap_action: str | None
     soap_qualified: bool
@@ -229,6 +231,9 @@ def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
             ca_bundle=conn.ca_bundle,
             wsse_password_type=(conn.wsse_password_type or DEFAULT_WSSE_PASSWORD_TYPE)
             if conn.auth == "wsse"
+            else None,
+            oauth_placement=(conn.oauth_placement or DEFAULT_OAUTH_PLACEMENT)
+            if conn.auth == "oauth1"
             else None,
             soap_namespace=conn.soap_namespace,
             soap_action=conn.soap_action,

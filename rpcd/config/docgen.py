@@ -20,7 +20,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from rpcd.config import models
-from rpcd.config.catalog import DEFAULT_HTTP_METHOD, DEFAULT_TOKEN_PARAM, DEFAULT_WSSE_PASSWORD_TYPE
+from rpcd.config.catalog import (
+    DEFAULT_HTTP_METHOD,
+    DEFAULT_OAUTH_PLACEMENT,
+    DEFAULT_TOKEN_PARAM,
+    DEFAULT_WSSE_PASSWORD_TYPE,
+)
 from rpcd.config.schema import load_schema
 from rpcd.config.sources import FileKind
 
@@ -77,6 +82,12 @@ EFFECTIVE_DEFAULTS: dict[tuple[FileKind, Section, str], str] = {
         ("connection",),
         "wsse_password_type",
     ): f"`{DEFAULT_WSSE_PASSWORD_TYPE}` (wsse auth)",
+    (
+        FileKind.CONNECTIONS,
+        ("connection",),
+        "oauth_placement",
+    ): f"`{DEFAULT_OAUTH_PLACEMENT}` (oauth1 auth)",
+    (FileKind.SERVICES, ("service", "method"), "run"): "`thread`",
     (FileKind.CONNECTIONS, ("connection",), "ca_bundle"): "the system trust store only",
     (FileKind.CONNECTIONS, ("connection",), "type"): "`REST`",
     (FileKind.SERVICES, ("service",), "grant"): "nobody may call",

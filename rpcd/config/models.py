@@ -182,6 +182,7 @@ class Connection(Model):
     token_header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]+(?!\n)$")] | None = None
     ca_bundle: NonEmpty | None = None
     wsse_password_type: Literal["digest", "text"] | None = None
+    oauth_placement: Literal["header", "query", "body"] | None = None
     soap_namespace: NonEmpty | None = None
     soap_action: str | None = None
     soap_qualified: bool | None = None
@@ -218,6 +219,12 @@ class Connection(Model):
             raise _fail("token-placement", "token_param/token_header need auth token")
         if self.wsse_password_type is not None and self.auth != "wsse":
             raise _fail("option-for-type", "wsse_password_type needs auth wsse")
+        if self.oauth_placement is not None and self.auth != "oauth1":
+            raise _fail("option-for-type", "oauth_placement needs auth oauth1")
+        if self.oauth_placement == "body" and (
+            self.effective_payload != "url" or self.http_method != "POST"
+        ):
+            raise _fail("option-for-type", "oauth_placement body needs a POST url payload")
         soap_options = (self.soap_namespace, self.soap_action, self.soap_qualified)
         if any(o is not None for o in soap_options) and (
             self.type != "SOAP" or "type" not in self.model_fields_set
@@ -337,11 +344,14 @@ class Method(Model):
     proxy: Proxy | None = None
     help: str = ""
     signature: Annotated[tuple[XmlRpcType, ...], Frozen, Field(min_length=1)] | None = None
+    run: Literal["thread", "inline"] | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> Method:
         if (self.function is None) == (self.proxy is None):
             raise _fail("method-target", "a method has exactly one of function or proxy")
+        if self.run is not None and self.function is None:
+            raise _fail("method-target", "run applies to a function method")
         return self
 
 

@@ -386,7 +386,7 @@ def _retarget(rule: str, path: Path_, document: Any) -> Path_:
     keys = _TRIGGERS.get(rule)
     if not keys:
         return path
-    owner = path[:-1] if path and path[-1] in ("auth", "type") else path
+    owner = _owner(path, document)
     item = _get(document, owner)
     if isinstance(item, dict):
         for key in keys:
@@ -395,12 +395,19 @@ def _retarget(rule: str, path: Path_, document: Any) -> Path_:
     return path
 
 
+def _owner(path: Path_, document: Any) -> Path_:
+    """The table a conditional's error belongs to: the path itself, or its parent when the
+    error landed on one of the table's scalar keys (a failed `const` on auth, type, ...)."""
+    return path if isinstance(_get(document, path), dict) else path[:-1]
+
+
 # Rules whose schema error lands on the table (a failed `required`) or on another key (a failed
 # `const` on auth/type): the keys that caused them, in the order a reader would look.
 _TRIGGERS: dict[str, tuple[str, ...]] = {
     "parameters-need-method": ("parameters",),
     "token-placement": ("token_header", "token_param"),
-    "option-for-type": ("wsse_password_type", "soap_namespace", "soap_action"),
+    "option-for-type": ("wsse_password_type", "oauth_placement", "soap_namespace", "soap_action"),
+    "method-target": ("run",),
 }
 
 
@@ -668,6 +675,11 @@ def _method_target(error: jsonschema.ValidationError, path: Path_, parent: Any, 
     method = _get(doc, path)
     method = method if isinstance(method, dict) else {}
     name = f"method `{method['name']}`" if isinstance(method.get("name"), str) else "this method"
+    if "run" in method and "proxy" in method and "function" not in method:
+        return (
+            f"{name} is a proxy method, and `run` only applies to a `function` (a proxy call is "
+            "always awaited on the event loop): remove run"
+        )
     if "function" in method and "proxy" in method:
         return (
             f"{name} has both `function` and `proxy`: a method is served by exactly one of them; "
@@ -694,14 +706,24 @@ def _token_placement(error: jsonschema.ValidationError, path: Path_, parent: Any
 
 
 def _option_for_type(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
-    owner = path[:-1] if path and path[-1] in ("auth", "type") else path
-    item = _get(doc, owner)
+    item = _get(doc, _owner(path, doc))
     item = item if isinstance(item, dict) else {}
     if "wsse_password_type" in item and item.get("auth") != "wsse":
         return (
             'wsse_password_type only applies to auth = "wsse", not auth = '
             f"{show(item.get('auth'), ())}: "
             "remove it"
+        )
+    if "oauth_placement" in item and item.get("auth") != "oauth1":
+        return (
+            'oauth_placement only applies to auth = "oauth1", not auth = '
+            f"{show(item.get('auth'), ())}: remove it"
+        )
+    if item.get("oauth_placement") == "body":
+        return (
+            'oauth_placement = "body" puts the signature in a form body, so it needs '
+            'payload = "url" (or no payload) and http_method = "POST": set both, or use '
+            '"header" or "query"'
         )
     present = [k for k in ("soap_namespace", "soap_action", "soap_qualified") if k in item] or [
         "soap_namespace / soap_action / soap_qualified"
