@@ -1,16 +1,23 @@
 """Outbound client benchmark: rpcd's XML-RPC client against the alternatives, in one run.
 
-Run: ``.venv/bin/python bench/client.py`` (about 80 s; ``--quick`` about 15 s).
+Run: ``.venv/bin/python bench/client.py`` (about 130 s; ``--quick`` about 25 s).
 
 A fast fixed-response server (raw asyncio protocol, one pre-built ``methodResponse`` per
 request, keep-alive) runs in a subprocess pinned to CPU 0; this process, the clients, is pinned
 to CPU 1 (``os.sched_setaffinity``). Each client makes ``add(2, 3)`` calls for a fixed time at
-concurrency 1 and 32; rounds are interleaved (every client at both concurrencies per round, the
-client order rotating from round to round) so a noisy moment hits all alike. Reported: median
-calls/s over the rounds (min-max), the ratio of the medians to the bare aiohttp client, the
-median over rounds of p50 / p99 latency, and the client's CPU time per call (this process, all
-threads, lowest round): on a shared machine wall-clock rates swing with other load, the CPU
-cost of a call much less. Clients:
+concurrency 1 and 32; rounds are interleaved (every client on every loop at both concurrencies
+per round, the client order rotating from round to round) so a noisy moment hits all alike.
+Reported: median calls/s over the rounds (min-max), the ratio of the medians to the bare
+aiohttp client on the same event loop, the median over rounds of p50 / p99 latency, and the
+client's CPU time per call (this process, all threads, lowest round): on a shared machine
+wall-clock rates swing with other load, the CPU cost of a call much less.
+
+Event loops: every asyncio client runs on uvloop and on asyncio's default loop, one table per
+loop, so each is compared with the bare aiohttp ceiling on the same loop (uvloop is an rpcd
+dependency, for the daemon's loop; the asyncio table is what a caller on the default loop
+gets). The standard library client runs threads, not a loop: its one set of samples appears
+in both tables.
+Clients:
 
 - ``rpcd``: ``call_class`` (``connections_for`` + the runner) on a one-class tree whose XML-RPC
   connection uses token auth (``Authorization: Bearer``), over rpcd's pooled ``Transport``;
@@ -20,14 +27,14 @@ cost of a call much less. Clients:
 - ``bare aiohttp``: a default ``ClientSession`` posting a fixed body and reading the answer
   without decoding: the ceiling of the HTTP stack rpcd uses.
 
-Then the Python function calls per request of each asyncio client (cProfile: a repeatable
-count where timings are not), and cProfile of rpcd's client path (``--profile-calls``,
-default 3000, concurrency 1): the top functions by own time, and own time summed by area
-(rpcd, aiohttp, asyncio, ...).
+Then the Python function calls per request of each asyncio client on each loop (cProfile: a
+repeatable count where timings are not), and cProfile of rpcd's client path
+(``--profile-calls``, default 3000, concurrency 1, on the first loop): the top functions by own
+time, and own time summed by area (rpcd, aiohttp, asyncio, ...).
 
 Options: ``--quick`` (1 round of 1 s), ``--rounds N`` (3), ``--duration S`` (3, or the
-environment variable ``BENCH_CLIENT_DURATION``), ``--clients a,b``, ``--no-profile``,
-``--json FILE``.
+environment variable ``BENCH_CLIENT_DURATION``), ``--clients a,b``, ``--loops uvloop,asyncio``,
+``--no-profile``, ``--json FILE``.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import asyncio
 import contextlib
 import cProfile
 import importlib.metadata
+import importlib.util
 import io
 import json
 import os
@@ -50,11 +58,11 @@ import threading
 import time
 import xmlrpc.client
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -75,6 +83,8 @@ RESPONSE = (
 )
 CONCURRENCIES = (1, 32)
 CLIENTS = ("bare aiohttp", "rpcd", "stdlib", "aiohttp-xmlrpc")
+LOOPS = ("uvloop", "asyncio")
+THREADS = "threads"  # the stdlib client's "loop"
 SERVER_CPU, CLIENT_CPU = 0, 1
 
 
@@ -147,6 +157,7 @@ def fixed_server() -> Any:
 # ------------------------------------------------------------------------ the clients
 
 Call = Callable[[], Awaitable[Any]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -269,7 +280,7 @@ async def bare_client(url: str) -> AsyncIterator[Call]:
 
 @contextlib.asynccontextmanager
 async def aiohttp_xmlrpc_client(url: str) -> AsyncIterator[Call]:
-    from aiohttp_xmlrpc.client import ServerProxy
+    from aiohttp_xmlrpc.client import ServerProxy  # type: ignore[import-untyped]
 
     proxy = ServerProxy(url, headers={"Authorization": f"Bearer {TOKEN}"})
     try:
@@ -327,7 +338,29 @@ ASYNC_CLIENTS: dict[str, Callable[[str], contextlib.AbstractAsyncContextManager[
 }
 
 
-def measure(client: str, url: str, concurrency: int, duration: float) -> Sample:
+def run_on(loop: str, main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a fresh event loop of the named kind (``uvloop`` or ``asyncio``)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+def available_loops(wanted: list[str]) -> tuple[list[str], list[str]]:
+    """The loops that can run here, and a note for each one left out."""
+    loops, notes = [], []
+    for loop in wanted:
+        if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            notes.append("uvloop is not installed: its table is left out")
+            continue
+        loops.append(loop)
+    return loops, notes
+
+
+def measure(client: str, loop: str, url: str, concurrency: int, duration: float) -> Sample:
     if client == "stdlib":
         return run_stdlib(url, concurrency, duration)
 
@@ -335,13 +368,13 @@ def measure(client: str, url: str, concurrency: int, duration: float) -> Sample:
         async with ASYNC_CLIENTS[client](url) as call:
             return await drive(call, concurrency, duration)
 
-    return asyncio.run(go())
+    return run_on(loop, go())
 
 
 # ---------------------------------------------------------------------------- profile
 
 
-def profile_rpcd(url: str, calls: int, top: int) -> str:
+def profile_rpcd(url: str, loop: str, calls: int, top: int) -> str:
     async def go(profiler: cProfile.Profile) -> None:
         async with rpcd_client(url) as call:
             for _ in range(100):
@@ -353,13 +386,14 @@ def profile_rpcd(url: str, calls: int, top: int) -> str:
 
     profiler = cProfile.Profile()
     started = time.perf_counter()
-    asyncio.run(go(profiler))
+    run_on(loop, go(profiler))
     wall = time.perf_counter() - started
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
     out.write(
-        f"cProfile, {calls} sequential rpcd calls ({wall:.1f} s wall incl. setup; profiled "
+        f"cProfile, {calls} sequential rpcd calls on {loop} ({wall:.1f} s wall incl. setup; "
+        f"profiled "
         f"own time {total * 1e6 / calls:.0f} µs a call, inflated by the profiler)\n\n"
     )
     areas: dict[str, float] = defaultdict(float)
@@ -373,7 +407,7 @@ def profile_rpcd(url: str, calls: int, top: int) -> str:
     return _trim_pstats(out.getvalue())
 
 
-def count_calls(client: str, url: str, calls: int = 500) -> float:
+def count_calls(client: str, loop: str, url: str, calls: int = 500) -> float:
     """Python function calls per request (cProfile, sequential): repeatable, unlike timings."""
 
     async def go(profiler: cProfile.Profile) -> None:
@@ -386,7 +420,7 @@ def count_calls(client: str, url: str, calls: int = 500) -> float:
             profiler.disable()
 
     profiler = cProfile.Profile()
-    asyncio.run(go(profiler))
+    run_on(loop, go(profiler))
     return pstats.Stats(profiler).total_calls / calls  # type: ignore[attr-defined,no-any-return]
 
 
@@ -433,16 +467,26 @@ class Cell:
         return statistics.median(s.rate for s in self.samples)
 
 
-def table(results: dict[tuple[str, int], Cell], clients: list[str]) -> str:
+Key = tuple[str, str, int]  # client, loop (THREADS for stdlib), concurrency
+
+
+def loop_of(client: str, loop: str) -> str:
+    return THREADS if client == "stdlib" else loop
+
+
+def table(results: dict[Key, Cell], clients: list[str], loop: str) -> str:
+    """One loop's table: its asyncio clients, and the stdlib's (loop-less) samples."""
     lines = [
+        f"Event loop: {loop} (stdlib: {THREADS}, the same samples in every table)",
+        "",
         "| client | concurrency | calls/s (median, min–max) | × bare aiohttp | p50 ms | p99 ms "
         "| client CPU µs/call |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for concurrency in CONCURRENCIES:
-        base = results.get(("bare aiohttp", concurrency))
+        base = results.get(("bare aiohttp", loop, concurrency))
         for client in clients:
-            cell = results[(client, concurrency)]
+            cell = results[(client, loop_of(client, loop), concurrency)]
             rates = [s.rate for s in cell.samples]
             ratio = f"{cell.median() / base.median():.2f}" if base else "–"
             p50 = statistics.median(s.pct(0.50) for s in cell.samples)
@@ -492,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         "--duration", type=float, default=float(os.environ.get("BENCH_CLIENT_DURATION", "3"))
     )
     parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--loops", default=",".join(LOOPS), help="uvloop,asyncio")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--profile-calls", type=int, default=3000)
     parser.add_argument("--top", type=int, default=25)
@@ -507,7 +552,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(clients) - set(CLIENTS)
     if unknown:
         parser.error(f"unknown clients: {', '.join(sorted(unknown))}")
+    wanted = [x.strip() for x in args.loops.split(",") if x.strip()]
+    if not wanted or set(wanted) - set(LOOPS):
+        parser.error(f"--loops takes one or more of {', '.join(LOOPS)}")
     notes = [pin_client()]
+    loops, loop_notes = available_loops(wanted)
+    notes += loop_notes
+    if not loops:
+        parser.error("no event loop to run the asyncio clients on")
     if "aiohttp-xmlrpc" in clients:
         version = ensure_aiohttp_xmlrpc()
         if version is None:
@@ -518,47 +570,53 @@ def main(argv: list[str] | None = None) -> int:
     import aiohttp
 
     notes.append(f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}")
-    notes.append(f"{args.rounds} round(s) × {args.duration:g} s per client and concurrency")
+    notes.append(f"event loops: {', '.join(loops)}")
+    notes.append(f"{args.rounds} round(s) × {args.duration:g} s per client, loop and concurrency")
     print("; ".join(notes) + "\n", flush=True)
 
-    results: dict[tuple[str, int], Cell] = {(c, n): Cell() for c in clients for n in CONCURRENCIES}
+    runs = [(c, loop_of(c, lp)) for c in clients for lp in loops]
+    runs = list(dict.fromkeys(runs))  # stdlib once, whatever the number of loops
+    results: dict[Key, Cell] = {(c, lp, n): Cell() for c, lp in runs for n in CONCURRENCIES}
     with fixed_server() as url:
         for round_no in range(args.rounds):
-            order = clients[round_no % len(clients) :] + clients[: round_no % len(clients)]
+            order = runs[round_no % len(runs) :] + runs[: round_no % len(runs)]
             for concurrency in CONCURRENCIES:
-                for client in order:
-                    sample = measure(client, url, concurrency, args.duration)
-                    results[(client, concurrency)].samples.append(sample)
+                for client, loop in order:
+                    sample = measure(client, loop, url, concurrency, args.duration)
+                    results[(client, loop, concurrency)].samples.append(sample)
                     print(
-                        f"round {round_no + 1}: {client:<15} c={concurrency:<3} "
+                        f"round {round_no + 1}: {client:<15} {loop:<8} c={concurrency:<3} "
                         f"{sample.rate:8,.0f} calls/s",
                         file=sys.stderr,
                         flush=True,
                     )
-        print(table(results, clients))
-        counted = {c: count_calls(c, url) for c in clients if c in ASYNC_CLIENTS}
-        if counted:
-            print(
-                "Python calls per request (cProfile, concurrency 1; repeatable): "
-                + ", ".join(f"{c} {n:.0f}" for c, n in counted.items())
-                + "\n",
-                flush=True,
-            )
+        for loop in loops:
+            print(table(results, clients, loop))
+        for loop in loops:
+            counted = {c: count_calls(c, loop, url) for c in clients if c in ASYNC_CLIENTS}
+            if counted:
+                print(
+                    f"Python calls per request on {loop} (cProfile, concurrency 1; repeatable): "
+                    + ", ".join(f"{c} {n:.0f}" for c, n in counted.items()),
+                    flush=True,
+                )
+        print()
         if not args.no_profile and "rpcd" in clients:
-            print(profile_rpcd(url, args.profile_calls, args.top))
+            print(profile_rpcd(url, loops[0], args.profile_calls, args.top))
     if args.json:
         data = {
             "notes": notes,
             "results": [
                 {
                     "client": c,
+                    "loop": lp,
                     "concurrency": n,
                     "calls_per_s": [round(s.rate, 1) for s in cell.samples],
                     "p50_ms": [round(s.pct(0.5), 4) for s in cell.samples],
                     "p99_ms": [round(s.pct(0.99), 4) for s in cell.samples],
                     "cpu_us_per_call": [round(s.cpu_us, 1) for s in cell.samples],
                 }
-                for (c, n), cell in results.items()
+                for (c, lp, n), cell in results.items()
             ],
         }
         Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
