@@ -127,6 +127,28 @@ def test_soap_with_ws_security_verified_by_the_server(tmp_path: Path, kind: str)
             call(root, "add", [1, 2])
 
 
+def test_soap_one_connection_many_calls(tmp_path: Path) -> None:
+    """The signed target is kept per function, so each function keeps its own SOAPAction,
+    and the UsernameToken (nonce, Created) is still fresh in every envelope."""
+    with serve(soap_app(USER, WSSE_PASSWORD)) as peer:
+        catalog, store = load_with_secrets(one(tmp_path, soap_conn(peer.url + "/soap")))
+
+        async def go() -> list[Any]:
+            async with Transport.open() as transport:
+                (conn,) = connections_for(
+                    catalog, "test_svc", [], secrets=store, transport=transport
+                )
+                got = [await conn.call("add", {"a": 2, "b": 40})]
+                with pytest.raises(RemoteFault):
+                    await conn.call("divide", {"a": 1})
+                got.append(await conn.call("add", {"a": 1, "b": 1}))
+                return got
+
+        assert asyncio.run(go()) == ["42", "2"]
+        actions = [r["soapaction"] for r in peer.app[REQUESTS]]
+    assert actions == [f'"{NS}#add"', f'"{NS}#divide"', f'"{NS}#add"']
+
+
 def test_soap_wrong_password_is_a_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WSSE_PASSWORD", secret("bad-wsse-password"))
     with serve(soap_app(USER, WSSE_PASSWORD)) as peer, pytest.raises(RemoteFault) as info:
@@ -165,12 +187,16 @@ def test_soap_against_spyne(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ OAuth 1
 
 
-def oauth_conn(endpoint: str, method: str = "GET", payload: str = "url") -> str:
+def oauth_conn(
+    endpoint: str, method: str = "GET", payload: str = "url", placement: str | None = None
+) -> str:
+    where = f'oauth_placement = "{placement}"' if placement else ""
     return f"""
     auth = "oauth1"
     payload = "{payload}"
     endpoint = "{endpoint}"
     http_method = "{method}"
+    {where}
     parameters = {{ format = "json" }}
     credentials.consumer_key = {{ env = "OAUTH_KEY" }}
     credentials.consumer_secret = {{ env = "OAUTH_SECRET" }}
@@ -185,13 +211,33 @@ def test_oauth1_signature_verified_by_oauthlib(tmp_path: Path, method: str) -> N
     assert answer == {
         "ok": True,
         "params": {"format": "json", "ids[0]": "1", "ids[1]": "2", "q": "a b&c"},
+        "signature_in": ["header"],  # the default placement
     }
 
 
-def test_oauth1_wrong_secret_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+PLACEMENTS = [("header", "GET"), ("header", "POST"), ("query", "GET"), ("query", "POST")]
+PLACEMENTS += [("body", "POST")]  # a form body only: validation refuses body with GET
+
+
+@pytest.mark.parametrize(("placement", "method"), PLACEMENTS)
+def test_oauth1_placement_from_config(tmp_path: Path, placement: str, method: str) -> None:
+    """``oauth_placement`` decides where the signature goes; oauthlib verifies it there."""
+    with serve(oauth_app(OAUTH_KEY, OAUTH_SECRET)) as peer:
+        endpoint = peer.url + "/api/{function}"
+        root = one(tmp_path, oauth_conn(endpoint, method, placement=placement))
+        answer = call(root, "users", {"ids": [1, 2], "q": "a b&c"})
+    assert answer["signature_in"] == [placement]
+    assert answer["params"] == {"format": "json", "ids[0]": "1", "ids[1]": "2", "q": "a b&c"}
+
+
+@pytest.mark.parametrize(("placement", "method"), PLACEMENTS)
+def test_oauth1_wrong_secret_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, placement: str, method: str
+) -> None:
     monkeypatch.setenv("OAUTH_SECRET", secret("wrong-oauth-secret"))
     with serve(oauth_app(OAUTH_KEY, OAUTH_SECRET)) as peer:
-        root = one(tmp_path, oauth_conn(peer.url + "/api/{function}"))
+        endpoint = peer.url + "/api/{function}"
+        root = one(tmp_path, oauth_conn(endpoint, method, placement=placement))
         with pytest.raises(RemoteFault) as info:
             call(root, "users", {"ids": [1]})
     assert info.value.errorcode == "badsignature"
@@ -222,3 +268,58 @@ def test_oauth1_query_and_body_placement(tmp_path: Path, placement: str) -> None
 
         assert b'"ok": true' in asyncio.run(go())
     assert repr(auth) == f"OAuth1Auth(placement='{placement}')"
+
+
+def test_xmlrpc_signed_target_made_once_per_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """XML-RPC reuses one signed target per function (URL parsed, Basic header in place):
+    later calls on the same Connection still authenticate, faults and all; the cache of
+    targets is bounded (function names come from callers)."""
+    from rpcd.connections import resolve
+
+    with basic_auth_server(USER, PASSWORD) as url:
+        catalog, store = load_with_secrets(one(tmp_path, xmlrpc_conn(url)))
+
+        async def go() -> tuple[list[Any], int, int]:
+            async with Transport.open() as transport:
+                (conn,) = connections_for(
+                    catalog, "test_svc", [], secrets=store, transport=transport
+                )
+                got = [await conn.call("add", [2, 3]), await conn.call("add", [4, 5])]
+                got.append(await conn.call("echo", ["x"]))
+                with pytest.raises(RemoteFault):
+                    await conn.call("fail", ["no"])
+                got.append(await conn.call("add", [1, 1]))
+                kept = len(conn._prepared)
+                monkeypatch.setattr(resolve, "_PREPARED_KEPT", 2)
+                for name in ("add", "echo", "system.listMethods"):
+                    await conn.call(name, [1, 2] if name == "add" else [])
+                return got, kept, len(conn._prepared)
+
+        got, kept, bounded = asyncio.run(go())
+    assert got == [5, 9, ["x"], 2]
+    assert kept == 3  # add, echo, fail
+    assert bounded <= 2
+
+
+def test_prepared_target_shows_no_credentials() -> None:
+    """A prepared target holds the token (query or header) but never shows or pickles it."""
+    import pickle
+
+    from rpcd.connections.request import OutboundRequest
+
+    token = secret("prepared-token-5e1f")
+
+    async def go() -> Any:
+        async with Transport.open() as transport:
+            request = OutboundRequest("POST", "http://127.0.0.1:9/RPC2", query=[("wstoken", token)])
+            request.headers["Authorization"] = "Bearer " + token
+            return transport.prepare(request)
+
+    prepared = asyncio.run(go())
+    assert token in str(prepared.url) and token in prepared.headers["Authorization"]
+    assert prepared.headers["User-Agent"].startswith("rpcd/")
+    assert token not in repr(prepared) and "127.0.0.1" in repr(prepared)
+    with pytest.raises(TypeError):
+        pickle.dumps(prepared)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 from oauthlib import oauth1
 from pydantic import SecretStr
@@ -37,6 +37,10 @@ class Auth:
     """No authentication; the base of every kind."""
 
     kind: ClassVar[str] = "none"
+    # Whether ``sign`` must see every request. False: what it adds to a request without a
+    # form (headers, query) is the same every time, so a connection may sign a request's
+    # target once and reuse it (``Connection``); True for OAuth (nonce, timestamp, body).
+    per_call: ClassVar[bool] = False
 
     def sign(self, request: OutboundRequest) -> None:
         """Add credentials to a fully built request."""
@@ -111,6 +115,7 @@ class OAuth1Auth(Auth):
     """
 
     kind = "oauth1"
+    per_call = True
 
     def __init__(
         self,
@@ -200,7 +205,9 @@ def _basic(conn: ResolvedConnection, get: Callable[[str], SecretStr]) -> Auth:
 
 
 def _oauth(conn: ResolvedConnection, get: Callable[[str], SecretStr]) -> Auth:
-    return OAuth1Auth(get("consumer_key"), get("consumer_secret"))
+    # The catalog fills in the default and validation limits the values; OAuth1Auth checks too.
+    placement = cast(OAuthPlacement, conn.oauth_placement or "header")
+    return OAuth1Auth(get("consumer_key"), get("consumer_secret"), placement=placement)
 
 
 def _wsse(conn: ResolvedConnection, get: Callable[[str], SecretStr]) -> Auth:

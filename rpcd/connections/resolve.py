@@ -24,8 +24,8 @@ from rpcd.config import Catalog, ResolvedConnection
 from rpcd.config.models import Value
 from rpcd.connections import rest, soap, xmlrpc
 from rpcd.connections.auth import Auth, CertAuth, make_auth
-from rpcd.connections.request import ParameterError, Response
-from rpcd.connections.transport import Transport
+from rpcd.connections.request import OutboundRequest, ParameterError, Response
+from rpcd.connections.transport import Prepared, Transport
 from rpcd.errors import ConnectionCallError, SecretError
 from rpcd.routing import applicable
 from rpcd.secrets import SecretStore
@@ -44,10 +44,12 @@ class Connection:
 
     __slots__ = (
         "_auth",
+        "_cert",
         "_conn",
         "_full_id",
         "_https",
         "_kind",
+        "_prepared",
         "_ssl",
         "_transport",
         "_unavailable",
@@ -65,11 +67,14 @@ class Connection:
         self._full_id = conn.full_id
         self._https = conn.endpoint.startswith("https:")
         self._ssl: ssl.SSLContext | None = None  # built on the first https call, then kept
+        # XML-RPC and SOAP: per function, the signed target (see ``_prepare``).
+        self._prepared: dict[str, Prepared] = {}
         self.last_latency: float | None = None  # of the latest call (shared when cached)
         try:
             self._auth = make_auth(conn, secrets)
         except SecretError as exc:  # the connection exists, but cannot be called
             self._unavailable = f"{conn.full_id}: {exc}"
+        self._cert = isinstance(self._auth, CertAuth)
 
     # ----------------------------------------------------------------- introspection
 
@@ -198,30 +203,63 @@ class Connection:
         decode: Callable[[ResolvedConnection, Response], Any]
         if kind == "XML-RPC":
             positional = xmlrpc.check_params(params)
-            if self._unavailable is not None or auth is None:
+            if auth is None:
                 raise self._no_credentials()
-            request = xmlrpc.build(c, function, positional)
+            body = xmlrpc.body(function, positional)
             decode = xmlrpc.decode
         elif kind == "SOAP":
             named = soap.check_params(params)
-            token = auth.wsse_token() if auth is not None else None
-            if self._unavailable is not None or auth is None:
+            if auth is None:
                 raise self._no_credentials()
-            request = soap.build(c, function, named, token)
+            body = soap.body(c, function, named, auth.wsse_token())
             decode = soap.decode
         else:
-            named = rest.check_params(params)
-            if self._unavailable is not None or auth is None:
-                raise self._no_credentials()
-            request = rest.build(c, function, named)
-            decode = rest.decode
-        auth.sign(request)
+            return await self._call_rest(function, params)
         ssl_context = self._ssl
-        if ssl_context is None and self._https:
-            cert = auth if isinstance(auth, CertAuth) else None
-            ssl_context = self._ssl = self._transport.ssl_context(c.ca_bundle, cert)
-        elif not self._https and isinstance(auth, CertAuth):
-            raise ConnectionCallError(f"{self.full_id}: certificate auth needs an https endpoint")
+        if ssl_context is None and (self._https or self._cert):  # else plain http: no TLS
+            ssl_context = self._ssl_context(auth)
+        started = time.perf_counter()
+        try:
+            if auth.per_call:  # signed per request: no reusable target
+                request = self._target(function)
+                request.body = body
+                auth.sign(request)
+                response = await self._transport.send(
+                    request, timeout=c.timeout, ssl_context=ssl_context, label=self._full_id
+                )
+            else:
+                prepared = self._prepared.get(function) or self._prepare(function, auth)
+                response = await self._transport.send_prepared(
+                    prepared, body, timeout=c.timeout, ssl_context=ssl_context, label=self._full_id
+                )
+        finally:
+            self.last_latency = time.perf_counter() - started
+        return decode(c, response)
+
+    def _target(self, function: str) -> OutboundRequest:
+        builder = xmlrpc.target if self._kind == "XML-RPC" else soap.target
+        return builder(self._conn, function)
+
+    def _prepare(self, function: str, auth: Auth) -> Prepared:
+        """The signed target of ``function`` (XML-RPC, SOAP), made once and kept: the
+        endpoint parsed, the headers and credentials in place; only the body changes."""
+        request = self._target(function)
+        auth.sign(request)
+        prepared = self._transport.prepare(request)
+        if len(self._prepared) >= _PREPARED_KEPT:  # function names come from callers
+            self._prepared.clear()
+        self._prepared[function] = prepared
+        return prepared
+
+    async def _call_rest(self, function: str, params: Any) -> Any:
+        """REST: the function and parameters go in the query or form, signed per call."""
+        c, auth = self._conn, self._auth
+        named = rest.check_params(params)
+        if auth is None:
+            raise self._no_credentials()
+        request = rest.build(c, function, named)
+        auth.sign(request)
+        ssl_context = self._ssl_context(auth)
         started = time.perf_counter()
         try:
             response = await self._transport.send(
@@ -229,7 +267,16 @@ class Connection:
             )
         finally:
             self.last_latency = time.perf_counter() - started
-        return decode(c, response)
+        return rest.decode(c, response)
+
+    def _ssl_context(self, auth: Auth) -> ssl.SSLContext | None:
+        ssl_context = self._ssl
+        if ssl_context is None and self._https:
+            cert = auth if isinstance(auth, CertAuth) else None
+            ssl_context = self._ssl = self._transport.ssl_context(self._conn.ca_bundle, cert)
+        elif not self._https and isinstance(auth, CertAuth):
+            raise ConnectionCallError(f"{self.full_id}: certificate auth needs an https endpoint")
+        return ssl_context
 
     def _no_credentials(self) -> ConnectionCallError:
         return ConnectionCallError(self._unavailable or f"{self.full_id}: no credentials")
@@ -248,15 +295,28 @@ def connections_for(
     Global connections and those sharing an institution, by priority then id; empty when
     the master switch is off or the class has none (callers must cope with that).
     """
+    return list(routes(catalog, class_id, institutions, secrets=secrets, transport=transport))
+
+
+def routes(
+    catalog: Catalog,
+    class_id: str,
+    institutions: Sequence[str],
+    *,
+    secrets: SecretStore,
+    transport: Transport,
+) -> tuple[Connection, ...]:
+    """``connections_for`` as the cached tuple itself (no copy: the runner only reads it)."""
     if isinstance(institutions, str):
         institutions = [institutions]
     cache = transport.connection_cache
-    generation = cache.get((id(catalog), id(secrets)))
+    gen_key = (id(catalog), id(secrets))
+    generation = cache.get(gen_key)
     if generation is None or generation.catalog is not catalog or generation.secrets is not secrets:
         generation = _Generation(catalog, secrets)
         if len(cache) >= _GENERATIONS_KEPT:
             del cache[next(iter(cache))]  # the oldest (a reload leaves the old one behind)
-        cache[(id(catalog), id(secrets))] = generation
+        cache[gen_key] = generation
     key = (class_id, tuple(institutions))
     found = generation.routes.get(key)
     if found is None:
@@ -267,9 +327,10 @@ def connections_for(
         if len(generation.routes) >= _ROUTES_KEPT:
             generation.routes.clear()
         generation.routes[key] = found
-    return list(found)
+    return found
 
 
+_PREPARED_KEPT = 256  # signed targets per connection (one per function) before starting over
 _GENERATIONS_KEPT = 4  # catalog/secret-store pairs in use at once (a reload overlaps two)
 _ROUTES_KEPT = 4096  # (class, institutions) lists per generation before starting over
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from rpcd.config import Catalog
 from rpcd.connections.request import ParameterError
-from rpcd.connections.resolve import Connection, connections_for
+from rpcd.connections.resolve import Connection, routes
 from rpcd.connections.transport import Transport
 from rpcd.errors import (
     INTERNAL_ERROR,
@@ -44,8 +44,11 @@ class CallError:
         return {"message": self.message, "code": self.code, "errorcode": self.errorcode}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attempt:
+    """One connection's try. Not ``frozen`` (one is built per call, and a frozen dataclass's
+    ``__init__`` costs about three times as much); nothing changes it after the runner."""
+
     connection: str
     ok: bool
     result: Any = None
@@ -100,31 +103,29 @@ async def try_connections(
     connections: Sequence[Connection], function: str, params: Any
 ) -> CallOutcome:
     """The fallback loop over already-resolved connections."""
-    outcome = CallOutcome(ok=False)
+    attempts: list[Attempt] = []
+    error: CallError | None = None
     clock = time.perf_counter
     for conn in connections:
-        name = conn.full_id
         started = clock()
         try:
             result = await conn.call(function, params)
         except Exception as exc:
             latency_ms = (clock() - started) * 1000.0
+            name = conn.full_id
             error = describe_error(exc)
             if error.code == INTERNAL_ERROR:
                 log.exception("call %s on %s failed unexpectedly", function, name)
             else:
                 log.info("call %s on %s failed: %s", function, name, error.message)
-            outcome.attempts.append(
-                Attempt(name, False, error=error, latency_ms=latency_ms, fatal=conn.fatal)
-            )
-            outcome.error = error
+            attempts.append(Attempt(name, False, None, error, latency_ms, conn.fatal))
             if conn.fatal:
                 break
             continue
-        outcome.attempts.append(Attempt(name, True, result, None, (clock() - started) * 1000.0))
-        outcome.ok, outcome.result, outcome.connection, outcome.error = True, result, name, None
-        break
-    return outcome
+        name = conn.full_id
+        attempts.append(Attempt(name, True, result, None, (clock() - started) * 1000.0))
+        return CallOutcome(True, result, name, attempts)
+    return CallOutcome(False, None, None, attempts, error)
 
 
 async def call_class(
@@ -138,9 +139,7 @@ async def call_class(
     transport: Transport,
 ) -> CallOutcome:
     """Run ``function`` over the applicable connections of ``class_id`` (SPEC section 4)."""
-    connections = connections_for(
-        catalog, class_id, institutions, secrets=secrets, transport=transport
-    )
+    connections = routes(catalog, class_id, institutions, secrets=secrets, transport=transport)
     if not connections:
         return CallOutcome(ok=False, error=_none_applies(catalog, class_id, institutions))
     return await try_connections(connections, function, params)

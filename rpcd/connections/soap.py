@@ -27,17 +27,28 @@ def check_params(params: Any) -> Mapping[str, Any]:
     return named_params(params, "SOAP")
 
 
-def build(
+def target(conn: ResolvedConnection, function: str) -> OutboundRequest:
+    """The request without its body: the same for every call of ``function``."""
+    request = OutboundRequest("POST", endpoint_url(conn.endpoint, function))
+    request.query = php_form_pairs(conn.parameters) if conn.parameters else []
+    action = (conn.soap_action or "").replace("{function}", function)
+    request.headers["Content-Type"] = "text/xml; charset=utf-8"
+    request.headers["SOAPAction"] = f'"{action}"'
+    return request
+
+
+def body(
     conn: ResolvedConnection,
     function: str,
     params: Mapping[str, Any],
     security: UsernameToken | None,
-) -> OutboundRequest:
+) -> bytes:
+    """The envelope (with a fresh UsernameToken for ``wsse``: built on every call)."""
     # Document/literal services with elementFormDefault="qualified" (spyne, .NET, Java) want
     # the parameters in the namespace too; PHP's SoapServer and Moodle want them bare.
     qualified = bool(getattr(conn, "soap_qualified", False))
     try:
-        body = build_envelope(
+        return build_envelope(
             function,
             params,
             namespace=conn.soap_namespace,
@@ -46,11 +57,16 @@ def build(
         )
     except (TypeError, ValueError) as exc:
         raise ParameterError(str(exc)) from None
-    request = OutboundRequest("POST", endpoint_url(conn.endpoint, function), body=body)
-    request.query = php_form_pairs(conn.parameters) if conn.parameters else []
-    action = (conn.soap_action or "").replace("{function}", function)
-    request.headers["Content-Type"] = "text/xml; charset=utf-8"
-    request.headers["SOAPAction"] = f'"{action}"'
+
+
+def build(
+    conn: ResolvedConnection,
+    function: str,
+    params: Mapping[str, Any],
+    security: UsernameToken | None,
+) -> OutboundRequest:
+    request = target(conn, function)
+    request.body = body(conn, function, params, security)
     return request
 
 

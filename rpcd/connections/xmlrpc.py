@@ -36,18 +36,27 @@ def check_params(params: Any) -> list[Any]:
     return list(params)
 
 
-def build(conn: ResolvedConnection, function: str, params: list[Any]) -> OutboundRequest:
-    try:
-        body = dumps_call(function, params)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(str(exc)) from None
+def target(conn: ResolvedConnection, function: str) -> OutboundRequest:
+    """The request without its body: the same for every call of ``function``."""
     return OutboundRequest(
         "POST",
         endpoint_url(conn.endpoint, function),
         php_form_pairs(conn.parameters) if conn.parameters else [],
-        body=body,
         headers={"Content-Type": "text/xml"},
     )
+
+
+def body(function: str, params: list[Any]) -> bytes:
+    try:
+        return dumps_call(function, params)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(str(exc)) from None
+
+
+def build(conn: ResolvedConnection, function: str, params: list[Any]) -> OutboundRequest:
+    request = target(conn, function)
+    request.body = body(function, params)
+    return request
 
 
 def decode(conn: ResolvedConnection, response: Response) -> Any:

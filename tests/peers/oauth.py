@@ -36,7 +36,21 @@ class Validator(RequestValidator):  # type: ignore[misc]
         return True
 
 
+def _where_signed(request: web.Request, form: dict[str, Any]) -> list[str]:
+    """Where the oauth_* parameters arrived, so tests can check the placement (RFC 5849 3.5)."""
+    places = []
+    if request.headers.get("Authorization", "").startswith("OAuth "):
+        places.append("header")
+    if "oauth_signature" in request.query:
+        places.append("query")
+    if "oauth_signature" in form:
+        places.append("body")
+    return places
+
+
 def oauth_app(key: str, secret: str) -> web.Application:
+    """Answers ``{ok, params, signature_in}`` when the signature verifies, or a Moodle-style
+    error (HTTP 200) when it does not; the signature may be in the header, query or form."""
     endpoint = SignatureOnlyEndpoint(Validator(key, secret))
     app = web.Application()
 
@@ -49,12 +63,13 @@ def oauth_app(key: str, secret: str) -> web.Application:
                 {"exception": "oauth", "errorcode": "badsignature", "message": "signature invalid"}
             )
         params = dict(request.query)
+        form: dict[str, Any] = {}
         if request.content_type == "application/x-www-form-urlencoded":
-            params.update((await request.post()).items())
+            form = dict((await request.post()).items())
+            params.update(form)
         clean = {k: str(v) for k, v in params.items() if not k.startswith("oauth_")}
-        return web.Response(
-            text=json.dumps({"ok": True, "params": clean}), content_type="application/json"
-        )
+        answer = {"ok": True, "params": clean, "signature_in": _where_signed(request, form)}
+        return web.Response(text=json.dumps(answer), content_type="application/json")
 
     app.router.add_route("*", "/api/{tail:.*}", handler)
     return app
