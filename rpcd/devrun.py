@@ -36,9 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RPCD_LOOPBACK_TOKEN", DEV_TOKEN)
     os.environ.setdefault("RPCD_STRICT_SECRETS", "false")
 
-    import asyncio
-
     from rpcd.server.cli import prepare
+    from rpcd.server.loops import run
     from rpcd.server.run import serve
 
     prepared = prepare(
@@ -64,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     # With the root given, SIGHUP reloads the tree as it does under `rpcd serve`.
-    return asyncio.run(serve(settings, loaded, announce=announce, root=Path(args.root)))
+    return run(
+        serve(settings, loaded, announce=announce, root=Path(args.root)), settings.event_loop
+    )
 
 
 if __name__ == "__main__":

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     strict_secrets: bool = True
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: Access lines are written in batches, at most this many seconds after the request
+    #: (one write for all the requests meanwhile); 0 writes at the end of each loop pass.
+    access_log_flush: float = Field(default=0.1, ge=0, le=10)
+    #: ``uvloop`` (when importable, else asyncio with a warning) or ``asyncio``.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
     @field_validator("listen")
     @classmethod

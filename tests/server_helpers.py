@@ -34,6 +34,8 @@ OUTSIDER_TOKEN = "outsider-token-0123456789abcdef"
 BASIC_USER, BASIC_PASSWORD = "basic-user", "basic-password-0123"
 MOODLE_USER, MOODLE_PASSWORD = "moodle-uni-b", "example-password-uni-b"
 SESSION_KEY = "test-session-key-0123456789abcdef0123456789"
+#: The test daemons' access-log batching interval (seconds); ``Daemon.logs`` waits it out.
+ACCESS_LOG_FLUSH = "0.05"
 
 TEST_PEERS = """\
 version = 1
@@ -139,6 +141,10 @@ class Daemon:
             return False
 
     def logs(self) -> str:
+        """What the daemon logged so far, access lines of calls already answered included:
+        they are written in batches, ``ACCESS_LOG_FLUSH`` seconds apart (waited for here)."""
+        if not self.stopped:
+            time.sleep(float(ACCESS_LOG_FLUSH) + 0.15)
         return self.log.read_text(encoding="utf-8", errors="replace")
 
     def stop(self, timeout: float = 15) -> int:
@@ -183,6 +189,7 @@ def start_daemon(
             "RPCD_LOOPBACK_TOKEN": LOOPBACK_TOKEN,
             "RPCD_STRICT_SECRETS": "false",
             "RPCD_SESSION_KEY": SESSION_KEY,
+            "RPCD_ACCESS_LOG_FLUSH": ACCESS_LOG_FLUSH,
             "PYTHONPATH": str(REPO),
         }
     )

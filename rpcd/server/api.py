@@ -13,8 +13,10 @@ from aiohttp import web
 
 from rpcd.config.models import Peer
 from rpcd.errors import Fault
-from rpcd.server.http import call_context, unauthorized
+from rpcd.server.guard import guarded
+from rpcd.server.http import call_context, unauthorized_json
 from rpcd.server.keys import HOLDER, TRANSPORT
+from rpcd.server.metrics import METRICS
 from rpcd.server.outbound import run_call
 from rpcd.server.reload import RELOADER
 
@@ -32,7 +34,7 @@ def _error(status: int, message: str) -> web.Response:
 async def _peer(request: web.Request) -> Peer:
     ctx = await call_context(request)
     if ctx.principal is None:
-        raise unauthorized()
+        raise unauthorized_json()
     return ctx.principal.peer
 
 
@@ -88,6 +90,7 @@ async def call(request: web.Request) -> web.Response:
             body["function"],
             body.get("params", {}),
             institutions,
+            request.app.get(METRICS),
         )
     except Fault as fault:
         return _error(503, fault.message)
@@ -116,9 +119,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 def routes() -> list[web.RouteDef]:
     return [
-        web.get("/v1/connections", connections),
-        web.post("/v1/call/{class}", call),
-        web.get("/v1/status", status),
-        web.get("/healthz", healthz),
-        web.get("/readyz", readyz),
+        web.get("/v1/connections", guarded(connections)),
+        web.post("/v1/call/{class}", guarded(call)),
+        web.get("/v1/status", guarded(status)),
+        web.get("/healthz", guarded(healthz)),
+        web.get("/readyz", guarded(readyz)),
     ]

@@ -7,7 +7,6 @@ exits 1. Exit 0 after a SIGTERM/SIGINT shutdown, 2 on a usage or settings error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +42,7 @@ def prepare(args: argparse.Namespace) -> tuple[Settings, Loaded] | int:
     except (ValidationError, ValueError) as exc:
         sys.stderr.write(f"rpcd serve: invalid settings: {exc}\n")
         return 2
-    setup_logging(settings.log_format, settings.log_level)
+    setup_logging(settings.log_format, settings.log_level, flush_interval=settings.access_log_flush)
     root = Path(args.root_arg or args.root or ".")
     loaded = load(root, strict_secrets=settings.strict_secrets)
     if isinstance(loaded, Report):
@@ -63,6 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return prepared
     settings, loaded = prepared
     root = Path(args.root_arg or args.root or ".")
+    from rpcd.server.loops import run
     from rpcd.server.run import serve
 
-    return asyncio.run(serve(settings, loaded, announce=_announce, root=root))
+    return run(serve(settings, loaded, announce=_announce, root=root), settings.event_loop)

@@ -8,9 +8,10 @@ Everything that can go wrong becomes a ``Fault`` with a fault-interop code:
 - a handler over ``handler_timeout`` is -32400;
 - any other exception is -32603 carrying only a request id; the traceback goes to the log.
 
-Sync handlers run in a bounded thread pool so they never block the event loop; async handlers
-are awaited. A timed-out sync handler cannot be killed: its thread finishes in the background,
-which is why the pool is bounded (``handler_threads``).
+Sync handlers run in a bounded thread pool so they never block the event loop, unless their
+method says ``run = "inline"`` (quick pure functions: called on the loop, no hop, no time
+limit); async handlers are awaited. A timed-out sync handler cannot be killed: its thread
+finishes in the background, which is why the pool is bounded (``handler_threads``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import enum
 import logging
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from time import perf_counter
+from typing import Any, NamedTuple, Protocol
 
 from rpcd.errors import (
     INTERNAL_ERROR,
@@ -37,27 +38,55 @@ from rpcd.server.auth import Authenticator, AuthRequired, Principal
 from rpcd.server.loading import Loaded, MethodEntry, may_call
 from rpcd.settings import Settings
 
-__all__ = ["ANONYMOUS_METHODS", "CallContext", "Dispatcher", "check_signature", "not_found"]
+__all__ = [
+    "ANONYMOUS_METHODS",
+    "NOT_INLINE",
+    "CallContext",
+    "Dispatcher",
+    "check_signature",
+    "not_found",
+]
 
 log = logging.getLogger("rpcd.server")
 
 #: What a caller without valid credentials may reach; anything else is HTTP 401.
 ANONYMOUS_METHODS = frozenset({"system.login", "system.getCapabilities", "system.listMethods"})
 
+
+class _NotInline(enum.Enum):
+    NOT_INLINE = "not inline"
+
+
+#: ``Dispatcher.call_inline``'s answer for a method it does not run itself.
+NOT_INLINE = _NotInline.NOT_INLINE
+
+
+class CallMetrics(Protocol):
+    """What the dispatcher counts on (``rpcd.server.metrics.Metrics``)."""
+
+    def observe_call(
+        self, protocol: str, method: str, seconds: float, fault_code: int | None = None
+    ) -> None: ...
+
+
 ProxyCall = Callable[["CallContext", MethodEntry, list[Any]], Awaitable[Any]]
 
 
-@dataclass(frozen=True, slots=True)
-class CallContext:
-    """Who calls, on which catalog (taken once per request), under which request id."""
+class CallContext(NamedTuple):
+    """Who calls, on which catalog (taken once per request), under which request id.
+
+    Immutable; a named tuple because one is made per request (a frozen dataclass's
+    ``__init__`` costs several times more)."""
 
     loaded: Loaded
     principal: Principal | None
     request_id: str
     in_multicall: bool = False
+    #: The ``protocol`` label of the call's metrics: ``xmlrpc``, ``jsonrpc`` or ``http``.
+    protocol: str = "xmlrpc"
 
     def nested(self) -> CallContext:
-        return replace(self, in_multicall=True)
+        return self._replace(in_multicall=True)
 
 
 def not_found(name: str) -> Fault:
@@ -70,36 +99,20 @@ def canonical(name: str) -> str:
     return name.replace("/", ".") if "/" in name else name
 
 
-_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "int": lambda v: type(v) is int,
-    "i4": lambda v: type(v) is int,
-    "i8": lambda v: type(v) is int,
-    "boolean": lambda v: type(v) is bool,
-    "string": lambda v: isinstance(v, str),
-    "double": lambda v: type(v) in (float, int),
-    # JSON has no date or bytes type: the JSON codec hands them over as strings.
-    "dateTime.iso8601": lambda v: isinstance(v, datetime | str),
-    "base64": lambda v: isinstance(v, bytes | str),
-    "struct": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "nil": lambda v: v is None,
-}
-
-
 def check_signature(entry: MethodEntry, params: list[Any]) -> None:
     """-32602 unless ``params`` fit the declared signature (else the function's arity)."""
-    declared = entry.method.signature
-    if declared is not None:
-        wanted = declared[1:]
-        if len(params) != len(wanted):
+    checks = entry.param_checks
+    if checks is not None:
+        if len(params) != len(checks):
+            wanted = entry.method.signature[1:] if entry.method.signature else ()
             raise Fault(
                 INVALID_PARAMS,
                 f"{entry.name} takes {len(wanted)} params ({', '.join(wanted) or 'none'}), "
                 f"got {len(params)}",
             )
-        for i, (kind, value) in enumerate(zip(wanted, params, strict=True), start=1):
-            if not _TYPE_CHECKS[kind](value):
-                raise Fault(INVALID_PARAMS, f"{entry.name}: param {i} must be {kind}")
+        for check, value in zip(checks, params, strict=True):
+            if not check(value):
+                _wrong_param(entry, params)
         return
     if entry.py_signature is not None:
         try:
@@ -108,6 +121,17 @@ def check_signature(entry: MethodEntry, params: list[Any]) -> None:
             raise Fault(
                 INVALID_PARAMS, f"{entry.name}: wrong number of params ({len(params)})"
             ) from None
+
+
+def _wrong_param(entry: MethodEntry, params: list[Any]) -> None:
+    """-32602 naming the first param that does not fit (the rare path of check_signature)."""
+    assert entry.method.signature is not None and entry.param_checks is not None
+    kinds = entry.method.signature[1:]
+    for i, (check, kind, value) in enumerate(
+        zip(entry.param_checks, kinds, params, strict=True), start=1
+    ):
+        if not check(value):
+            raise Fault(INVALID_PARAMS, f"{entry.name}: param {i} must be {kind}")
 
 
 _SYSTEM_METHODS: dict[str, Any] | None = None
@@ -132,11 +156,13 @@ class Dispatcher:
         authenticator: Authenticator,
         executor: ThreadPoolExecutor,
         proxy_call: ProxyCall | None = None,
+        metrics: CallMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.authenticator = authenticator
         self.executor = executor
         self.proxy_call = proxy_call
+        self.metrics = metrics
         self._bridge: _PoolBridge | None = None
 
     def _in_pool(self, func: Callable[..., Any], params: list[Any]) -> asyncio.Future[Any]:
@@ -147,26 +173,89 @@ class Dispatcher:
             bridge = self._bridge = _PoolBridge(loop)
         return bridge.submit(self.executor, func, params)
 
+    def call_inline(self, ctx: CallContext, name: str, params: list[Any] | dict[str, Any]) -> Any:
+        """``call`` for a published ``run = "inline"`` method, without a coroutine: the hot
+        path of a quick call. ``NOT_INLINE`` (nothing done) for any other method: await
+        ``call`` then. Same checks, faults and counting as ``call``."""
+        system_methods = _SYSTEM_METHODS if _SYSTEM_METHODS is not None else _system_methods()
+        if "/" in name:
+            name = name.replace("/", ".")
+        entry = ctx.loaded.methods.get(name)
+        if entry is None or not entry.inline or type(params) is not list:
+            return NOT_INLINE
+        if name in system_methods:
+            return NOT_INLINE
+        metrics = self.metrics
+        started = perf_counter()
+        code: int | None = None
+        try:
+            principal = ctx.principal
+            if principal is None:
+                raise AuthRequired()
+            if not may_call(principal.peer, entry.service):
+                raise not_found(name)
+            check_signature(entry, params)
+            func = entry.func
+            assert func is not None
+            try:
+                return func(*params)
+            except Fault:
+                raise
+            except Exception:
+                raise _internal_error(ctx, entry) from None
+        except Fault as fault:
+            code = fault.code
+            raise
+        except Exception:
+            code = INTERNAL_ERROR
+            raise
+        finally:
+            if metrics is not None:
+                metrics.observe_call(ctx.protocol, name, perf_counter() - started, code)
+
     async def call(self, ctx: CallContext, name: str, params: list[Any] | dict[str, Any]) -> Any:
+        """One call (each call of a multicall or batch too), counted and timed when the
+        dispatcher has metrics: counting here, on the loop, needs no wrapper frame and no lock."""
         system_methods = _SYSTEM_METHODS if _SYSTEM_METHODS is not None else _system_methods()
         name = canonical(name)
-        if ctx.principal is None and name not in ANONYMOUS_METHODS:
-            raise AuthRequired()
-        if isinstance(params, dict):
-            if name not in ("system.login", "system.logout"):
-                raise Fault(INVALID_PARAMS, "named params are not supported: send them as an array")
-            params = [params]
         system = system_methods.get(name)
-        if system is not None:
-            return await system.func(self, ctx, params)
-        entry = ctx.loaded.methods.get(name)
-        assert ctx.principal is not None
-        if entry is None or not may_call(ctx.principal.peer, entry.service):
-            raise not_found(name)
-        check_signature(entry, params)
-        return await self._run(ctx, entry, params)
+        entry = None if system is not None else ctx.loaded.methods.get(name)
+        # A bounded label: a published or system method of the live catalog, else "unknown".
+        label = name if system is not None or entry is not None else "unknown"
+        metrics = self.metrics
+        started = perf_counter()
+        code: int | None = None
+        try:
+            if ctx.principal is None and name not in ANONYMOUS_METHODS:
+                raise AuthRequired()
+            if isinstance(params, dict):
+                if name not in ("system.login", "system.logout"):
+                    raise Fault(
+                        INVALID_PARAMS, "named params are not supported: send them as an array"
+                    )
+                params = [params]
+            if system is not None:
+                return await system.func(self, ctx, params)
+            assert ctx.principal is not None
+            if entry is None or not may_call(ctx.principal.peer, entry.service):
+                raise not_found(name)
+            check_signature(entry, params)
+            if entry.inline:
+                return _call_inline(ctx, entry, params)
+            return await self._run(ctx, entry, params)
+        except Fault as fault:
+            code = fault.code
+            raise
+        except Exception:
+            code = INTERNAL_ERROR
+            raise
+        finally:
+            if metrics is not None:
+                metrics.observe_call(ctx.protocol, label, perf_counter() - started, code)
 
     async def _run(self, ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
+        if entry.func is not None and not entry.is_async:
+            return await self._run_pooled(ctx, entry, params)
         timeout = self.settings.handler_timeout
         try:
             async with asyncio.timeout(timeout) as scope:
@@ -177,32 +266,77 @@ class Dispatcher:
                                 SYSTEM_ERROR, f"{entry.name}: outbound calls are not available"
                             )
                         return await self.proxy_call(ctx, entry, params)
-                    if entry.is_async:
-                        return await entry.func(*params)
-                    return await self._in_pool(entry.func, params)
+                    return await entry.func(*params)
                 except asyncio.CancelledError:
                     raise
                 except Fault:
                     raise
                 except Exception:
-                    log.exception(
-                        "handler %s failed",
-                        entry.name,
-                        extra={"request_id": ctx.request_id, "rpc_method": entry.name},
-                    )
-                    raise Fault(
-                        INTERNAL_ERROR, f"internal error (request id {ctx.request_id})"
-                    ) from None
+                    raise _internal_error(ctx, entry) from None
         except TimeoutError:
             if not scope.expired():
                 raise
-            log.warning(
-                "handler %s timed out after %g s",
-                entry.name,
-                timeout,
-                extra={"request_id": ctx.request_id, "rpc_method": entry.name},
-            )
-            raise Fault(SYSTEM_ERROR, f"{entry.name} timed out after {timeout:g} s") from None
+            raise _timed_out(ctx, entry, timeout) from None
+
+    async def _run_pooled(self, ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
+        """A sync handler in the pool, its time limit a timer on the pool's future (what
+        ``asyncio.timeout`` would do, without its context manager's two coroutine frames)."""
+        assert entry.func is not None
+        timeout = self.settings.handler_timeout
+        future = self._in_pool(entry.func, params)
+        timer = future.get_loop().call_later(timeout, _expire, future)
+        try:
+            return await future
+        except _Expired:
+            raise _timed_out(ctx, entry, timeout) from None
+        except Fault:
+            raise
+        except Exception:
+            raise _internal_error(ctx, entry) from None
+        finally:
+            timer.cancel()
+
+
+class _Expired(Exception):
+    """Set on a pooled call's future when its time limit passes first."""
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
+
+
+def _internal_error(ctx: CallContext, entry: MethodEntry) -> Fault:
+    """-32603 with only the request id; the traceback (of the exception being handled) is
+    logged."""
+    log.exception(
+        "handler %s failed",
+        entry.name,
+        extra={"request_id": ctx.request_id, "rpc_method": entry.name},
+    )
+    return Fault(INTERNAL_ERROR, f"internal error (request id {ctx.request_id})")
+
+
+def _timed_out(ctx: CallContext, entry: MethodEntry, timeout: float) -> Fault:
+    log.warning(
+        "handler %s timed out after %g s",
+        entry.name,
+        timeout,
+        extra={"request_id": ctx.request_id, "rpc_method": entry.name},
+    )
+    return Fault(SYSTEM_ERROR, f"{entry.name} timed out after {timeout:g} s")
+
+
+def _call_inline(ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
+    """A ``run = "inline"`` handler, on the loop: no pool hop and no time limit (it cannot be
+    interrupted there anyway); its errors become faults exactly as in ``Dispatcher._run``."""
+    assert entry.func is not None
+    try:
+        return entry.func(*params)
+    except Fault:
+        raise
+    except Exception:
+        raise _internal_error(ctx, entry) from None
 
 
 class _PoolBridge:
@@ -235,7 +369,7 @@ class _PoolBridge:
         future: asyncio.Future[Any] = self.loop.create_future()
 
         def work() -> None:
-            if future.cancelled():
+            if future.done():  # cancelled, or its time limit passed before it started
                 return
             try:
                 result = func(*params)
@@ -262,7 +396,7 @@ class _PoolBridge:
 
     def _cancelled(self, future: asyncio.Future[Any]) -> None:
         """The pool cancelled the work item (shutdown with ``cancel_futures``)."""
-        self._wake(future.cancel)
+        self._wake(lambda: future.done() or future.cancel())
 
     def _wake(self, callback: Callable[[], Any]) -> None:
         if self.loop.is_closed():
@@ -277,7 +411,7 @@ class _PoolBridge:
         done = self._done
         while done:
             future, ok, value = done.popleft()
-            if future.cancelled():
+            if future.done():  # cancelled or timed out meanwhile: the result is dropped
                 continue
             if ok:
                 future.set_result(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import secrets
@@ -11,12 +12,23 @@ from aiohttp import web
 
 from rpcd.server.auth import AUTH_CHALLENGE
 from rpcd.server.dispatch import CallContext
-from rpcd.server.keys import AUTHENTICATOR, HOLDER, SETTINGS
+from rpcd.server.keys import AUTHENTICATOR, HOLDER, PEER, RID
 
-__all__ = ["REQUEST_ID", "body", "call_context", "new_request_id", "request_id", "unauthorized"]
+__all__ = [
+    "call_context",
+    "check_content_type",
+    "given_or_new_request_id",
+    "new_request_id",
+    "read_body",
+    "request_id",
+    "safe_request_id",
+    "unauthorized",
+    "unauthorized_json",
+]
 
-REQUEST_ID = "rpcd.request_id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: True-ish when a caller's ``X-Request-ID`` may be used as ours.
+safe_request_id = _SAFE_ID.match
 
 # New request ids: a random per-process prefix (8 hex digits, drawn again in a forked child)
 # and a counter (8 hex digits, more past 2**32), 16 characters like the uuid4 prefix they
@@ -43,26 +55,62 @@ def new_request_id() -> str:
 
 def request_id(request: web.Request) -> str:
     """The caller's ``X-Request-ID`` when it is sane, else a new one; fixed for the request."""
-    rid = request.get(REQUEST_ID)
+    rid: str | None = request.get(RID)
     if rid is not None:
-        return rid  # type: ignore[no-any-return]
-    given = request.headers.get("X-Request-ID")
-    rid = given if given and _SAFE_ID.match(given) else new_request_id()
-    request[REQUEST_ID] = rid
+        return rid
+    rid = request[RID] = given_or_new_request_id(request)
     return rid
 
 
-async def body(request: web.Request, content_types: frozenset[str]) -> bytes:
-    """The request body, after the content type (415) and size (413) checks."""
-    if request.content_type not in content_types:
+def given_or_new_request_id(request: web.Request) -> str:
+    """The caller's ``X-Request-ID`` when it is sane, else a new one (not remembered: for the
+    RPC endpoints, which pass it along themselves)."""
+    given = request.headers.get("X-Request-ID")
+    return given if given and _SAFE_ID.match(given) else new_request_id()
+
+
+def check_content_type(request: web.Request, content_types: frozenset[str], limit: int) -> None:
+    """415 for another content type, 413 for a declared length over ``limit``.
+
+    ``Request.content_type`` parses the header on every request; a header exactly equal to
+    one of ``content_types`` (what clients send) is accepted without parsing.
+    """
+    raw = request.headers.get("Content-Type")
+    if raw not in content_types and request.content_type not in content_types:
         raise web.HTTPUnsupportedMediaType(
             text=f"send Content-Type {' or '.join(sorted(content_types))}\n"
         )
-    limit = request.app[SETTINGS].max_body_bytes
     length = request.content_length
     if length is not None and length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
-    return await request.read()  # the app's client_max_size is the same limit (413 beyond)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body as one ``bytes``, 413 past ``limit`` (also without a Content-Length).
+
+    ``Request.read`` copies every chunk into a bytearray and that into bytes; here a body that
+    arrived whole (any small call, the usual case) is taken as it is, in one chunk without a
+    copy, and one still arriving is joined once at the end.
+    """
+    content = request.content
+    if content.is_eof():  # the parser saw the whole body already
+        data = content.read_nowait()
+        if len(data) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data))
+        return data
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await content.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    if len(chunks) == 1:
+        return chunks[0]
+    return b"".join(chunks)
 
 
 async def call_context(request: web.Request) -> CallContext:
@@ -70,9 +118,18 @@ async def call_context(request: web.Request) -> CallContext:
     loaded = request.app[HOLDER].current
     principal = await request.app[AUTHENTICATOR].authenticate(request, loaded.peers)
     if principal is not None:
-        request["rpcd.peer"] = principal.peer.id
-    return CallContext(loaded, principal, request_id(request))
+        request[PEER] = principal.peer.id
+    return CallContext(loaded, principal, request_id(request), protocol="http")
 
 
 def unauthorized(message: str = "authentication required") -> web.HTTPUnauthorized:
     return web.HTTPUnauthorized(text=message + "\n", headers={"WWW-Authenticate": AUTH_CHALLENGE})
+
+
+def unauthorized_json(message: str = "authentication required") -> web.HTTPUnauthorized:
+    """The JSON API's 401: ``{"error": ...}`` like its other errors, with the challenge."""
+    return web.HTTPUnauthorized(
+        text=json.dumps({"error": message}, indent=2),
+        content_type="application/json",
+        headers={"WWW-Authenticate": AUTH_CHALLENGE},
+    )

@@ -15,15 +15,19 @@ from aiohttp import web
 from rpcd.codecs import jsonrpc
 from rpcd.codecs.jsonrpc import InvalidJsonRpcRequest, JsonRpcRequest
 from rpcd.errors import INTERNAL_ERROR, INVALID_REQUEST, CodecError, Fault, LimitExceeded
-from rpcd.server.auth import AuthRequired
-from rpcd.server.dispatch import CallContext
-from rpcd.server.http import body, call_context, unauthorized
-from rpcd.server.keys import DISPATCHER, SETTINGS
+from rpcd.server import guard
+from rpcd.server.auth import NOT_BEARER, Authenticator, AuthRequired
+from rpcd.server.dispatch import NOT_INLINE, CallContext, Dispatcher
+from rpcd.server.http import check_content_type, read_body, unauthorized
+from rpcd.server.loading import CatalogHolder
+from rpcd.server.metrics import Metrics
+from rpcd.settings import Settings
 
-__all__ = ["PATH", "handle"]
+__all__ = ["PATH", "JsonRpcEndpoint"]
 
 PATH = "/jsonrpc"
 CONTENT_TYPES = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
+CONTENT_TYPE = "application/json"
 
 log = logging.getLogger("rpcd.server")
 
@@ -33,18 +37,20 @@ def _encode(response: dict[str, Any]) -> bytes:
     return json.dumps(response, separators=(",", ":")).encode("ascii")
 
 
-def _json(data: bytes) -> web.Response:
+def _json(data: bytes, rid: str) -> web.Response:
     if not data:
-        return web.Response(status=204)
-    return web.Response(body=data, content_type="application/json")
+        return web.Response(status=204, headers={"X-Request-ID": rid})
+    return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE, "X-Request-ID": rid})
 
 
 async def _one(
-    request: web.Request, ctx: CallContext, req: JsonRpcRequest
+    dispatcher: Dispatcher, ctx: CallContext, req: JsonRpcRequest
 ) -> dict[str, Any] | None:
     """The response object for one request (None for a notification)."""
     try:
-        result = await request.app[DISPATCHER].call(ctx, req.method, req.params)
+        result = dispatcher.call_inline(ctx, req.method, req.params)
+        if result is NOT_INLINE:
+            result = await dispatcher.call(ctx, req.method, req.params)
     except AuthRequired:
         raise
     except Fault as fault:
@@ -64,31 +70,75 @@ async def _one(
         )
 
 
-async def handle(request: web.Request) -> web.Response:
-    data = await body(request, CONTENT_TYPES)
-    ctx = await call_context(request)
-    settings = request.app[SETTINGS]
-    try:
-        parsed = jsonrpc.loads_request(data, max_depth=settings.max_xml_depth)
-    except CodecError as exc:
-        return _json(jsonrpc.dumps_error(getattr(exc, "id", None), exc.code, str(exc)))
-    try:
-        if isinstance(parsed, JsonRpcRequest):
-            request["rpcd.method"] = parsed.method[:100]
-            single = await _one(request, ctx, parsed)
-            return _json(_encode(single) if single is not None else b"")
-        if len(parsed) > settings.max_multicall:
-            message = f"a batch takes at most {settings.max_multicall} calls, got {len(parsed)}"
-            return _json(jsonrpc.dumps_error(None, INVALID_REQUEST, message))
-        request["rpcd.method"] = "batch"
-        responses: list[dict[str, Any]] = []
-        for item in parsed:
-            if isinstance(item, InvalidJsonRpcRequest):
-                responses.append(jsonrpc.make_error(item.id, item.code, str(item)))
-                continue
-            response = await _one(request, ctx, item)
-            if response is not None:
-                responses.append(response)
-        return _json(jsonrpc.dumps_batch(responses))
-    except AuthRequired as exc:
-        raise unauthorized(exc.message) from None
+class JsonRpcEndpoint:
+    """The request handler, bound to one app's settings, catalog, auth and dispatcher."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        holder: CatalogHolder,
+        authenticator: Authenticator,
+        dispatcher: Dispatcher,
+        metrics: Metrics | None,
+    ) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.authenticator = authenticator
+        self.dispatcher = dispatcher
+        self.metrics = metrics
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        scope = guard.begin(request)
+        status = 500
+        try:
+            data = await self._answer(request, scope)
+            status = 200 if data else 204
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers["X-Request-ID"] = scope.rid
+            raise
+        except Exception:
+            return guard.error_response(scope, request)
+        finally:
+            guard.finish(scope, request, status)
+        return _json(data, scope.rid)
+
+    async def _answer(self, request: web.Request, scope: guard.Scope) -> bytes:
+        """The response body (empty: notifications only, 204); HTTP errors are raised."""
+        settings = self.settings
+        check_content_type(request, CONTENT_TYPES, settings.max_body_bytes)
+        data = await read_body(request, settings.max_body_bytes)
+        loaded = self.holder.current
+        principal = Authenticator.bearer(request.headers.get("Authorization", ""), loaded.peers)
+        if principal is NOT_BEARER:
+            principal = await self.authenticator.authenticate(request, loaded.peers)
+        if principal is not None:
+            scope.peer = principal.peer.id
+        try:
+            parsed = jsonrpc.loads_request(data, max_depth=settings.max_xml_depth)
+        except CodecError as exc:
+            if self.metrics is not None:
+                self.metrics.observe_call("jsonrpc", "unknown", 0.0, exc.code)
+            return jsonrpc.dumps_error(getattr(exc, "id", None), exc.code, str(exc))
+        ctx = CallContext(loaded, principal, scope.rid, protocol="jsonrpc")
+        dispatcher = self.dispatcher
+        try:
+            if isinstance(parsed, JsonRpcRequest):
+                scope.rpc_method = parsed.method[:100]
+                single = await _one(dispatcher, ctx, parsed)
+                return _encode(single) if single is not None else b""
+            if len(parsed) > settings.max_multicall:
+                message = f"a batch takes at most {settings.max_multicall} calls, got {len(parsed)}"
+                return jsonrpc.dumps_error(None, INVALID_REQUEST, message)
+            scope.rpc_method = "batch"
+            responses: list[dict[str, Any]] = []
+            for item in parsed:
+                if isinstance(item, InvalidJsonRpcRequest):
+                    responses.append(jsonrpc.make_error(item.id, item.code, str(item)))
+                    continue
+                response = await _one(dispatcher, ctx, item)
+                if response is not None:
+                    responses.append(response)
+            return jsonrpc.dumps_batch(responses)
+        except AuthRequired as exc:
+            raise unauthorized(exc.message) from None

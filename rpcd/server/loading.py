@@ -24,6 +24,7 @@ from rpcd.config import Catalog, FileCache, Finding, Report, Severity, build
 from rpcd.config.models import Method, Peer, Service
 from rpcd.secrets import SecretStore, resolve_catalog
 from rpcd.server.auth import PeerIndex
+from rpcd.server.signatures import Check, param_checks
 
 __all__ = ["CatalogHolder", "Loaded", "MethodEntry", "build_methods", "load", "may_call"]
 
@@ -40,6 +41,10 @@ class MethodEntry:
     func: Callable[..., Any] | None
     is_async: bool
     py_signature: inspect.Signature | None
+    #: A sync function declared ``run = "inline"``: called on the event loop, no pool hop.
+    inline: bool = False
+    #: One check per declared param type (``signatures.param_checks``); None: undeclared.
+    param_checks: tuple[Check, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,9 @@ def build_methods(catalog: Catalog) -> dict[str, MethodEntry]:
                 sig = None
             name = f"{service.name}.{method.name}"
             is_async = func is not None and inspect.iscoroutinefunction(func)
-            methods[name] = MethodEntry(name, service, method, func, is_async, sig)
+            inline = func is not None and not is_async and method.run == "inline"
+            checks = param_checks(method.signature)
+            methods[name] = MethodEntry(name, service, method, func, is_async, sig, inline, checks)
     return methods
 
 

@@ -23,6 +23,8 @@ __all__ = [
     "REQUEST_ID",
     "RedactionFilter",
     "RequestIdFilter",
+    "mask",
+    "owns_handler",
     "request_id_middleware",
     "setup_logging",
     "update_secrets",
@@ -59,6 +61,7 @@ class RedactionFilter(logging.Filter):
         super().__init__()
         self._values: dict[str, None] = {}  # insertion-ordered set
         self._inner: logging.Filter | None = None
+        self._masked: list[str] = []  # longest first, as the inner filter does
 
     def update(self, values: Iterable[str]) -> None:
         for value in values:
@@ -73,6 +76,16 @@ class RedactionFilter(logging.Filter):
             self._inner = None
             return
         self._inner = SecretRedactingFilter(list(self._values))
+        self._masked = sorted(self._values, key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        """``text`` with every secret value masked (for lines made without a record)."""
+        for secret in self._masked:
+            if secret in text:
+                from rpcd.secrets import redact
+
+                return redact(text, self._masked)
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
         inner = self._inner
@@ -93,21 +106,38 @@ def _plain_values(store: Any) -> list[str]:
     return [str(v) for v in store]
 
 
+#: What the redaction filter of every handler would make of a text (for lines made without
+#: a record: the access log).
+mask = _redaction.mask
+
+
 def update_secrets(store: Any) -> None:
     """Mask the values of ``store`` (a ``SecretStore``) in every log record from now on."""
     _redaction.update(_plain_values(store))
 
 
-def setup_logging(fmt: str = "text", level: str = "INFO", secrets: Any = None) -> None:
-    """Text or JSON lines on stderr, with request ids and secret masking on the handler."""
+def setup_logging(
+    fmt: str = "text", level: str = "INFO", secrets: Any = None, flush_interval: float = 0.0
+) -> None:
+    """Text or JSON lines on stderr, with request ids and secret masking on the handler;
+    access lines batched every ``flush_interval`` seconds (``logs.LineHandler``)."""
+    from rpcd.server.logs import LineHandler
     from rpcd.server.logs import setup_logging as base_setup
 
-    base_setup(fmt, level)
+    base_setup(fmt, level, flush_interval)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_request_ids)
         handler.addFilter(_redaction)
+        if isinstance(handler, LineHandler):  # access lines skip the filters: mask them too
+            handler.mask = _redaction.mask
     if secrets is not None:
         update_secrets(secrets)
+
+
+def owns_handler(handler: logging.Handler) -> bool:
+    """True when ``handler``'s filters are exactly the ones ``setup_logging`` gives it."""
+    filters = handler.filters
+    return len(filters) == 2 and filters[0] is _request_ids and filters[1] is _redaction
 
 
 def attach(handler: logging.Handler) -> logging.Handler:

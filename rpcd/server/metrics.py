@@ -12,11 +12,11 @@ Label cardinality is bounded by the configuration, never by callers:
   (a remote service can send any integer), the rest are ``"other"``;
 - ``connection`` is a connection id of the catalog (the runner only ever tries those).
 
-How it plugs in: ``install(app)`` adds the registry, the ``/metrics`` route, a middleware that
-marks the protocol of the request, and wraps the app's ``Dispatcher.call`` so every RPC call
-(each call of a multicall or batch too) is counted. ``record_outbound(outcome)`` is the one
-line the outbound runner calls; it finds the app's metrics through a context variable set by
-the middleware, so it needs no reference to the app.
+How it plugs in: ``install(app)`` adds the registry and the ``/metrics`` route and hands the
+metrics to the app's ``Dispatcher``, which counts every RPC call (each call of a multicall or
+batch too) on the event loop (``rpcd.server.call_metrics``), and to its proxy caller for the
+outbound series. ``record_outbound(outcome)`` is for code without that reference: it finds the
+app's metrics through a context variable (``metrics_middleware`` binds it, for other apps).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from rpcd.errors import Fault
+from rpcd.server.call_metrics import CallStats
 
 __all__ = [
     "MAX_FAULT_CODES",
@@ -64,22 +64,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "rpcd_requests",
-            "RPC calls (each call of a multicall or batch counts)",
-            ["protocol", "method"],
-            registry=r,
-        )
-        self.faults = Counter(
-            "rpcd_faults", "RPC calls answered with a fault", ["code"], registry=r
-        )
-        self.duration = Histogram(
-            "rpcd_request_duration_seconds",
-            "Time to run one RPC call, by method",
-            ["method"],
-            buckets=BUCKETS,
-            registry=r,
-        )
+        # The per-call series: plain ints counted on the loop, turned into families on scrape.
+        self.calls = CallStats(BUCKETS, self.code_label)
+        r.register(self.calls)
         self.logins = Counter(
             "rpcd_logins", "system.login attempts by result (ok, failed)", ["result"], registry=r
         )
@@ -118,8 +105,6 @@ class Metrics:
             registry=r,
         )
         self._codes: set[str] = set()
-        # Label children of the per-call series; bounded like the labels (see the docstring).
-        self._call_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._sessions: dict[str, float] = {}  # nonce -> expires (unix time)
         self._catalog_hash: str | None = None
 
@@ -137,15 +122,10 @@ class Metrics:
     def observe_call(
         self, protocol: str, method: str, seconds: float, fault_code: int | None = None
     ) -> None:
-        """One RPC call: ``method`` must already be a bounded label (see ``method_label``)."""
-        children = self._call_children.get((protocol, method))
-        if children is None:  # ``.labels()`` takes a lock and builds tuples: once per label set
-            children = (self.requests.labels(protocol, method), self.duration.labels(method))
-            self._call_children[(protocol, method)] = children
-        children[0].inc()
-        children[1].observe(seconds)
-        if fault_code is not None:
-            self.faults.labels(self.code_label(fault_code)).inc()
+        """One RPC call: ``method`` must already be a bounded label (see ``method_label``).
+
+        Called on the event loop only (``CallStats`` takes no lock)."""
+        self.calls.observe(protocol, method, seconds, fault_code)
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -195,11 +175,10 @@ class Metrics:
 
 METRICS = web.AppKey("metrics", Metrics)
 
-#: The metrics of the app serving the current request, and its protocol (set by the middleware).
+#: The metrics of the app serving the current request (set by ``metrics_middleware``).
 _current: contextvars.ContextVar[Metrics | None] = contextvars.ContextVar(
     "rpcd_metrics", default=None
 )
-_protocol: contextvars.ContextVar[str] = contextvars.ContextVar("rpcd_protocol", default="other")
 
 
 def record_outbound(outcome: Any) -> None:
@@ -211,13 +190,11 @@ def record_outbound(outcome: Any) -> None:
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Make the app's metrics and the request's protocol visible to the dispatcher wrapper."""
+    """Make the app's metrics visible to ``record_outbound`` during the request."""
     metrics_token = _current.set(request.app.get(METRICS))
-    protocol_token = _protocol.set(_PROTOCOLS.get(request.path, "http"))
     try:
         return await handler(request)
     finally:
-        _protocol.reset(protocol_token)
         _current.reset(metrics_token)
 
 
@@ -233,106 +210,33 @@ def method_label(name: str, known: Callable[[str], bool]) -> str:
     return canonical if known(canonical) else "unknown"
 
 
-def instrument_dispatcher(dispatcher: Any, metrics: Metrics) -> None:
-    """Wrap ``dispatcher.call`` (on this instance) so every call is counted and timed."""
-    from rpcd.server.system import SYSTEM_METHODS
-
-    inner = dispatcher.call
-    if getattr(inner, "__rpcd_metrics__", False):
-        return
-    perf_counter = time.perf_counter
-    observe = metrics.observe_call
-    session_labels = ("system.login", "system.logout")
-
-    async def call(ctx: Any, name: str, params: Any) -> Any:
-        canonical = name.replace("/", ".") if "/" in name else name
-        label = (
-            canonical
-            if canonical in ctx.loaded.methods or canonical in SYSTEM_METHODS
-            else "unknown"
-        )  # = method_label(name, ...), inlined
-        session = label in session_labels
-        before = _session_before(dispatcher, ctx, label, params) if session else None
-        started = perf_counter()
-        code: int | None = None
-        try:
-            result = await inner(ctx, name, params)
-        except Fault as fault:
-            code = fault.code
-            if label == "system.login":
-                metrics.login(False)
-            raise
-        except Exception:
-            code = -32603
-            raise
-        finally:
-            observe(_protocol.get(), label, perf_counter() - started, code)
-        if session:
-            _session_after(dispatcher, metrics, label, result, before)
-        return result
-
-    call.__rpcd_metrics__ = True  # type: ignore[attr-defined]
-    dispatcher.call = call
-
-
-def _session_before(dispatcher: Any, ctx: Any, label: str, params: Any) -> str | None:
-    """For system.logout: the nonce of the session being ended (it is still valid now)."""
-    if label != "system.logout" or ctx.principal is None:
-        return None
-    arg = params[0] if isinstance(params, list) and len(params) == 1 else params
-    if isinstance(arg, dict):
-        sid, kp3 = arg.get("sessionid"), arg.get("kp3")
-        if isinstance(sid, str) and isinstance(kp3, str):
-            claims = dispatcher.authenticator.sessions.verify(sid, kp3)
-            return None if claims is None else str(claims.nonce)
-        return None
-    session = ctx.principal.session
-    return None if session is None else str(session.nonce)
-
-
-def _session_after(
-    dispatcher: Any, metrics: Metrics, label: str, result: Any, before: str | None
-) -> None:
-    if label == "system.logout" and before is not None:
-        metrics.logout(before)
-    elif label == "system.login" and isinstance(result, dict):
-        sid, kp3 = result.get("sessionid"), result.get("kp3")
-        claims = None
-        if isinstance(sid, str) and isinstance(kp3, str):
-            claims = dispatcher.authenticator.sessions.verify(sid, kp3)
-        if claims is None:
-            metrics.login(True)
-        else:
-            metrics.login(True, str(claims.nonce), float(claims.expires))
-
-
 def install(
     app: web.Application, metrics: Metrics | None = None, *, middleware: bool = True
 ) -> Metrics:
-    """Metrics for ``app``: registry, ``GET /metrics``, middleware, dispatcher wrapper.
+    """Metrics for ``app``: registry, ``GET /metrics``, the dispatcher's and proxy's counts.
 
     Call before the app starts (middlewares and routes freeze then). The dispatcher is taken
-    from ``app`` when it has one (``rpcd.server.keys.DISPATCHER``). ``middleware=False`` when
-    another middleware of the app sets the context variables itself (``bind``): the daemon's
-    one middleware in ``rpcd.server.app`` does.
+    from ``app`` when it has one (``rpcd.server.keys.DISPATCHER``). ``middleware=True`` adds
+    ``metrics_middleware`` for ``record_outbound`` callers that have no reference to the app;
+    the daemon (``rpcd.server.app``) passes its metrics explicitly and needs none.
     """
     metrics = metrics or Metrics()
     app[METRICS] = metrics
     if middleware:
         app.middlewares.append(metrics_middleware)
-    app.router.add_get("/metrics", metrics_handler)
+    from rpcd.server.guard import guarded
+
+    app.router.add_get("/metrics", guarded(metrics_handler))
     from rpcd.server.keys import DISPATCHER, HOLDER
 
     if DISPATCHER in app:
-        instrument_dispatcher(app[DISPATCHER], metrics)
+        app[DISPATCHER].metrics = metrics  # the dispatcher counts every call itself
+        proxy = app[DISPATCHER].proxy_call
+        if proxy is not None and hasattr(proxy, "metrics"):
+            proxy.metrics = metrics
     if HOLDER in app:
         metrics.set_catalog(app[HOLDER].current.catalog.content_hash)
     return metrics
-
-
-#: For a middleware that binds the request itself (``install(..., middleware=False)``).
-CURRENT_METRICS = _current
-CURRENT_PROTOCOL = _protocol
 
 
 def protocol_for(path: str) -> str:

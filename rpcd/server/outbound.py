@@ -16,7 +16,7 @@ from rpcd.connections.transport import Transport
 from rpcd.errors import SYSTEM_ERROR, TRANSPORT_ERROR, Fault
 from rpcd.server.dispatch import CallContext
 from rpcd.server.loading import Loaded, MethodEntry
-from rpcd.server.metrics import record_outbound
+from rpcd.server.metrics import Metrics, record_outbound
 
 __all__ = ["ProxyCaller", "run_call"]
 
@@ -30,8 +30,10 @@ async def run_call(
     function: str,
     params: Any,
     institutions: Sequence[str],
+    metrics: Metrics | None = None,
 ) -> CallOutcome:
-    """Run one outbound call on the catalog ``loaded``; the runner's outcome."""
+    """Run one outbound call on the catalog ``loaded``; the runner's outcome, counted on
+    ``metrics`` (else on the request's metrics bound by ``metrics_middleware``, if any)."""
     if transport is None or loaded.secrets is None:
         raise Fault(SYSTEM_ERROR, "outbound calls are not available (no transport)")
     outcome = await call_class(
@@ -43,15 +45,19 @@ async def run_call(
         secrets=loaded.secrets,
         transport=transport,
     )
-    record_outbound(outcome)
+    if metrics is not None:
+        metrics.observe_outbound(outcome)
+    else:
+        record_outbound(outcome)
     return outcome
 
 
 class ProxyCaller:
     """The dispatcher's ``proxy_call``: a published method served by an outbound call."""
 
-    def __init__(self, transport: Transport | None) -> None:
+    def __init__(self, transport: Transport | None, metrics: Metrics | None = None) -> None:
         self.transport = transport
+        self.metrics = metrics
 
     async def __call__(self, ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
         proxy = entry.method.proxy
@@ -65,6 +71,7 @@ class ProxyCaller:
             proxy.function,
             args,
             ctx.principal.peer.institutions,
+            self.metrics,
         )
         if outcome.ok:
             return outcome.result

@@ -288,11 +288,11 @@ async def reload_handler(request: web.Request) -> web.Response:
     200 with ``result: ok``; 409 with ``result: failed`` and the findings when the tree is
     invalid (the old catalog keeps serving); 401 / 403 for a caller that is not an admin.
     """
-    from rpcd.server.http import call_context, unauthorized
+    from rpcd.server.http import call_context, unauthorized_json
 
     ctx = await call_context(request)
     if ctx.principal is None:
-        raise unauthorized()
+        raise unauthorized_json()
     if not ctx.principal.peer.admin:
         return web.json_response({"error": "reload is for admin peers"}, status=403)
     result = await request.app[RELOADER].reload()
@@ -316,5 +316,7 @@ def install(
         notifier=notifier,
     )
     app[RELOADER] = reloader
-    app.router.add_post("/v1/reload", reload_handler)
+    from rpcd.server.guard import guarded
+
+    app.router.add_post("/v1/reload", guarded(reload_handler))
     return reloader

@@ -21,6 +21,7 @@ from rpcd.server import reload
 from rpcd.server.app import create_app
 from rpcd.server.keys import HOLDER
 from rpcd.server.loading import Loaded
+from rpcd.server.loops import loop_name
 from rpcd.server.sdnotify import Notifier
 from rpcd.settings import Settings
 
@@ -76,7 +77,12 @@ async def serve(
         reload.install_sighup(reloader, loop)
     host, port = runner.addresses[0][:2]
     url = f"{'https' if tls else 'http'}://{host}:{port}"
-    log.info("listening on %s (catalog %s)", url, loaded.catalog.content_hash[:12])
+    log.info(
+        "listening on %s (catalog %s, event loop %s)",
+        url,
+        loaded.catalog.content_hash[:12],
+        loop_name(),
+    )
     if announce is not None:
         announce(url)
     notifier.ready(reload.status_line(app[HOLDER].current, None))

@@ -14,6 +14,7 @@ from rpcd.errors import INVALID_PARAMS, INVALID_REQUEST, Fault
 from rpcd.server.auth import AuthRequired
 from rpcd.server.dispatch import ANONYMOUS_METHODS, CallContext, Dispatcher, canonical, not_found
 from rpcd.server.loading import MethodEntry, may_call
+from rpcd.server.metrics import Metrics
 
 __all__ = ["CAPABILITIES", "SYSTEM_METHODS", "SystemMethod"]
 
@@ -160,11 +161,24 @@ def _credentials(params: list[Any]) -> tuple[str, str]:
 
 async def login(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
     """A session for a userpass peer; wrong credentials are HTTP 401 (as in eGroupWare)."""
-    user, password = _credentials(params)
-    peer = await d.authenticator.check_password(ctx.loaded.peers, user, password)
-    if peer is None:
-        raise AuthRequired("login failed")
-    sessionid, kp3 = d.authenticator.sessions.issue(peer.id)
+    metrics = d.metrics if isinstance(d.metrics, Metrics) else None
+    try:
+        user, password = _credentials(params)
+        peer = await d.authenticator.check_password(ctx.loaded.peers, user, password)
+        if peer is None:
+            raise AuthRequired("login failed")
+    except Fault:
+        if metrics is not None:
+            metrics.login(False)
+        raise
+    sessions = d.authenticator.sessions
+    sessionid, kp3 = sessions.issue(peer.id)
+    if metrics is not None:  # rpcd_sessions_active counts this replica's live sessions
+        claims = sessions.verify(sessionid, kp3)
+        if claims is None:
+            metrics.login(True)
+        else:
+            metrics.login(True, claims.nonce, claims.expires)
     return {"sessionid": sessionid, "kp3": kp3}
 
 
@@ -185,6 +199,8 @@ async def logout(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
     if claims is None:
         raise Fault(INVALID_PARAMS, "not logged in with a session")
     d.authenticator.sessions.revoke(claims)
+    if isinstance(d.metrics, Metrics):
+        d.metrics.logout(claims.nonce)
     return {"GOODBYE": "XOXO"}
 
 

@@ -1,4 +1,12 @@
-"""XML-RPC over HTTP: ``POST /RPC2`` (also ``/xmlrpc`` and ``/xmlrpc.php``)."""
+"""XML-RPC over HTTP: ``POST /RPC2`` (also ``/xmlrpc`` and ``/xmlrpc.php``).
+
+One coroutine does the whole request: request id, content checks, body, authentication,
+parse, dispatch (which counts the call), encode, access line; a ``run = "inline"`` handler
+is called from it directly (``Dispatcher.call_inline``), anything else awaited. It is the
+daemon's hot path, so the app's objects are attributes of the endpoint (no ``app[...]``),
+a bearer token is checked without a coroutine, and the response headers are built as one
+dict (no content-type parsing in ``web.Response``).
+"""
 
 from __future__ import annotations
 
@@ -8,49 +16,103 @@ from aiohttp import web
 
 from rpcd.codecs import xmlrpc
 from rpcd.errors import INTERNAL_ERROR, CodecError, Fault, LimitExceeded
-from rpcd.server.auth import AuthRequired
-from rpcd.server.http import body, call_context, request_id, unauthorized
-from rpcd.server.keys import DISPATCHER, SETTINGS
+from rpcd.server import guard
+from rpcd.server.auth import NOT_BEARER, Authenticator, AuthRequired
+from rpcd.server.dispatch import NOT_INLINE, CallContext, Dispatcher
+from rpcd.server.http import check_content_type, read_body, unauthorized
+from rpcd.server.loading import CatalogHolder
+from rpcd.server.metrics import Metrics
+from rpcd.settings import Settings
 
-__all__ = ["PATHS", "handle"]
+__all__ = ["PATHS", "XmlRpcEndpoint"]
 
 PATHS = ("/RPC2", "/xmlrpc", "/xmlrpc.php")
 CONTENT_TYPES = frozenset({"text/xml", "application/xml"})
+CONTENT_TYPE = "text/xml; charset=utf-8"
 
 log = logging.getLogger("rpcd.server")
 
 
-def _xml(data: bytes) -> web.Response:
-    return web.Response(body=data, content_type="text/xml", charset="utf-8")
+def _fault_body(fault: Fault | CodecError) -> bytes:
+    message = fault.message if isinstance(fault, Fault) else str(fault)
+    return xmlrpc.dumps_fault(fault.code, message)
 
 
-def _fault(fault: Fault | CodecError) -> web.Response:
-    if isinstance(fault, Fault):
-        return _xml(xmlrpc.dumps_fault(fault.code, fault.message))
-    return _xml(xmlrpc.dumps_fault(fault.code, str(fault)))
+class XmlRpcEndpoint:
+    """The request handler, bound to one app's settings, catalog, auth and dispatcher."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        holder: CatalogHolder,
+        authenticator: Authenticator,
+        dispatcher: Dispatcher,
+        metrics: Metrics | None,
+    ) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.authenticator = authenticator
+        self.dispatcher = dispatcher
+        self.metrics = metrics
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        scope = guard.begin(request)
+        status = 500
+        try:
+            settings = self.settings
+            check_content_type(request, CONTENT_TYPES, settings.max_body_bytes)
+            data = await read_body(request, settings.max_body_bytes)
+            loaded = self.holder.current
+            auth = request.headers.get("Authorization", "")
+            principal = Authenticator.bearer(auth, loaded.peers)
+            if principal is NOT_BEARER:
+                principal = await self.authenticator.authenticate(request, loaded.peers)
+            if principal is not None:
+                scope.peer = principal.peer.id
+            try:
+                method, params = xmlrpc.loads_call(data, max_depth=settings.max_xml_depth)
+            except CodecError as exc:
+                body = self._parse_error(exc)
+            else:
+                scope.rpc_method = method[:100]
+                ctx = CallContext(loaded, principal, scope.rid)
+                dispatcher = self.dispatcher
+                try:
+                    # An inline handler is called without a coroutine; anything else awaited.
+                    result = dispatcher.call_inline(ctx, method, params)
+                    if result is NOT_INLINE:
+                        result = await dispatcher.call(ctx, method, params)
+                except AuthRequired as exc:
+                    raise unauthorized(exc.message) from None
+                except Fault as fault:
+                    body = _fault_body(fault)
+                else:
+                    body = _encode(result, scope)
+            status = 200
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers["X-Request-ID"] = scope.rid
+            raise
+        except Exception:
+            return guard.error_response(scope, request)
+        finally:
+            guard.finish(scope, request, status)
+        return web.Response(
+            body=body, headers={"Content-Type": CONTENT_TYPE, "X-Request-ID": scope.rid}
+        )
+
+    def _parse_error(self, exc: CodecError) -> bytes:
+        """A body that is not a call: counted like a call's fault (method ``unknown``)."""
+        if self.metrics is not None:
+            self.metrics.observe_call("xmlrpc", "unknown", 0.0, exc.code)
+        return _fault_body(exc)
 
 
-async def handle(request: web.Request) -> web.Response:
-    data = await body(request, CONTENT_TYPES)
-    ctx = await call_context(request)
-    settings = request.app[SETTINGS]
+def _encode(result: object, scope: guard.Scope) -> bytes:
     try:
-        method, params = xmlrpc.loads_call(data, max_depth=settings.max_xml_depth)
-    except CodecError as exc:
-        return _fault(exc)
-    request["rpcd.method"] = method[:100]
-    try:
-        result = await request.app[DISPATCHER].call(ctx, method, params)
-    except AuthRequired as exc:
-        raise unauthorized(exc.message) from None
-    except Fault as fault:
-        return _fault(fault)
-    try:
-        return _xml(xmlrpc.dumps_response(result))
+        return xmlrpc.dumps_response(result)
     except (TypeError, ValueError, LimitExceeded):
         log.exception(
-            "cannot encode the result of %s",
-            method[:100],
-            extra={"request_id": request_id(request)},
+            "cannot encode the result of %s", scope.rpc_method, extra={"request_id": scope.rid}
         )
-        return _fault(Fault(INTERNAL_ERROR, f"internal error (request id {request_id(request)})"))
+        return _fault_body(Fault(INTERNAL_ERROR, f"internal error (request id {scope.rid})"))
