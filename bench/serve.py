@@ -15,10 +15,18 @@ Payloads (``bench/serve_alternatives/payloads.py``): ``hello.add(2, 3)``, ``hell
 - rpcd: ``python -m rpcd serve`` on the example tree at the repository root, called as the
   ``loopback`` peer with its bearer token, so authentication, access control, metrics and
   logging run as the daemon ships them (default settings; ``RPCD_STRICT_SECRETS=false`` because
-  the example tree's outbound secrets are not on this machine, as in ``make run``);
+  the example tree's outbound secrets are not on this machine, as in ``make run``). The tree
+  declares ``add`` and ``echo`` ``run = "inline"`` (called on the event loop) and ``sum`` in
+  the thread pool, as shipped;
+- rpcd, pooled: the same on a copy of the tree without ``run = "inline"``: every sync handler
+  in the thread pool (the hand-off a blocking handler needs), so both are shown;
 - ``bench/serve_alternatives/servers.py``: the stdlib SimpleXMLRPCServer single-threaded and
   threaded with keep-alive, aiohttp-xmlrpc 1.5.0, the floor (bare aiohttp + stdlib
   loads/dumps on defusedxml's parser) and the ceiling (bare aiohttp, pre-built response).
+
+Event loops: rpcd runs on uvloop by default, so the aiohttp-based alternatives (ceiling,
+floor, aiohttp-xmlrpc) run on uvloop too in the main columns; ``rpcd (asyncio)`` and
+``floor (asyncio)`` are both again on the standard asyncio loop (labelled so).
 
 Then a short profile of rpcd on the add payload: py-spy samples the daemon (all threads) while
 wrk loads it, and the samples are summed by area and by function.
@@ -68,23 +76,42 @@ AIOHTTP_XMLRPC = "aiohttp-xmlrpc==1.5.0"
 X = "\u00d7"  # multiplication sign, as in "0.54x"
 DASH = "\u2013"  # en dash, as in "min-max"
 
-#: name → (column label, kind for servers.py or "rpcd")
-SERVERS: dict[str, tuple[str, str]] = {
-    "ceiling": ("ceiling (bare aiohttp, fixed response)", "ceiling"),
-    "floor": ("floor (aiohttp + stdlib loads/dumps, defusedxml)", "floor"),
-    "rpcd": ("rpcd (token auth, ACL, metrics, logging)", "rpcd"),
-    "stdlib-threaded": ("stdlib SimpleXMLRPCServer, threaded, keep-alive", "stdlib-threaded"),
-    "stdlib-single": ("stdlib SimpleXMLRPCServer, single thread", "stdlib-single"),
-    "aiohttp-xmlrpc": ("aiohttp-xmlrpc 1.5.0", "aiohttp-xmlrpc"),
+#: name → (column label, kind for servers.py or "rpcd", event loop or None for stdlib servers).
+#: The aiohttp-based servers run on the same loop as rpcd (uvloop, rpcd's default); the
+#: ``-asyncio`` ones are rpcd and the floor again on the standard loop.
+SERVERS: dict[str, tuple[str, str, str | None]] = {
+    "ceiling": ("ceiling (bare aiohttp, fixed response; uvloop)", "ceiling", "uvloop"),
+    "floor": ("floor (aiohttp + stdlib loads/dumps, defusedxml; uvloop)", "floor", "uvloop"),
+    "rpcd": ("rpcd (token auth, ACL, metrics, logging; uvloop)", "rpcd", "uvloop"),
+    "rpcd-pooled": (
+        "rpcd, every handler in the thread pool (no run = inline; uvloop)",
+        "rpcd-pooled",
+        "uvloop",
+    ),
+    "stdlib-threaded": (
+        "stdlib SimpleXMLRPCServer, threaded, keep-alive",
+        "stdlib-threaded",
+        None,
+    ),
+    "stdlib-single": ("stdlib SimpleXMLRPCServer, single thread", "stdlib-single", None),
+    "aiohttp-xmlrpc": ("aiohttp-xmlrpc 1.5.0 (uvloop)", "aiohttp-xmlrpc", "uvloop"),
+    "rpcd-asyncio": ("rpcd on the asyncio loop", "rpcd", "asyncio"),
+    "floor-asyncio": ("floor on the asyncio loop", "floor", "asyncio"),
 }
 SHORT = {
     "ceiling": "ceiling",
     "floor": "floor (defused)",
     "rpcd": "rpcd",
+    "rpcd-pooled": "rpcd, pooled",
     "stdlib-threaded": "stdlib threaded keep-alive",
     "stdlib-single": "stdlib single",
     "aiohttp-xmlrpc": "aiohttp-xmlrpc",
+    "rpcd-asyncio": "rpcd (asyncio)",
+    "floor-asyncio": "floor (asyncio)",
 }
+#: Not alternatives: rpcd itself, in its variants, and the two reference points.
+OURS = ("rpcd", "rpcd-pooled", "rpcd-asyncio")
+REFERENCES = ("ceiling", "floor", "floor-asyncio")
 
 
 def say(message: str) -> None:
@@ -209,21 +236,48 @@ class Server:
         return f"http://127.0.0.1:{self.port}/RPC2"
 
 
-def server_command(kind: str, port: int, *, profile_to: Path | None = None) -> list[str]:
-    if kind == "rpcd":
-        serve = ["-m", "rpcd", "serve", str(REPO), "--listen", f"127.0.0.1:{port}"]
+def pooled_tree(workdir: Path) -> Path:
+    """The example tree with every ``run = "inline"`` removed: all sync handlers in the pool."""
+    tree = workdir / "tree-pooled"
+    if not tree.exists():
+        tree.mkdir()
+        for part in ("rpcd.toml", "services.d", "connections.d"):
+            src = REPO / part
+            if src.is_dir():
+                shutil.copytree(src, tree / part)
+            else:
+                shutil.copy2(src, tree / part)
+        for toml in (tree / "services.d").rglob("*.toml"):
+            text = toml.read_text(encoding="utf-8")
+            kept = [line for line in text.splitlines() if line.strip() != 'run = "inline"']
+            toml.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return tree
+
+
+def server_command(
+    kind: str,
+    port: int,
+    *,
+    loop: str | None = None,
+    workdir: Path | None = None,
+    profile_to: Path | None = None,
+) -> list[str]:
+    if kind in ("rpcd", "rpcd-pooled"):
+        root = REPO if kind == "rpcd" else pooled_tree(workdir or Path(tempfile.mkdtemp()))
+        serve = ["-m", "rpcd", "serve", str(root), "--listen", f"127.0.0.1:{port}"]
         if profile_to is not None:
             return [sys.executable, "-m", "cProfile", "-o", str(profile_to), *serve]
         return [sys.executable, *serve]
-    return [sys.executable, str(HERE / "servers.py"), kind, str(port)]
+    return [sys.executable, str(HERE / "servers.py"), kind, str(port), *([loop] if loop else [])]
 
 
-def server_env() -> dict[str, str]:
+def server_env(loop: str | None = None) -> dict[str, str]:
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "RPCD_STRICT_SECRETS": "false",
         "RPCD_LOOPBACK_TOKEN": TOKEN,
+        "RPCD_EVENT_LOOP": loop or "uvloop",
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -240,15 +294,22 @@ def call(url: str, payload: Payload, timeout: float = 10) -> Any:
 
 
 def start_server(
-    name: str, kind: str, tools: Tools, logdir: Path, *, profile_to: Path | None = None
+    name: str,
+    kind: str,
+    tools: Tools,
+    logdir: Path,
+    *,
+    loop: str | None = "uvloop",
+    profile_to: Path | None = None,
 ) -> Server:
     port = free_port()
     log = logdir / f"{name}.log"
+    command = server_command(kind, port, loop=loop, workdir=logdir, profile_to=profile_to)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*tools.pin(0), *server_command(kind, port, profile_to=profile_to)],
+            [*tools.pin(0), *command],
             cwd=REPO,
-            env=server_env(),
+            env=server_env(loop),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -455,7 +516,7 @@ def goals(
         st = stats.get((server, key))
         return None if st is None else float(st["rps_median"])
 
-    alternatives = [s for s in servers if s not in ("rpcd", "ceiling", "floor")]
+    alternatives = [s for s in servers if s not in OURS and s not in REFERENCES]
     for p in payloads:
         mine = rps("rpcd", p.key)
         if mine is None:
@@ -463,13 +524,19 @@ def goals(
         behind = [SHORT[s] for s in alternatives if (rps(s, p.key) or 0) >= mine]
         verdict = "met" if not behind else "NOT met (behind " + ", ".join(behind) + ")"
         out.append(f"- {p.label}: rpcd ahead of every alternative: {verdict}")
-        floor = rps("floor", p.key)
-        if floor:
-            need = 1.0 if p.key == "add" else 2.0
-            ok = mine >= need * floor
+        need = 1.0 if p.key == "add" else 2.0
+        for ours, floor_name, how in (
+            ("rpcd", "floor", "both on uvloop"),
+            ("rpcd-pooled", "floor", "rpcd's handlers in the thread pool, both on uvloop"),
+            ("rpcd-asyncio", "floor-asyncio", "both on asyncio"),
+        ):
+            value, floor = rps(ours, p.key), rps(floor_name, p.key)
+            if value is None or not floor:
+                continue
+            ok = value >= need * floor
             out.append(
-                f"- {p.label}: rpcd / floor = {mine / floor:.2f}{X} (goal >= {need:g}{X}): "
-                + ("met" if ok else "NOT met")
+                f"- {p.label}: {SHORT[ours]} / {SHORT[floor_name]} = {value / floor:.2f}{X} "
+                f"({how}; goal >= {need:g}{X}): " + ("met" if ok else "NOT met")
             )
     return out
 
@@ -711,7 +778,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in list(servers):
                 say(f"bench: starting {name} ...")
                 try:
-                    running[name] = start_server(name, SERVERS[name][1], tools, workdir)
+                    _, kind, loop = SERVERS[name]
+                    running[name] = start_server(name, kind, tools, workdir, loop=loop)
                     check_answers(running[name])
                 except RuntimeError as exc:
                     notes.append(f"{name} left out: {str(exc).splitlines()[0]}")

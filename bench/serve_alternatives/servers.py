@@ -1,7 +1,8 @@
 """The alternatives rpcd is measured against, each a tiny server on ``127.0.0.1:PORT``.
 
-Run: ``python bench/serve_alternatives/servers.py KIND PORT`` (``bench/serve.py`` does it, pinned
-to CPU 0). KIND is one of:
+Run: ``python bench/serve_alternatives/servers.py KIND PORT [LOOP]`` (``bench/serve.py`` does it,
+pinned to CPU 0). LOOP is the event loop of the aiohttp-based kinds, ``asyncio`` (default) or
+``uvloop``, so they can run on the same loop as rpcd. KIND is one of:
 
 stdlib-single
     ``xmlrpc.server.SimpleXMLRPCServer`` as shipped: one thread, HTTP/1.0 (a connection per
@@ -55,6 +56,24 @@ class _Threaded(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
     daemon_threads = True
 
 
+LOOP = "asyncio"  # set by main()
+
+
+def _run_app(app: Any, port: int) -> None:
+    """``web.run_app`` on the chosen event loop."""
+    import asyncio
+
+    from aiohttp import web
+
+    if LOOP == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, loop=loop)
+
+
 def _stdlib(port: int, *, threaded: bool) -> None:
     cls = _Threaded if threaded else _Single
     handler = _KeepAliveHandler if threaded else SimpleXMLRPCRequestHandler
@@ -89,7 +108,7 @@ def _aiohttp_xmlrpc(port: int) -> None:
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_route("*", "/RPC2", Hello)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    _run_app(app, port)
 
 
 def _floor(port: int) -> None:
@@ -112,7 +131,7 @@ def _floor(port: int) -> None:
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/RPC2", rpc)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    _run_app(app, port)
 
 
 def _ceiling(port: int) -> None:
@@ -127,14 +146,16 @@ def _ceiling(port: int) -> None:
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/RPC2", rpc)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    _run_app(app, port)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    global LOOP
+    if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] not in ("asyncio", "uvloop")):
         sys.stderr.write(__doc__ or "")
         return 2
     kind, port = argv[0], int(argv[1])
+    LOOP = argv[2] if len(argv) == 3 else "asyncio"
     if kind == "stdlib-single":
         _stdlib(port, threaded=False)
     elif kind == "stdlib-threaded":
