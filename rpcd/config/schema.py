@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rpcd.config import fastcheck, narrow
 from rpcd.config.findings import Finding
 from rpcd.config.parse import Path_, format_path
 from rpcd.config.sources import FileKind
@@ -71,7 +72,7 @@ class Invalid(Exception):
 
 
 # Bump when the way the code is generated changes: the cached code is keyed by it.
-_GENERATOR = "rpcd-lean-2"
+_GENERATOR = "rpcd-fastcheck-1"
 
 
 def _generate(schema: dict[str, Any]) -> str:
@@ -113,17 +114,46 @@ def _cache_dir() -> Path | None:
     return Path(base) / "rpcd" / "schemas"
 
 
-def _compiled(schema: dict[str, Any], label: str) -> Callable[[Any], Any]:
-    """The validator of ``schema``: its code object comes from the cache when it can.
+def _compiled(schema: dict[str, Any], label: str) -> Callable[[Any], bool]:
+    """The yes-or-no validator of ``schema``.
 
-    Generating and compiling the code costs 0.1-0.3 s per run for the three schemas; the cache
-    (``$XDG_CACHE_HOME/rpcd/schemas``, keyed by the schema, fastjsonschema's version and the
+    The code is ``fastcheck``'s (plain boolean tests), or fastjsonschema's for a schema that
+    uses a keyword fastcheck does not handle.
+    """
+
+    def source(schema: dict[str, Any]) -> str:
+        try:
+            return fastcheck.generate(schema)
+        except fastcheck.Unsupported:
+            code = _generate(schema).replace(
+                "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException",
+                "",
+            )
+            return f"{code}\nVALIDATE = _raising(VALIDATE)\n"
+
+    validate: Callable[[Any], bool] = _load(schema, label, source)["VALIDATE"]
+    return validate
+
+
+def _load(
+    schema: dict[str, Any], label: str, source: Callable[[dict[str, Any]], str]
+) -> dict[str, Any]:
+    """The namespace of the code ``source`` generates for ``schema``, cached when it can be.
+
+    Generating and compiling the code costs 0.1-0.3 s per run for all the schemas; the cache
+    (``$XDG_CACHE_HOME/rpcd/schemas``, keyed by the schema, both generators' versions and the
     Python bytecode version) makes that a ``marshal.loads``. No cache dir, no harm: generate.
     """
     text = json.dumps(schema, sort_keys=True)
     key = hashlib.sha256(
         "\0".join(
-            [text, _GENERATOR, _fastjsonschema_version(), importlib.util.MAGIC_NUMBER.hex()]
+            [
+                text,
+                _GENERATOR,
+                _fastcheck_version(),
+                _fastjsonschema_version(),
+                importlib.util.MAGIC_NUMBER.hex(),
+            ]
         ).encode()
     ).hexdigest()[:32]
     folder = _cache_dir()
@@ -135,21 +165,54 @@ def _compiled(schema: dict[str, Any], label: str) -> Callable[[Any], Any]:
         except (OSError, ValueError, EOFError, TypeError):
             code_object = None
     if code_object is None:
-        source = _generate(json.loads(text))
-        source = source.replace(
-            "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException", ""
-        )
-        code_object = compile(source, f"<fastjsonschema {label}>", "exec")
+        code_object = compile(source(json.loads(text)), f"<rpcd schema {label}>", "exec")
         if path is not None:
             _store(path, marshal.dumps(code_object))
     namespace: dict[str, Any] = {
+        **fastcheck.RUNTIME,
         "JsonSchemaValueException": Invalid,
         "JsonSchemaValuesException": Invalid,
+        "_raising": _raising,
     }
     exec(code_object, namespace)  # code generated from our own schema
     namespace["JsonSchemaValueException"] = namespace["JsonSchemaValuesException"] = Invalid
-    validate: Callable[[Any], Any] = namespace["VALIDATE"]
-    return validate
+    return namespace
+
+
+@cache
+def node_predicates(kind: FileKind) -> dict[str, Callable[[Any], bool]]:
+    """JSON pointer → yes-or-no validator, for every node of the schema (see ``narrow``);
+    empty when the schema needs a keyword fastcheck does not handle (nothing is skipped)."""
+
+    def source(schema: dict[str, Any]) -> str:
+        try:
+            return fastcheck.generate_nodes(schema)
+        except fastcheck.Unsupported:
+            return "NODES = {}\n"
+
+    nodes: dict[str, Callable[[Any], bool]] = _load(
+        load_schema(kind), f"{kind.value}-nodes", source
+    )["NODES"]
+    return nodes
+
+
+def _raising(validate: Callable[[Any], Any]) -> Callable[[Any], bool]:
+    """A fastjsonschema validator (raises when invalid) as a yes-or-no one."""
+
+    def check(value: Any) -> bool:
+        try:
+            validate(value)
+        except Exception:  # Invalid, or anything the code cannot handle: not proven valid
+            return False
+        return True
+
+    return check
+
+
+@cache
+def _fastcheck_version() -> str:
+    """The compiler's own source: editing it invalidates the cached code."""
+    return hashlib.sha256(Path(fastcheck.__file__).read_bytes()).hexdigest()
 
 
 def _store(path: Path, data: bytes) -> None:
@@ -181,7 +244,7 @@ def _fastjsonschema_version() -> str:
 
 
 @cache
-def fast_validator(kind: FileKind) -> Callable[[Any], Any]:
+def fast_validator(kind: FileKind) -> Callable[[Any], bool]:
     return _compiled(load_schema(kind), kind.value)
 
 
@@ -193,21 +256,14 @@ def full_validator(kind: FileKind) -> jsonschema.Draft7Validator:
 
 
 def is_valid_fast(kind: FileKind, document: dict[str, Any]) -> bool:
-    try:
-        fast_validator(kind)(document)
-    except Invalid:
-        return False
-    except Exception:  # a document the compiled code cannot handle: let jsonschema decide
-        return False
-    return True
+    return _passes(fast_validator(kind), document)
 
 
-def _passes(validate: Callable[[Any], Any], value: Any) -> bool:
+def _passes(validate: Callable[[Any], bool], value: Any) -> bool:
     try:
-        validate(value)
-    except Exception:  # Invalid, or anything the compiled code cannot handle: not proven valid
+        return validate(value)
+    except Exception:  # a value the compiled code cannot handle: not proven valid
         return False
-    return True
 
 
 @cache
@@ -224,7 +280,7 @@ def _split_keys(kind: FileKind) -> tuple[str, ...]:
 
 
 @cache
-def _item_validator(kind: FileKind, key: str) -> Callable[[Any], Any]:
+def _item_validator(kind: FileKind, key: str) -> Callable[[Any], bool]:
     """The schema of one item of the array ``key`` (its ``$ref`` resolved in the whole schema)."""
     schema = load_schema(kind)
     items = schema["properties"][key]["items"]
@@ -234,7 +290,7 @@ def _item_validator(kind: FileKind, key: str) -> Callable[[Any], Any]:
 
 
 @cache
-def _shell_validator(kind: FileKind) -> Callable[[Any], Any]:
+def _shell_validator(kind: FileKind) -> Callable[[Any], bool]:
     """The whole schema with every split array's ``items`` accepting anything.
 
     A document is valid iff this accepts it and every item passes its item schema (``items``
@@ -303,7 +359,10 @@ def schema_errors(
     schema = load_schema(kind)
     seen: set[tuple[str, Path_]] = set()
     problems: list[SchemaProblem] = []
-    for error in full_validator(kind).iter_errors(document if checked is None else checked):
+    errors = narrow.iter_errors(
+        full_validator(kind), node_predicates(kind), document if checked is None else checked
+    )
+    for error in errors:
         path: Path_ = tuple(error.absolute_path)
         if rebase is not None:
             path = rebase(path)
