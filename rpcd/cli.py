@@ -6,6 +6,7 @@ Exit codes: 0 success / valid, 1 invalid or failed, 2 usage error (argparse's ow
 from __future__ import annotations
 
 import argparse
+import gc
 import getpass
 import importlib
 import json
@@ -17,6 +18,7 @@ import tomli_w
 
 from rpcd import __version__
 from rpcd.config import build
+from rpcd.config.pool import available_cpus
 from rpcd.report import REPORTERS, findings_github
 from rpcd.secrets_hash import scrypt_hash, token_sha256
 
@@ -45,10 +47,21 @@ def _add_root(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", metavar="DIR", help="config root, when ROOT is not given")
 
 
+def _settled() -> None:
+    """Move everything built so far out of the garbage collector's sight.
+
+    A command that builds a catalog, prints and exits keeps the build's millions of objects to
+    the end: without this, the collections that printing triggers, and the one at interpreter
+    exit, walk them all for nothing (0.7 s of a 10,000-file validate).
+    """
+    gc.freeze()
+
+
 @command("validate")
 def cmd_validate(args: argparse.Namespace) -> int:
     root = _root(args)
-    result = build(root, check_imports=args.check_imports)
+    result = build(root, check_imports=args.check_imports, jobs=args.jobs or available_cpus())
+    _settled()
     if args.format == "github":
         sys.stdout.write(findings_github(result.report, prefix=_github_prefix(root)))
     else:
@@ -70,7 +83,8 @@ def _github_prefix(root: Path) -> str:
 
 @command("show")
 def cmd_show(args: argparse.Namespace) -> int:
-    result = build(_root(args))
+    result = build(_root(args), jobs=available_cpus())
+    _settled()
     if result.catalog is None:
         sys.stderr.write(REPORTERS["text"](result.report))
         return EXIT_INVALID
@@ -100,7 +114,18 @@ def cmd_hash_secret(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def build_parser(others: bool = True) -> argparse.ArgumentParser:
+    """The parser of every command; with ``others`` false, only of this module's own."""
     parser = argparse.ArgumentParser(
         prog="rpcd",
         description="Configuration-as-code connection manager and RPC daemon.",
@@ -121,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="check_imports",
         action="store_true",
         help="also import every handler function",
+    )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive,
+        default=0,
+        metavar="N",
+        help="processes that parse and check files of a big tree (default: one per CPU; "
+        "1 checks in this process only)",
     )
 
     p = sub.add_parser(
@@ -145,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(kind="token")
 
-    for module_name in SUBCOMMAND_MODULES:
-        importlib.import_module(module_name).register(sub)
+    if others:
+        for module_name in SUBCOMMAND_MODULES:
+            importlib.import_module(module_name).register(sub)
     return parser
 
 
@@ -156,7 +191,10 @@ SUBCOMMAND_MODULES: tuple[str, ...] = ("rpcd.diff_cli", "rpcd.connections.cli", 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `rpcd validate` (CI's command) does not import the daemon's and the client's modules
+    # (asyncio, ssl, logging: 30 ms) just to list them in a help text it does not print.
+    parser = build_parser(others=not argv or argv[0] not in COMMANDS)
     args = parser.parse_args(argv)
     try:
         func: Command = getattr(args, "func", None) or COMMANDS[args.command]

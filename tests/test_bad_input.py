@@ -94,14 +94,14 @@ def test_unreadable_file(tree: Path) -> None:
     except PermissionError:
         readable = False
     if readable:  # root reads anything: simulate the refusal at the one place files are opened
-        real_open = open
+        real_read = sources_module._read
 
-        def refusing_open(file: object, *args: object, **kwargs: object) -> object:
-            if str(file) == str(path):
-                raise PermissionError(13, "Permission denied", str(file))
-            return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+        def refusing_read(file: str, size: int, max_bytes: int) -> bytes:
+            if file == str(path):
+                raise PermissionError(13, "Permission denied", file)
+            return real_read(file, size, max_bytes)
 
-        with mock.patch.object(sources_module, "open", refusing_open, create=True):
+        with mock.patch.object(sources_module, "_read", refusing_read):
             found = findings(tree)
     else:
         found = findings(tree)
@@ -129,14 +129,14 @@ def test_50_mb_file_is_not_read(tree: Path) -> None:
     big = tree / C / "big.toml"
     with open(big, "wb") as fh:
         fh.truncate(50 * 1024 * 1024)  # sparse: costs no disk
-    real_open = open
+    real_read = sources_module._read
     opened: list[str] = []
 
-    def watching_open(file: object, *args: object, **kwargs: object) -> object:
-        opened.append(str(file))
-        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+    def watching_read(file: str, size: int, max_bytes: int) -> bytes:
+        opened.append(file)
+        return real_read(file, size, max_bytes)
 
-    with mock.patch.object(sources_module, "open", watching_open, create=True):
+    with mock.patch.object(sources_module, "_read", watching_read):
         found = findings(tree)
     assert [(f.rule, f.file) for f in found] == [("file-too-large", f"{C}/big.toml")]
     assert "52,428,800" in found[0].message

@@ -387,3 +387,115 @@ def test_resolved_connections_are_what_validation_would_make(tmp_path: Path, sma
             assert again.model_fields_set == conn.model_fields_set
             assert type(conn.timeout) is float and type(conn.priority) is int
             assert isinstance(conn.institutions, tuple)
+
+
+def instances_of(result: BuildResult) -> dict[str, list[str]]:
+    catalog = result.catalog
+    if catalog is None:
+        return {}
+    return {k: [c.full_id for c in catalog.instances(k)] for k in sorted(catalog.classes)}
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    bump(path)
+
+
+def test_rebuild_after_edits_that_change_what_other_files_mean(tmp_path: Path) -> None:
+    """A rebuild reuses per-connection and per-class rule results of unchanged files; an edit
+    to a class, to rpcd.toml or to one instance must still change every finding it affects."""
+    root = copy_example(tmp_path / "tree")
+    klass = root / "connections.d" / "moodle_users.toml"
+    own = root / "connections.d" / "uni-a" / "moodle_users.toml"
+    result = build(root)
+    steps = [
+        # the class now fixes a payload its instances do not have, and requires a new field
+        (klass, 'payload = "url" }', 'payload = "json" }'),
+        (
+            klass,
+            "page_size = { type",
+            'extra = { type = "string", required = true, help = "x" }\npage_size = { type',
+        ),
+        # the class loses function_param: REST endpoints must name {function}
+        (klass, 'function_param = "wsfunction"', ""),
+        # an instance in uni-a's folder claims uni-b too (folder ownership, and an overlap)
+        (own, 'institutions = ["uni-a"]', 'institutions = ["uni-a", "uni-b"]'),
+        # uni-a is no longer an institution: its folder is just a folder
+        (root / "rpcd.toml", 'id = "uni-a"', 'id = "uni-z"'),
+        (root / "rpcd.toml", 'id = "uni-z"', 'id = "uni-a"'),
+        (klass, 'payload = "json" }', 'payload = "url" }'),
+        (own, 'institutions = ["uni-a", "uni-b"]', 'institutions = ["uni-a"]'),
+        (own, "priority = 1", "priority = 0"),
+        (own, "priority = 0", "priority = 9"),
+    ]
+    for path, old, new in steps:
+        edit(path, old, new)
+        warm = rebuild_equals_cold(root, result)
+        assert instances_of(warm) == instances_of(build(root))
+        result = warm
+
+
+def test_parallel_build_is_the_serial_build(tmp_path: Path, monkeypatch: Any) -> None:
+    from rpcd.config import pool
+
+    root = copy_example(tmp_path / "tree")
+    edit(root / "connections.d" / "badges.toml", "version = 1", "version = 1\nbogus = 2")
+    write(root, "connections.d/uni-b/broken.toml", "version = 1\n[[connection]\n")
+    monkeypatch.setattr(pool, "PARALLEL_MIN_BYTES", 0)
+    spawned = spy_on_workers(monkeypatch)
+    serial = build(root)
+    assert spawned == []
+    for jobs in (2, 3, 50):
+        spawned.clear()
+        parallel = build(root, jobs=jobs)
+        assert snapshot(parallel) == snapshot(serial)
+        assert list(parallel.cache) == list(serial.cache)
+        # this process checks the last chunk; never more chunks than files
+        assert 1 <= len(spawned) <= min(jobs, len(serial.cache)) - 1
+    edit(root / "connections.d" / "badges.toml", "bogus = 2", "")
+    fixed = build(root, jobs=2)
+    assert snapshot(fixed) == snapshot(build(root))
+    assert instances_of(fixed) == instances_of(build(root))
+
+
+def test_a_worker_that_fails_has_its_files_checked_here(tmp_path: Path, monkeypatch: Any) -> None:
+    import pickle
+
+    from rpcd.config import pool
+
+    class Broken:
+        loads = staticmethod(pickle.loads)
+        HIGHEST_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+        @staticmethod
+        def dumps(*args: Any, **kwargs: Any) -> bytes:
+            raise RuntimeError("the worker dies before it sends anything")
+
+    root = copy_example(tmp_path / "tree")
+    monkeypatch.setattr(pool, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(pool, "pickle", Broken)
+    spawned = spy_on_workers(monkeypatch)
+    assert snapshot(build(root, jobs=2)) == snapshot(build(root))
+    assert len(spawned) == 1
+
+
+def spy_on_workers(monkeypatch: Any) -> list[int]:
+    """The number of files of each worker forked from now on."""
+    import threading
+
+    from rpcd.config import pool
+
+    if threading.active_count() > 1:
+        pytest.skip("this test process has threads: build never forks in one")
+
+    spawned: list[int] = []
+    real = pool._spawn
+
+    def spawn(chunk: list[Any], max_bytes: int) -> tuple[int, int]:
+        spawned.append(len(chunk))
+        return real(chunk, max_bytes)
+
+    monkeypatch.setattr(pool, "_spawn", spawn)
+    return spawned

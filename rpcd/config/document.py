@@ -67,34 +67,55 @@ class FileResult:
 
 
 def check_file(source: SourceFile, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> FileResult:
+    """All three stages of one file."""
+    result, document = check_structure(source, max_bytes)
+    return check_model(result, document)
+
+
+def check_structure(
+    source: SourceFile, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> tuple[FileResult, dict[str, Any] | None]:
+    """Stages 1 and 2: the result so far, and the document (its broken parts pruned) that the
+    models still have to check, or ``None`` when the file stopped before the models.
+
+    Apart from ``check_model`` because this part needs no pydantic object: a worker process
+    (``pool.py``) sends its output back as plain data.
+    """
     result = FileResult(source)
     data = read_bytes(source, max_bytes)
     if isinstance(data, Finding):
         result.findings.append(data)
-        return result
+        return result, None
     result.digest = hashlib.sha256(data).hexdigest()
     text = decode_text(source.rel, data)
     if isinstance(text, Finding):
         result.findings.append(text)
-        return result
+        return result, None
     result.text = text
     document = parse_toml(source.rel, text)
     if isinstance(document, Finding):
         result.findings.append(document)
-        return result
+        return result, None
     if not _check_version(result, document):
-        return result
+        return result, None
     # nan and inf can only come from the literals `nan` / `inf` (signed or not): skip the walk
     # over the whole document when the text has neither.
     if ("nan" in text or "inf" in text) and not _check_numbers(result, document, ()):
-        return result
+        return result, None
     problems = schema.check(source.kind, document)
     for problem in problems:
         result.findings.append(problem.to_finding(source.rel, result.locate(problem.path)))
     if problems:
         document = _prune(result, document, [p.path for p in problems])
+    return result, document
+
+
+def check_model(result: FileResult, document: dict[str, Any] | None) -> FileResult:
+    """Stage 3: the typed model of what ``check_structure`` let through."""
+    if document is None:
+        return result
     try:
-        result.model = MODELS[source.kind].model_validate(document)
+        result.model = MODELS[result.source.kind].model_validate(document)
     except ValidationError as exc:
         # The schema passed (or the broken parts were pruned) but the model refused: the two
         # stages disagree. Report it rather than hide it; tests keep this from happening.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ class Draft:
     # Files that could not be read or parsed at all, by kind: what they declare is unknown.
     unreadable: dict[FileKind, list[str]] = field(default_factory=lambda: defaultdict(list))
     site_loaded: bool = False
+    # Derived values several rules need, computed once (see ``_by_class``).
+    cached: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_files(cls, files: Iterable[FileResult]) -> Draft:
@@ -145,8 +148,11 @@ Rule = Callable[[Draft], Iterator[Finding]]
 
 
 def _duplicates(items: Iterable[tuple[Any, Located[Any]]], what: str) -> Iterator[Finding]:
+    pairs = list(items)
+    if len({key for key, _ in pairs}) == len(pairs):
+        return  # the usual case: no id twice, nothing to point at
     first: dict[Any, Located[Any]] = {}
-    for key, located in items:
+    for key, located in pairs:
         if key in first:
             other = first[key]
             shown = "/".join(key) if isinstance(key, tuple) else key
@@ -172,7 +178,7 @@ def _line(located: Located[Any]) -> str:
 def unique_ids(draft: Draft) -> Iterator[Finding]:
     yield from _duplicates(((x.value.id, x) for x in draft.institutions), "institution")
     yield from _duplicates(((x.value.id, x) for x in draft.classes), "class")
-    yield from _duplicates((((c, x.value.id), x) for c, x in draft.connections), "connection")
+    yield from _per_class(draft).duplicates
     yield from _duplicates(((x.value.name, x) for x in draft.services), "service")
     yield from _duplicates(((x.value.id, x) for x in draft.peers), "peer")
     for svc in draft.services:
@@ -191,64 +197,70 @@ def references(draft: Draft) -> Iterator[Finding]:
     )
     class_hint = draft.unknown_because(FileKind.CONNECTIONS)
     peer_hint = draft.unknown_because(FileKind.SERVICES)
+    about_class, about_institution, about_peer = (
+        _Hints(classes),
+        _Hints(institutions),
+        _Hints(peers),
+    )
+    # rpcd.toml missing or broken (reported): every institution reference would look unknown.
+    check_institutions = draft.site_loaded and draft.complete("institution")
+    check_classes = draft.complete("class")
 
     def unknown_institutions(
         located: Located[Any], ids: Iterable[str], *sub: str
     ) -> Iterator[Finding]:
-        if not draft.site_loaded or not draft.complete("institution"):
-            return  # rpcd.toml is missing or broken (reported): every reference would look unknown
         for i, inst in enumerate(ids):
             if inst not in institutions:
                 yield located.finding(
                     "unknown-institution",
                     f"institution `{inst}` is not declared in rpcd.toml: "
-                    f"{_suggest(inst, institutions)}"
+                    f"{about_institution.suggest(inst)}"
                     f'add an [[institution]] with id = "{inst}" or fix the id '
-                    f"({_choices(institutions)})",
+                    f"({about_institution.choices()})",
                     *sub,
                     i,
                 )
 
     for class_id, conn in draft.connections:
-        if class_id not in classes and draft.complete("class"):
+        if check_classes and class_id not in classes:
             yield conn.finding(
                 "unknown-class",
                 f"class `{class_id}` is not declared in any connections.d file: "
-                f"{_suggest(class_id, classes)}"
-                f"fix the name or declare the class ({_choices(classes)}){class_hint}",
+                f"{about_class.suggest(class_id)}"
+                f"fix the name or declare the class ({about_class.choices()}){class_hint}",
                 "class",
             )
-        yield from unknown_institutions(conn, conn.value.institutions, "institutions")
+        ids = conn.value.institutions
+        if check_institutions and not institutions.issuperset(ids):
+            yield from unknown_institutions(conn, ids, "institutions")
     for peer in draft.peers:
-        yield from unknown_institutions(peer, peer.value.institutions, "institutions")
+        if check_institutions:
+            yield from unknown_institutions(peer, peer.value.institutions, "institutions")
     for svc in draft.services:
         grant = svc.value.grant
         if grant is not None:
-            yield from unknown_institutions(svc, grant.institutions, "grant", "institutions")
+            if check_institutions:
+                yield from unknown_institutions(svc, grant.institutions, "grant", "institutions")
             for i, peer_id in enumerate(grant.peers):
                 if peer_id not in peers and draft.complete("peer"):
                     yield svc.finding(
                         "unknown-peer",
                         f"peer `{peer_id}` is not declared in any services.d file: "
-                        f"{_suggest(peer_id, peers)}"
-                        f"fix the id or add a [[peer]] ({_choices(peers)}){peer_hint}",
+                        f"{about_peer.suggest(peer_id)}"
+                        f"fix the id or add a [[peer]] ({about_peer.choices()}){peer_hint}",
                         "grant",
                         "peers",
                         i,
                     )
         for i, method in enumerate(svc.value.method):
-            if (
-                method.proxy is not None
-                and method.proxy.class_ not in classes
-                and draft.complete("class")
-            ):
+            if method.proxy is not None and method.proxy.class_ not in classes and check_classes:
                 yield svc.finding(
                     "unknown-proxy-class",
                     f"proxy class `{method.proxy.class_}` of method `{method.name}` is not "
                     "a declared "
-                    f"connection class: {_suggest(method.proxy.class_, classes)}fix the "
+                    f"connection class: {about_class.suggest(method.proxy.class_)}fix the "
                     "name or declare "
-                    f"the class in connections.d ({_choices(classes)}){class_hint}",
+                    f"the class in connections.d ({about_class.choices()}){class_hint}",
                     "method",
                     i,
                     "proxy",
@@ -256,13 +268,40 @@ def references(draft: Draft) -> Iterator[Finding]:
                 )
 
 
-def _suggest(name: str, ids: set[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(ids), n=1)
+class _Hints:
+    """ "Did you mean" and the list of declared ids, each worked out once per name: a typo
+    copied into 200 connections would otherwise run difflib over every id 200 times."""
+
+    def __init__(self, ids: set[str]) -> None:
+        self._ids = ids
+        self._sorted: list[str] | None = None
+        self._suggestions: dict[str, str] = {}
+        self._choices: str | None = None
+
+    def _ordered(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self._ids)
+        return self._sorted
+
+    def suggest(self, name: str) -> str:
+        found = self._suggestions.get(name)
+        if found is None:
+            found = self._suggestions[name] = _suggest(name, self._ordered())
+        return found
+
+    def choices(self) -> str:
+        if self._choices is None:
+            self._choices = _choices(self._ordered())
+        return self._choices
+
+
+def _suggest(name: str, ids: list[str]) -> str:
+    close = difflib.get_close_matches(name, ids, n=1)
     return f"did you mean `{close[0]}`? " if close else ""
 
 
-def _choices(ids: set[str]) -> str:
-    shown = sorted(ids)[:8]
+def _choices(ids: list[str]) -> str:
+    shown = ids[:8]
     return (
         "declared: " + ", ".join(shown) + (", …" if len(ids) > 8 else "")
         if shown
@@ -271,45 +310,102 @@ def _choices(ids: set[str]) -> str:
 
 
 def _by_class(draft: Draft) -> dict[str, list[Located[Connection]]]:
-    grouped: dict[str, list[Located[Connection]]] = defaultdict(list)
-    for class_id, conn in draft.connections:
-        grouped[class_id].append(conn)
+    """Connections grouped by class, worked out once per draft (two rules ask)."""
+    grouped: dict[str, list[Located[Connection]]] | None = draft.cached.get("by_class")
+    if grouped is None:
+        grouped = {}
+        for class_id, conn in draft.connections:
+            found = grouped.get(class_id)
+            if found is None:
+                grouped[class_id] = [conn]
+            else:
+                found.append(conn)
+        draft.cached["by_class"] = grouped
     return grouped
 
 
 def global_alone(draft: Draft) -> Iterator[Finding]:
-    for class_id, conns in _by_class(draft).items():
-        if len(conns) > 1:
-            for conn in conns:
-                if conn.value.global_:
-                    others = ", ".join(c.value.id for c in conns if c is not conn)
-                    yield conn.finding(
-                        "global-not-alone",
-                        f"`{class_id}/{conn.value.id}` is global, so it must be the only "
-                        "instance of "
-                        f"class `{class_id}`; the class also has {others}: make it per-institution "
-                        "or remove the others",
-                        "global",
-                    )
+    yield from _per_class(draft).global_
+
+
+def _global_alone_in(class_id: str, conns: list[Located[Connection]]) -> Iterator[Finding]:
+    if len(conns) > 1:
+        for conn in conns:
+            if conn.value.global_:
+                others = ", ".join(c.value.id for c in conns if c is not conn)
+                yield conn.finding(
+                    "global-not-alone",
+                    f"`{class_id}/{conn.value.id}` is global, so it must be the only "
+                    "instance of "
+                    f"class `{class_id}`; the class also has {others}: make it per-institution "
+                    "or remove the others",
+                    "global",
+                )
 
 
 def institution_once_per_class(draft: Draft) -> Iterator[Finding]:
+    yield from _per_class(draft).overlap
+
+
+def _overlaps_in(class_id: str, conns: list[Located[Connection]]) -> Iterator[Finding]:
+    seen: dict[str, Located[Connection]] = {}
+    for conn in conns:
+        for i, inst in enumerate(conn.value.institutions):
+            if inst in seen:
+                yield conn.finding(
+                    "institution-overlap",
+                    f"institution `{inst}` is already served by "
+                    f"`{class_id}/{seen[inst].value.id}` ({_where(seen[inst])}): "
+                    "an institution appears in at most one instance of a class; remove it "
+                    "from one of them (or merge the two instances)",
+                    "institutions",
+                    i,
+                )
+            else:
+                seen[inst] = conn
+
+
+@dataclass(frozen=True, slots=True)
+class _PerClass:
+    """Findings of the rules that compare the instances of one class with each other."""
+
+    duplicates: list[Finding]
+    global_: list[Finding]
+    overlap: list[Finding]
+
+
+def _per_class(draft: Draft) -> _PerClass:
+    """Duplicate connection ids, global-not-alone and institution-overlap, class by class.
+
+    What they find in a class depends on its instances only. When those are the very objects
+    of the last build, in the same order (none of their files changed), its findings are the
+    ones that build found, kept in the memo of the file that declares the class.
+    """
+    per_class: _PerClass | None = draft.cached.get("per_class")
+    if per_class is not None:
+        return per_class
+    per_class = _PerClass([], [], [])
+    declared = {x.value.id: x.origin for x in draft.classes}
     for class_id, conns in _by_class(draft).items():
-        seen: dict[str, Located[Connection]] = {}
-        for conn in conns:
-            for i, inst in enumerate(conn.value.institutions):
-                if inst in seen:
-                    yield conn.finding(
-                        "institution-overlap",
-                        f"institution `{inst}` is already served by "
-                        f"`{class_id}/{seen[inst].value.id}` ({_where(seen[inst])}): "
-                        "an institution appears in at most one instance of a class; remove it "
-                        "from one of them (or merge the two instances)",
-                        "institutions",
-                        i,
-                    )
-                else:
-                    seen[inst] = conn
+        home = declared.get(class_id)
+        memo = home.memo if home is not None else {}  # an undeclared class: nothing to keep
+        key = ("per-class", class_id)
+        hit = memo.get(key)
+        found: tuple[list[Finding], list[Finding], list[Finding]]
+        if hit is not None and len(hit[0]) == len(conns) and all(map(operator.is_, hit[0], conns)):
+            found = hit[1]
+        else:
+            found = (
+                list(_duplicates((((class_id, c.value.id), c) for c in conns), "connection")),
+                list(_global_alone_in(class_id, conns)),
+                list(_overlaps_in(class_id, conns)),
+            )
+            memo[key] = (tuple(conns), found)
+        per_class.duplicates.extend(found[0])
+        per_class.global_.extend(found[1])
+        per_class.overlap.extend(found[2])
+    draft.cached["per_class"] = per_class
+    return per_class
 
 
 _EFFECTIVE: dict[str, Callable[[Connection], Any]] = {
@@ -320,22 +416,23 @@ _EFFECTIVE: dict[str, Callable[[Connection], Any]] = {
 
 
 def fixed_attributes(draft: Draft) -> Iterator[Finding]:
-    # One model_dump per class, not one per connection (of two classes with one id, the last
-    # one counts, as everywhere else: the duplicate is reported by unique_ids).
-    fixed: dict[str, dict[str, Any]] = {}
-    for x in draft.classes:
-        fixed[x.value.id] = x.value.fixed.model_dump(by_alias=True, exclude_none=True)
-    for class_id, conn in draft.connections:
-        wanted_by_key = fixed.get(class_id)
-        if not wanted_by_key:
-            continue
-        for key, wanted in wanted_by_key.items():
-            attr = "global_" if key == "global" else key
-            actual = _EFFECTIVE[key](conn.value) if key in _EFFECTIVE else getattr(conn.value, attr)
-            if actual != wanted:
-                want, have = json.dumps(wanted), json.dumps(actual)
-                written = key in conn.value.model_fields_set or attr in conn.value.model_fields_set
-                yield conn.finding(
+    yield from _local(draft).fixed
+
+
+def _fixed_of(
+    conn: Located[Connection], class_id: str, wanted_by_key: dict[str, Any] | None
+) -> list[Finding]:
+    found: list[Finding] = []
+    if not wanted_by_key:
+        return found
+    for key, wanted in wanted_by_key.items():
+        attr = "global_" if key == "global" else key
+        actual = _EFFECTIVE[key](conn.value) if key in _EFFECTIVE else getattr(conn.value, attr)
+        if actual != wanted:
+            want, have = json.dumps(wanted), json.dumps(actual)
+            written = key in conn.value.model_fields_set or attr in conn.value.model_fields_set
+            found.append(
+                conn.finding(
                     "fixed-attribute",
                     f"class `{class_id}` fixes {key} = {want} for every instance, but "
                     f"`{class_id}/{conn.value.id}` has {key} = {have}"
@@ -343,6 +440,8 @@ def fixed_attributes(draft: Draft) -> Iterator[Finding]:
                     f"set {key} = {want} (or change the class's `fixed`)",
                     key if written else "id",
                 )
+            )
+    return found
 
 
 def class_prefix(draft: Draft) -> Iterator[Finding]:
@@ -367,35 +466,42 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 
 
 def config_fields(draft: Draft) -> Iterator[Finding]:
-    classes = {x.value.id: x.value for x in draft.classes}
-    for class_id, conn in draft.connections:
-        klass = classes.get(class_id)
-        if klass is None:
-            continue
-        fields, values = klass.config_fields, conn.value.config
-        for name, spec in fields.items():
-            if spec.required and name not in values:
-                yield conn.finding(
+    yield from _local(draft).config
+
+
+def _config_of(conn: Located[Connection], class_id: str, klass: Any) -> list[Finding]:
+    found: list[Finding] = []
+    if klass is None:
+        return found
+    fields, values = klass.config_fields, conn.value.config
+    for name, spec in fields.items():
+        if spec.required and name not in values:
+            found.append(
+                conn.finding(
                     "config-field",
                     f"class `{class_id}` requires config.{name} ({spec.help}), and "
                     f"`{class_id}/{conn.value.id}` does not set it: add {name} = … under "
                     "[connection.config]",
                     "config" if values else "id",
                 )
-        for name, value in values.items():
-            spec_ = fields.get(name)
-            if spec_ is None:
-                yield conn.finding(
+            )
+    for name, value in values.items():
+        spec_ = fields.get(name)
+        if spec_ is None:
+            found.append(
+                conn.finding(
                     "config-field",
                     f"config.{name} is not a config field of class `{class_id}` "
                     f"(fields: {', '.join(sorted(fields)) or 'none'}): remove it or declare it",
                     "config",
                     name,
                 )
-            elif (isinstance(value, bool) and spec_.type != "boolean") or not isinstance(
-                value, _FIELD_TYPES[spec_.type]
-            ):
-                yield conn.finding(
+            )
+        elif (isinstance(value, bool) and spec_.type != "boolean") or not isinstance(
+            value, _FIELD_TYPES[spec_.type]
+        ):
+            found.append(
+                conn.finding(
                     "config-field",
                     f"config.{name} is {json.dumps(value, default=str)}, but class "
                     f"`{class_id}` declares it "
@@ -403,40 +509,36 @@ def config_fields(draft: Draft) -> Iterator[Finding]:
                     "config",
                     name,
                 )
+            )
+    return found
 
 
 def function_placement(draft: Draft) -> Iterator[Finding]:
-    classes = {x.value.id: x.value for x in draft.classes}
-    for class_id, conn in draft.connections:
-        klass = classes.get(class_id)
-        if klass is None:
-            continue
-        if (
-            conn.value.type == "REST"
-            and klass.function_param is None
-            and "{function}" not in conn.value.endpoint
-        ):
-            yield conn.finding(
+    yield from _local(draft).placement
+
+
+def _placement_of(conn: Located[Connection], class_id: str, klass: Any) -> list[Finding]:
+    if (
+        klass is not None
+        and conn.value.type == "REST"
+        and klass.function_param is None
+        and "{function}" not in conn.value.endpoint
+    ):
+        return [
+            conn.finding(
                 "function-placement",
                 f"REST class `{class_id}` has no function_param, so the endpoint must contain "
                 '`{function}` (or give the class a function_param such as "wsfunction")',
                 "endpoint",
             )
+        ]
+    return []
 
 
 def folder_ownership(draft: Draft) -> Iterator[Finding]:
     institutions = draft.known("institution")
-    owned: dict[str, str] = {}
-    origins = [x.origin for x in draft.classes] + [c.origin for _, c in draft.connections]
-    for origin in origins:
-        # The folder a file lies in never changes: split its path once per file result.
-        folder = origin.memo.get("folder", False)
-        if folder is False:
-            folder = origin.memo["folder"] = _folder_of(origin.source.rel)
-        if folder is not None and folder in institutions:
-            owned[origin.source.rel] = folder
     for klass in draft.classes:
-        owner = owned.get(klass.origin.source.rel)
+        owner = _owner(klass.origin, institutions)
         if owner is not None:
             yield klass.finding(
                 "folder-ownership",
@@ -444,18 +546,93 @@ def folder_ownership(draft: Draft) -> Iterator[Finding]:
                 "declare a class: move the class to a site-level file",
                 "id",
             )
-    for _, conn in draft.connections:
-        owner = owned.get(conn.origin.source.rel)
-        if owner is None:
-            continue
-        if conn.value.global_ or conn.value.institutions != (owner,):
-            yield conn.finding(
-                "folder-ownership",
-                f"a file under connections.d/{owner}/ may only declare connections with "
-                f'institutions = ["{owner}"] (never global): move this connection, or fix '
-                "its institutions",
-                "global" if conn.value.global_ else "institutions",
+    yield from _local(draft).folder
+
+
+def _folder_of_conn(conn: Located[Connection], owner: str | None) -> list[Finding]:
+    if owner is None or not (conn.value.global_ or conn.value.institutions != (owner,)):
+        return []
+    return [
+        conn.finding(
+            "folder-ownership",
+            f"a file under connections.d/{owner}/ may only declare connections with "
+            f'institutions = ["{owner}"] (never global): move this connection, or fix '
+            "its institutions",
+            "global" if conn.value.global_ else "institutions",
+        )
+    ]
+
+
+def _owner(origin: FileResult, institutions: set[str]) -> str | None:
+    """The institution whose folder holds the file, if any."""
+    # The folder a file lies in never changes: split its path once per file result.
+    folder = origin.memo.get("folder", False)
+    if folder is False:
+        folder = origin.memo["folder"] = _folder_of(origin.source.rel)
+    return folder if folder is not None and folder in institutions else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Local:
+    """Findings of the rules that look at one connection, its class and its folder only."""
+
+    fixed: list[Finding]
+    config: list[Finding]
+    placement: list[Finding]
+    folder: list[Finding]
+
+
+_NOTHING: tuple[list[Finding], ...] = ([], [], [], [])
+
+
+def _local(draft: Draft) -> _Local:
+    """fixed-attribute, config-field, function-placement and folder-ownership of every
+    connection, in one pass over them.
+
+    A connection depends on nothing but itself, its class and whether its folder belongs to an
+    institution. So when these are what they were in the last build (its file did not change,
+    so it is the same ``Located``; its class is the same model object; same owner), its
+    findings are the ones that build found, kept in its file's memo: a rebuild after one edit
+    checks the connections whose inputs changed, and looks the others up.
+    """
+    local: _Local | None = draft.cached.get("local")
+    if local is not None:
+        return local
+    classes = {x.value.id: x.value for x in draft.classes}
+    # One model_dump per class, not one per connection (of two classes with one id, the last
+    # one counts, as everywhere else: the duplicate is reported by unique_ids).
+    fixed = {
+        x.value.id: x.value.fixed.model_dump(by_alias=True, exclude_none=True)
+        for x in draft.classes
+    }
+    institutions = draft.known("institution")
+    local = _Local([], [], [], [])
+    for class_id, conn in draft.connections:
+        klass = classes.get(class_id)
+        owner = _owner(conn.origin, institutions)
+        key = ("local", conn.path, class_id)
+        memo = conn.origin.memo
+        hit = memo.get(key)
+        found: tuple[list[Finding], ...]
+        if hit is not None and hit[0] is klass and hit[1] == owner:
+            found = hit[2]
+        else:
+            found = (
+                _fixed_of(conn, class_id, fixed.get(class_id)),
+                _config_of(conn, class_id, klass),
+                _placement_of(conn, class_id, klass),
+                _folder_of_conn(conn, owner),
             )
+            if not any(found):
+                found = _NOTHING
+            memo[key] = (klass, owner, found)
+        if found is not _NOTHING:
+            local.fixed.extend(found[0])
+            local.config.extend(found[1])
+            local.placement.extend(found[2])
+            local.folder.extend(found[3])
+    draft.cached["local"] = local
+    return local
 
 
 def _folder_of(rel: str) -> str | None:
