@@ -726,3 +726,212 @@ def test_property_mutated_input_is_a_value_or_a_codec_error(data: st.DataObject)
         )
     with contextlib.suppress(CodecError):
         loads_call(bytes(doc))
+
+
+# ---------------------------------------------------------------------------------------------
+# parser reuse (one parser per thread, checked out while in use)
+
+GOOD_CALL = dumps_call("m", [1, "two", {"x": [3]}])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"<methodCall><methodName>m</methodName><params><param><value><int>1",  # truncated
+        b"<methodCall><methodName>m</methodName></oops>",  # fails inside feed
+        b"<methodCall>" + b"<a>" * 300,  # depth limit
+        b"<methodCall><methodName>&foo;</methodName></methodCall>",
+        b"<a/><b/>",
+    ],
+)
+def test_failed_parse_does_not_poison_the_next(bad: bytes) -> None:
+    for _ in range(3):
+        with pytest.raises(CodecError):
+            loads_call(bad)
+        assert loads_call(GOOD_CALL) == ("m", [1, "two", {"x": [3]}])
+    # and a failure right after a success
+    assert loads_call(GOOD_CALL)[0] == "m"
+    with pytest.raises(CodecError):
+        loads_call(bad)
+    assert loads_response(dumps_response([1, 2])) == [1, 2]
+
+
+def test_parser_is_reused_within_a_thread() -> None:
+    loads_call(GOOD_CALL)
+    first = xmlrpc._tls.parser
+    loads_call(GOOD_CALL)
+    assert xmlrpc._tls.parser is first
+    with pytest.raises(CodecError):
+        loads_call(b"<methodCall><methodName>m</methodName></oops>")
+    loads_call(GOOD_CALL)
+    assert xmlrpc._tls.parser is not first  # the failed parser was dropped, not returned
+
+
+def test_parser_is_checked_out_while_in_use() -> None:
+    """A parse running in this thread while another is under way gets a parser of its own."""
+    loads_call(GOOD_CALL)
+    outer = xmlrpc._tls.parser
+    xmlrpc._tls.parser = None  # what ``_parse`` leaves while it holds the parser
+    try:
+        assert loads_call(GOOD_CALL)[0] == "m"
+        assert xmlrpc._tls.parser is not outer
+    finally:
+        xmlrpc._tls.parser = outer
+
+
+def test_parsers_are_per_thread_and_threads_agree() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    docs = [dumps_call(f"m{i}", [i, "s" * i, list(range(i * 7))]) for i in range(40)]
+    bad = b"<methodCall><methodName>m</methodName></oops>"
+    seen: dict[int, list[Any]] = {}  # thread -> its parsers, kept alive so ids stay unique
+    lock = threading.Lock()
+
+    def work(k: int) -> list[Any]:
+        got = []
+        for j, doc in enumerate(docs):
+            if (j + k) % 5 == 0:
+                with pytest.raises(CodecError):
+                    loads_call(bad)
+            got.append(loads_call(doc))
+            with lock:
+                seen.setdefault(threading.get_ident(), []).append(xmlrpc._tls.parser)
+        return got
+
+    expected = [(f"m{i}", [i, "s" * i, list(range(i * 7))]) for i in range(40)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(work, range(16)))
+    assert all(r == expected for r in results)
+    owner: dict[int, int] = {}
+    for thread, parsers in seen.items():
+        for parser in parsers:
+            assert owner.setdefault(id(parser), thread) == thread  # never in two threads
+
+
+def test_feed_parser_layer_alone_does_not_expand_entities() -> None:
+    """The same defence-in-depth check as above, through the feed interface ``_parse`` uses."""
+    parser = xmlrpc._parser()
+    parser.feed(b'<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd"><!ENTITY y "yyy">]>')
+    parser.feed(b"<a>&x;&y;</a>")
+    root = parser.close()
+    assert (root.text or "") == ""
+    assert all(not isinstance(c.tag, str) for c in root)
+    assert root.getroottree().docinfo.internalDTD is not None  # what layer 3 refuses
+
+
+# ---------------------------------------------------------------------------------------------
+# bulk paths (big arrays, flat structs): same results and same errors as the item-wise ones
+
+
+def array_doc(members: list[str]) -> bytes:
+    return call_doc("<array><data>" + "".join(members) + "</data></array>")
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 500])
+def test_int_arrays_of_every_size(n: int) -> None:
+    values = [(-1) ** i * i * 7919 for i in range(n)]
+    assert same(loads_response(dumps_response(values)), values)
+    assert same(loads_call(dumps_call("m", [tuple(values)])), ("m", [values]))
+    (got,) = stdlib_loads(dumps_response(values))
+    assert same(got, values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1] * 20 + [2**31] + [3] * 5,  # an i8 among ints
+        [1] * 20 + [True],
+        [1] * 20 + ["x"],
+        ["a"] * 20 + [1],
+        [1] * 20 + [None, 1.5, b"b", NAIVE, [1], {"k": 1}],
+    ],
+)
+def test_mixed_big_arrays(values: list[Any]) -> None:
+    assert same(loads_response(dumps_response(values)), values)
+    (got,) = stdlib_loads(dumps_response(values))
+    assert same(got, values)
+
+
+@pytest.mark.parametrize(
+    "strings",
+    [
+        ["plain"] * 20,
+        ["a & b", "<tag>", "x > y", "a\r\nb", "\t", "", " "] * 3,
+        ["é ✓ 𝄞", "ascii"] * 10,
+        [""] * 20,
+    ],
+)
+def test_string_arrays_round_trip(strings: list[str]) -> None:
+    assert same(loads_response(dumps_response(strings)), strings)
+    assert same(loads_response(dumps_response(tuple(strings))), strings)
+
+
+@pytest.mark.parametrize("bad", ["\x00", "a\x00b", "\x01", "\ufffe"])
+def test_string_array_with_forbidden_character(bad: str) -> None:
+    """A NUL (or any forbidden character) in one string cannot turn into markup."""
+    for pos in (0, 10, 19):
+        strings = ["s"] * 20
+        strings[pos] = bad
+        with pytest.raises(ValueError, match=r"XML 1\.0"):
+            dumps_response(strings)
+
+
+def test_big_array_keeps_item_errors_and_their_order() -> None:
+    ints = [f"<value><int>{i}</int></value>" for i in range(30)]
+    cases: list[tuple[list[str], type[Exception], str]] = [
+        ([*ints, "<value><int>x</int></value>"], InvalidRequest, "bad integer"),
+        ([*ints, "<value><int></int></value>"], InvalidRequest, "empty"),
+        ([*ints, "<value><int>99999999999999999999</int></value>"], LimitExceeded, "64 bits"),
+        ([*ints, "<value><int>9223372036854775808</int></value>"], LimitExceeded, "64 bits"),
+        ([*ints, "<value><int>1_0</int></value>"], InvalidRequest, "bad integer"),
+        ([*ints, "<value><int>\u0661</int></value>"], InvalidRequest, "bad integer"),
+        ([*ints, "<value><int>1<b/></int></value>"], InvalidRequest, "must not contain"),
+        ([*ints, "<value><int>1</int><int>2</int></value>"], InvalidRequest, "one element"),
+        ([*ints, "<int>1</int>"], InvalidRequest, "only <value>"),
+        (
+            [*ints[:5], "<value><int>x</int></value>", *ints, "<value><bogus/></value>"],
+            InvalidRequest,
+            "bad integer",
+        ),
+    ]
+    for members, exc, text in cases:
+        with pytest.raises(exc, match=text):
+            one("<array><data>" + "".join(members) + "</data></array>")
+
+
+def test_big_int_array_text_forms() -> None:
+    texts = [" 7 ", "+7", "-0", "007", "\n7\t", "-9223372036854775808", "9223372036854775807"]
+    members = [f"<value><int>{t}</int></value>" for t in texts * 4]
+    assert same(
+        one("<array><data>" + "".join(members) + "</data></array>"), [int(t) for t in texts * 4]
+    )
+    long_text = " " * 30 + "7"  # longer than the bulk bound: the item-wise path decides
+    members.append(f"<value><int>{long_text}</int></value>")
+    assert one("<array><data>" + "".join(members) + "</data></array>")[-1] == 7
+
+
+def test_struct_keys_needing_escapes() -> None:
+    value = {"plain": 1, "a&b": 2, "<k>": "v", "tab\tkey": "x", "cr\rkey": "y", "é": 3}
+    assert same(loads_response(dumps_response(value)), value)
+    (got,) = stdlib_loads(dumps_response({k: v for k, v in value.items() if "\r" not in k}))
+    assert same(got, {k: v for k, v in value.items() if "\r" not in k})
+    with pytest.raises(ValueError, match=r"XML 1\.0"):
+        dumps_response({"ok": 1, "bad\x00": 2})
+
+
+class TrickyList(list):  # type: ignore[type-arg]
+    """Answers differently on each iteration: the bulk path must not trust two passes."""
+
+    def __init__(self) -> None:
+        super().__init__(["ok"] * 20)
+        self.calls = 0
+
+    def __iter__(self) -> Any:
+        self.calls += 1
+        return iter(["ok"] * 20 if self.calls <= 2 else ["</string><evil/>"] * 20)
+
+
+def test_list_subclass_is_not_bulk_written() -> None:
+    data = dumps_response(TrickyList())
+    assert b"<evil/>" not in data
