@@ -1,6 +1,8 @@
 """Who is calling: bearer token, HTTP Basic (password or session), or client certificate.
 
-Every inbound credential is compared with hashes from ``services.d`` in constant time. A request
+Every inbound credential is checked against hashes from ``services.d``: a bearer token or a
+client certificate by looking its sha256 digest up in a dict (see ``PeerIndex``), a password
+with scrypt, a session by its HMAC (compared in constant time). A request
 without valid credentials is anonymous (``None``): the dispatcher then allows only
 ``system.login``, ``system.getCapabilities`` and ``system.listMethods`` and answers anything
 else with HTTP 401 and ``WWW-Authenticate`` (``AuthRequired``).
@@ -20,7 +22,6 @@ import base64
 import binascii
 import enum
 import hashlib
-import hmac
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -45,7 +46,6 @@ __all__ = [
 
 AUTH_CHALLENGE = 'Basic realm="rpcd", charset="UTF-8"'
 _sha256 = hashlib.sha256
-_compare_digest = hmac.compare_digest
 
 
 class NotBearer(enum.Enum):
@@ -78,48 +78,47 @@ class Principal:
 class PeerIndex:
     """The catalog's peers arranged for authentication (built once per catalog).
 
-    Token and certificate peers carry their ``Principal``, made once here: a request that
-    authenticates gets the shared, immutable object instead of building one. A reload builds
-    a new index, so nothing outlives the catalog it came from.
+    Token and certificate peers are found by the sha256 digest of what the caller presents,
+    in a dict, like any API-key store: one lookup, whatever the number of peers (comparing
+    the digest with every peer's in constant time costs a ``compare_digest`` per peer per
+    request). This leaks nothing a timing attack could use: the caller chooses the token,
+    not its digest, and sha256 is preimage-resistant, so the time a lookup takes (the digest's
+    hash bucket, how many leading bytes a colliding key shares) says nothing about any
+    stored digest that the attacker could steer a next guess by. The stored values are
+    digests of high-entropy tokens, never the tokens themselves.
+
+    Each entry carries its ``Principal``, made once here: a request that authenticates gets
+    the shared, immutable object instead of building one. A reload builds a new index, so
+    nothing outlives the catalog it came from.
     """
 
     peers: Mapping[str, Peer]
-    tokens: tuple[tuple[bytes, Principal], ...]
+    tokens: Mapping[bytes, Principal]
     users: Mapping[str, Peer]
-    certs: tuple[tuple[bytes, Principal], ...]
+    certs: Mapping[bytes, Principal]
 
     @classmethod
     def build(cls, peers: Mapping[str, Peer]) -> PeerIndex:
-        tokens = tuple(
-            (bytes.fromhex(p.token_sha256), Principal(p, "token"))
+        tokens = {
+            bytes.fromhex(p.token_sha256): Principal(p, "token")
             for p in peers.values()
             if p.token_sha256
-        )
+        }
         users = {p.username: p for p in peers.values() if p.username and p.password_hash}
-        certs = tuple(
-            (bytes.fromhex(p.fingerprint_sha256), Principal(p, "cert"))
+        certs = {
+            bytes.fromhex(p.fingerprint_sha256): Principal(p, "cert")
             for p in peers.values()
             if p.fingerprint_sha256
-        )
+        }
         return cls(peers, tokens, users, certs)
 
     def token_principal(self, token: str) -> Principal | None:
-        """Compare the token's sha256 with *every* token peer's, without an early exit."""
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        return _constant_time_find(digest, self.tokens)
+        """The token peer whose stored digest is this token's sha256, if any."""
+        return self.tokens.get(_sha256(token.encode("utf-8", "surrogatepass")).digest())
 
     def cert_principal(self, der: bytes) -> Principal | None:
-        return _constant_time_find(hashlib.sha256(der).digest(), self.certs)
-
-
-def _constant_time_find(
-    digest: bytes, candidates: tuple[tuple[bytes, Principal], ...]
-) -> Principal | None:
-    found: Principal | None = None
-    for expected, principal in candidates:
-        if hmac.compare_digest(digest, expected) and found is None:
-            found = principal
-    return found
+        """The certificate peer whose stored fingerprint is this certificate's sha256."""
+        return self.certs.get(_sha256(der).digest())
 
 
 class _SuccessCache:
@@ -200,7 +199,7 @@ class Authenticator:
     def bearer(header: str, index: PeerIndex) -> Principal | NotBearer | None:
         """The token peer of an ``Authorization: Bearer`` header, without a coroutine; or
         ``NOT_BEARER`` for any other header (then ``authenticate`` decides). The same
-        comparison as ``PeerIndex.token_principal``, in one frame (the hot path)."""
+        lookup as ``PeerIndex.token_principal``, in one frame (the hot path)."""
         if header.startswith("Bearer "):  # what clients send: no case folding needed
             value = header[7:].strip()
         else:
@@ -210,12 +209,7 @@ class Authenticator:
             value = value.strip()
         if not value:
             return NOT_BEARER
-        digest = _sha256(value.encode("utf-8", "surrogatepass")).digest()
-        found: Principal | None = None
-        for expected, principal in index.tokens:
-            if _compare_digest(digest, expected) and found is None:
-                found = principal
-        return found
+        return index.tokens.get(_sha256(value.encode("utf-8", "surrogatepass")).digest())
 
     async def _basic(self, index: PeerIndex, value: str) -> Principal | None:
         try:

@@ -1,7 +1,8 @@
 """What every request gets, on every endpoint: a request id, one access line, no HTML 500.
 
-There is no middleware: the RPC endpoints (``xmlrpc_http``, ``jsonrpc_http``) call
-``begin``/``finish`` themselves around their own work (one coroutine frame per request), and
+There is no middleware: the RPC endpoints call ``begin``/``finish`` themselves around their
+own work (one coroutine frame per request; ``xmlrpc_http``, the hottest path, does
+``begin``'s work inline with locals instead of a ``Scope`` and ends with ``end``), and
 every other route is wrapped in ``guarded``. Unknown paths and methods reach ``fallback``
 (a catch-all route), so a 404 or 405 is logged and carries ``X-Request-ID`` like the rest.
 
@@ -28,7 +29,7 @@ from rpcd.server.keys import PEER, RID
 from rpcd.server.logging_setup import REQUEST_ID, owns_handler
 from rpcd.server.logs import LineHandler, access_item_record
 
-__all__ = ["Scope", "add_fallback", "begin", "error_response", "finish", "guarded"]
+__all__ = ["Scope", "add_fallback", "begin", "end", "error_response", "finish", "guarded"]
 
 log = logging.getLogger("rpcd.server")
 access = logging.getLogger("rpcd.access")
@@ -58,9 +59,23 @@ def begin(request: web.Request) -> Scope:
 
 def finish(scope: Scope, request: web.Request, status: int) -> None:
     """The access line, and the request id unbound."""
+    end(request, status, scope.rid, scope.peer, scope.rpc_method, scope.started, scope.token)
+
+
+def end(
+    request: web.Request,
+    status: int,
+    rid: str,
+    peer: str,
+    rpc_method: str,
+    started: float,
+    token: Token[str | None],
+) -> None:
+    """``finish`` from plain values: the XML-RPC endpoint keeps its request's bookkeeping in
+    locals (no ``Scope`` to build per request) and calls this in its ``finally``."""
     try:
         if access.isEnabledFor(logging.INFO):
-            seconds = perf_counter() - scope.started
+            seconds = perf_counter() - started
             handlers = logging.root.handlers
             checked = _checked
             if (  # the handler checked last time, unchanged: skip the checks
@@ -80,9 +95,9 @@ def finish(scope: Scope, request: web.Request, status: int) -> None:
                 request.method,
                 request.path,
                 status,
-                scope.rid,
-                scope.peer,
-                scope.rpc_method,
+                rid,
+                peer,
+                rpc_method,
                 seconds,
             )
             if handler is None:
@@ -90,7 +105,7 @@ def finish(scope: Scope, request: web.Request, status: int) -> None:
             else:
                 handler.add_access(item)  # formatted, masked and written in batches
     finally:
-        REQUEST_ID.reset(scope.token)
+        REQUEST_ID.reset(token)
 
 
 _checked: tuple[LineHandler, logging.Formatter | None] | None = None  # handler, its formatter
@@ -118,13 +133,15 @@ def _daemon_handler() -> LineHandler | None:
     return handler
 
 
-def error_response(scope: Scope, request: web.Request) -> web.Response:
-    """The last line of defence: a plain 500 naming the request id, never an HTML page."""
-    log.exception("unhandled error", extra={"request_id": scope.rid, "path": request.path})
+def error_response(scope: Scope | str, request: web.Request) -> web.Response:
+    """The last line of defence: a plain 500 naming the request id, never an HTML page.
+    ``scope`` is the request's ``Scope`` or just its id."""
+    rid = scope if isinstance(scope, str) else scope.rid
+    log.exception("unhandled error", extra={"request_id": rid, "path": request.path})
     return web.Response(
         status=500,
-        text=f"internal error (request id {scope.rid})\n",
-        headers={"X-Request-ID": scope.rid},
+        text=f"internal error (request id {rid})\n",
+        headers={"X-Request-ID": rid},
     )
 
 

@@ -14,7 +14,7 @@ import inspect
 import logging
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -24,7 +24,7 @@ from rpcd.config import Catalog, FileCache, Finding, Report, Severity, build
 from rpcd.config.models import Method, Peer, Service
 from rpcd.secrets import SecretStore, resolve_catalog
 from rpcd.server.auth import PeerIndex
-from rpcd.server.signatures import Check, param_checks
+from rpcd.server.signatures import Check, param_checks, param_types
 
 __all__ = ["CatalogHolder", "Loaded", "MethodEntry", "build_methods", "load", "may_call"]
 
@@ -45,6 +45,12 @@ class MethodEntry:
     inline: bool = False
     #: One check per declared param type (``signatures.param_checks``); None: undeclared.
     param_checks: tuple[Check, ...] | None = None
+    #: The typical type of each declared param (``signatures.param_types``): params of
+    #: exactly these types fit without running ``param_checks``.
+    param_types: tuple[type, ...] | None = None
+    #: The ids of the catalog's peers that may call it (``may_call``, worked out once per
+    #: catalog: a reload builds new entries), so the per-call access check is one set lookup.
+    callers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,9 @@ def _resolve(spec: str) -> Callable[..., Any]:
 def build_methods(catalog: Catalog) -> dict[str, MethodEntry]:
     """``service.method`` -> entry, with every handler imported (the build checked they import)."""
     methods: dict[str, MethodEntry] = {}
+    callers_of = _callers_by_grant(catalog.peers.values())
     for service in catalog.services.values():
+        callers = callers_of(service)
         for method in service.method:
             func = _resolve(method.function) if method.function else None
             try:
@@ -116,8 +124,38 @@ def build_methods(catalog: Catalog) -> dict[str, MethodEntry]:
             is_async = func is not None and inspect.iscoroutinefunction(func)
             inline = func is not None and not is_async and method.run == "inline"
             checks = param_checks(method.signature)
-            methods[name] = MethodEntry(name, service, method, func, is_async, sig, inline, checks)
+            types = param_types(method.signature)
+            methods[name] = MethodEntry(
+                name, service, method, func, is_async, sig, inline, checks, types, callers
+            )
     return methods
+
+
+def _callers_by_grant(peers: Iterable[Peer]) -> Callable[[Service], frozenset[str]]:
+    """``service -> ids of the peers that may_call it``, from an institution -> peers index
+    (linear in the grants, not peers x services), one shared set per distinct grant."""
+    ids: set[str] = set()
+    members: dict[str, set[str]] = {}
+    for peer in peers:
+        ids.add(peer.id)
+        for institution in peer.institutions:
+            members.setdefault(institution, set()).add(peer.id)
+    shared: dict[tuple[tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
+
+    def callers(service: Service) -> frozenset[str]:
+        grant = service.grant
+        if grant is None:
+            return frozenset()
+        key = (tuple(grant.peers), tuple(grant.institutions))
+        found = shared.get(key)
+        if found is None:
+            found = frozenset(ids.intersection(grant.peers)).union(
+                *(members.get(i, ()) for i in grant.institutions)
+            )
+            shared[key] = found
+        return found
+
+    return callers
 
 
 def git_commit(root: Path) -> str | None:

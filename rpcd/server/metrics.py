@@ -124,7 +124,8 @@ class Metrics:
     ) -> None:
         """One RPC call: ``method`` must already be a bounded label (see ``method_label``).
 
-        Called on the event loop only (``CallStats`` takes no lock)."""
+        Called on the event loop only (``CallStats`` takes no lock). The dispatcher calls
+        ``self.calls.observe`` directly (``dispatch._observer``): keep this a plain hand-over."""
         self.calls.observe(protocol, method, seconds, fault_code)
 
     # -- sessions ----------------------------------------------------------------------------

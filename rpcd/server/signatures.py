@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["TYPE_CHECKS", "param_checks"]
+__all__ = ["TYPE_CHECKS", "TYPICAL_TYPES", "param_checks", "param_types"]
 
 Check = Callable[[Any], bool]
 
@@ -35,3 +35,31 @@ def param_checks(signature: Sequence[str] | None) -> tuple[Check, ...] | None:
     if signature is None:
         return None
     return tuple(TYPE_CHECKS[kind] for kind in signature[1:])
+
+
+#: The type a codec hands over for each signature type (what the check always accepts): a
+#: call whose params have exactly these types fits without running the checks.
+TYPICAL_TYPES: dict[str, type] = {
+    "int": int,
+    "i4": int,
+    "i8": int,
+    "boolean": bool,
+    "string": str,
+    "double": float,
+    "dateTime.iso8601": datetime,
+    "base64": bytes,
+    "struct": dict,
+    "array": list,
+    "nil": type(None),
+}
+
+
+def param_types(signature: Sequence[str] | None) -> tuple[type, ...] | None:
+    """The typical param types of a declared signature (None: undeclared).
+
+    ``dispatch.check_signature``'s shortcut: ``tuple(map(type, params)) == types`` is one C
+    loop where the checks are a Python call per param; any other params (a subclass, an int
+    for a double, a string for a date) still go through the checks."""
+    if signature is None:
+        return None
+    return tuple(TYPICAL_TYPES[kind] for kind in signature[1:])

@@ -1,6 +1,7 @@
 """XML-RPC over HTTP: ``POST /RPC2`` (also ``/xmlrpc`` and ``/xmlrpc.php``).
 
-One coroutine does the whole request: request id, content checks, body, authentication,
+One coroutine does the whole request: request id (``guard.begin``'s work, inline, with the
+request's bookkeeping in locals), content checks, body, authentication,
 parse, dispatch (which counts the call), encode, access line; a ``run = "inline"`` handler
 is called from it directly (``Dispatcher.call_inline``), anything else awaited. It is the
 daemon's hot path, so the app's objects are attributes of the endpoint (no ``app[...]``),
@@ -11,6 +12,7 @@ dict (no content-type parsing in ``web.Response``).
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 
 from aiohttp import web
 
@@ -19,8 +21,15 @@ from rpcd.errors import INTERNAL_ERROR, CodecError, Fault, LimitExceeded
 from rpcd.server import guard
 from rpcd.server.auth import NOT_BEARER, Authenticator, AuthRequired
 from rpcd.server.dispatch import NOT_INLINE, CallContext, Dispatcher
-from rpcd.server.http import check_content_type, read_body, unauthorized
+from rpcd.server.http import (
+    check_content_type,
+    new_request_id,
+    read_body,
+    safe_request_id,
+    unauthorized,
+)
 from rpcd.server.loading import CatalogHolder
+from rpcd.server.logging_setup import REQUEST_ID
 from rpcd.server.metrics import Metrics
 from rpcd.settings import Settings
 
@@ -56,7 +65,12 @@ class XmlRpcEndpoint:
         self.metrics = metrics
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        scope = guard.begin(request)
+        # guard.begin inline, its Scope's fields as locals (no object per request)
+        given = request.headers.get("X-Request-ID")
+        rid = given if given and safe_request_id(given) else new_request_id()
+        token = REQUEST_ID.set(rid)
+        started = perf_counter()
+        peer = rpc_method = "-"
         status = 500
         try:
             settings = self.settings
@@ -68,14 +82,14 @@ class XmlRpcEndpoint:
             if principal is NOT_BEARER:
                 principal = await self.authenticator.authenticate(request, loaded.peers)
             if principal is not None:
-                scope.peer = principal.peer.id
+                peer = principal.peer.id
             try:
                 method, params = xmlrpc.loads_call(data, max_depth=settings.max_xml_depth)
             except CodecError as exc:
                 body = self._parse_error(exc)
             else:
-                scope.rpc_method = method[:100]
-                ctx = CallContext(loaded, principal, scope.rid)
+                rpc_method = method[:100]
+                ctx = CallContext(loaded, principal, rid)
                 dispatcher = self.dispatcher
                 try:
                     # An inline handler is called without a coroutine; anything else awaited.
@@ -87,19 +101,17 @@ class XmlRpcEndpoint:
                 except Fault as fault:
                     body = _fault_body(fault)
                 else:
-                    body = _encode(result, scope)
+                    body = _encode(result, rpc_method, rid)
             status = 200
         except web.HTTPException as exc:
             status = exc.status
-            exc.headers["X-Request-ID"] = scope.rid
+            exc.headers["X-Request-ID"] = rid
             raise
         except Exception:
-            return guard.error_response(scope, request)
+            return guard.error_response(rid, request)
         finally:
-            guard.finish(scope, request, status)
-        return web.Response(
-            body=body, headers={"Content-Type": CONTENT_TYPE, "X-Request-ID": scope.rid}
-        )
+            guard.end(request, status, rid, peer, rpc_method, started, token)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE, "X-Request-ID": rid})
 
     def _parse_error(self, exc: CodecError) -> bytes:
         """A body that is not a call: counted like a call's fault (method ``unknown``)."""
@@ -108,11 +120,9 @@ class XmlRpcEndpoint:
         return _fault_body(exc)
 
 
-def _encode(result: object, scope: guard.Scope) -> bytes:
+def _encode(result: object, rpc_method: str, rid: str) -> bytes:
     try:
         return xmlrpc.dumps_response(result)
     except (TypeError, ValueError, LimitExceeded):
-        log.exception(
-            "cannot encode the result of %s", scope.rpc_method, extra={"request_id": scope.rid}
-        )
-        return _fault_body(Fault(INTERNAL_ERROR, f"internal error (request id {scope.rid})"))
+        log.exception("cannot encode the result of %s", rpc_method, extra={"request_id": rid})
+        return _fault_body(Fault(INTERNAL_ERROR, f"internal error (request id {rid})"))
