@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import copy_example
 
-from rpcd.config import BuildResult, Catalog, build
+from rpcd.config import BuildResult, Catalog, build, incremental
 
 SITE = """\
 version = 1
@@ -272,6 +272,14 @@ def test_content_hash_changes_when_a_file_is_renamed(small: Path) -> None:
 # --- incremental rebuilds ---------------------------------------------------------------------
 
 
+@pytest.fixture(params=["default", "rules-on-involved-files-always"])
+def share(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rebuild tests run twice: as configured (on the small example tree, the rules run on
+    every file) and with the rules run on the involved files only, whatever their share."""
+    if request.param != "default":
+        monkeypatch.setattr(incremental, "MAX_INVOLVED_SHARE", 1.0)
+
+
 def snapshot(result: BuildResult) -> tuple[Any, list[str]]:
     catalog = result.catalog.to_dict() if result.catalog is not None else None
     return catalog, [f.as_text() for f in result.report]
@@ -290,7 +298,7 @@ def rebuild_equals_cold(root: Path, previous: BuildResult) -> BuildResult:
     return warm
 
 
-def test_rebuild_after_editing_one_file(tmp_path: Path) -> None:
+def test_rebuild_after_editing_one_file(tmp_path: Path, share: None) -> None:
     root = copy_example(tmp_path / "tree")
     first = build(root)
     path = root / "connections.d" / "moodle_users.toml"
@@ -310,7 +318,7 @@ def test_rebuild_after_editing_one_file(tmp_path: Path) -> None:
     )
 
 
-def test_rebuild_after_adding_deleting_and_renaming(tmp_path: Path) -> None:
+def test_rebuild_after_adding_deleting_and_renaming(tmp_path: Path, share: None) -> None:
     root = copy_example(tmp_path / "tree")
     result = build(root)
     write(
@@ -341,7 +349,7 @@ def test_rebuild_after_adding_deleting_and_renaming(tmp_path: Path) -> None:
     )
 
 
-def test_rebuild_after_a_file_goes_invalid_and_back(tmp_path: Path) -> None:
+def test_rebuild_after_a_file_goes_invalid_and_back(tmp_path: Path, share: None) -> None:
     root = copy_example(tmp_path / "tree")
     first = build(root)
     path = root / "services.d" / "peers.toml"
@@ -361,7 +369,7 @@ def test_rebuild_after_a_file_goes_invalid_and_back(tmp_path: Path) -> None:
     assert snapshot(healed) == snapshot(first)
 
 
-def test_rebuild_sees_an_edit_that_keeps_size_and_mtime(tmp_path: Path) -> None:
+def test_rebuild_sees_an_edit_that_keeps_size_and_mtime(tmp_path: Path, share: None) -> None:
     """Same size, mtime put back: ctime (and a new inode on replace) still tell the change."""
     root = copy_example(tmp_path / "tree")
     first = build(root)
@@ -403,7 +411,7 @@ def edit(path: Path, old: str, new: str) -> None:
     bump(path)
 
 
-def test_rebuild_after_edits_that_change_what_other_files_mean(tmp_path: Path) -> None:
+def test_rebuild_after_edits_that_change_what_other_files_mean(tmp_path: Path, share: None) -> None:
     """A rebuild reuses per-connection and per-class rule results of unchanged files; an edit
     to a class, to rpcd.toml or to one instance must still change every finding it affects."""
     root = copy_example(tmp_path / "tree")
@@ -499,3 +507,185 @@ def spy_on_workers(monkeypatch: Any) -> list[int]:
 
     monkeypatch.setattr(pool, "_spawn", spawn)
     return spawned
+
+
+# --- rebuilds that run the rules on the involved files only -----------------------------------
+
+WIDE_CLASS = """\
+version = 1
+[class]
+id = "app_{n}"
+plugin = "app"
+name = "Class {n}"
+function_param = "wsfunction"
+config_fields = {{ page = {{ type = "integer", help = "page size" }} }}
+"""
+
+WIDE_CONNECTION = """\
+version = 1
+[[connection]]
+class = "app_{n}"
+id = "{inst}"
+institutions = ["{inst}"]
+priority = {priority}
+auth = "token"
+endpoint = "https://{inst}.example/{n}"
+credentials = {{ token = {{ env = "T" }} }}
+"""
+
+
+def wide_tree(root: Path, classes: int = 6, institutions: int = 8) -> Path:
+    """One connection per file, ``classes`` times ``institutions`` files: an edit to one involves
+    a small share of the tree, so a rebuild takes the incremental path."""
+    site = ["version = 1"]
+    for j in range(institutions):
+        site += ["[[institution]]", f'id = "i{j}"', f'name = "I{j}"']
+    write(root, "rpcd.toml", "\n".join(site) + "\n")
+    for n in range(classes):
+        write(root, f"connections.d/app_{n}.toml", WIDE_CLASS.format(n=n))
+        for j in range(institutions):
+            text = WIDE_CONNECTION.format(n=n, inst=f"i{j}", priority=j + 1)
+            write(root, f"connections.d/i{j}/app_{n}.toml", text)
+    return root
+
+
+def test_incremental_rebuilds_equal_cold_builds(tmp_path: Path, monkeypatch: Any) -> None:
+    """Edits of one file of a wide tree: the rules run on the involved files only (checked),
+    and every result is the cold build's, findings in other files included."""
+    from rpcd.config import catalog as catalog_module
+
+    taken: list[bool] = []
+    real = catalog_module._rebuild
+
+    def spy(*args: Any, **kwargs: Any) -> BuildResult | None:
+        done = real(*args, **kwargs)
+        taken.append(done is not None)
+        return done
+
+    monkeypatch.setattr(catalog_module, "_rebuild", spy)
+    # Involved here: rpcd.toml, the class files and one or two classes' instances (of 55).
+    monkeypatch.setattr(incremental, "MAX_INVOLVED_SHARE", 0.5)
+    root = wide_tree(tmp_path / "tree")
+    one = root / "connections.d" / "i3" / "app_2.toml"
+    other = root / "connections.d" / "i5" / "app_2.toml"
+    result = build(root)
+    assert result.catalog is not None
+    steps: list[tuple[Path, str, str, bool]] = [
+        # (file, old, new, whether the incremental path must hold)
+        (one, "priority = 4", "priority = 9", True),  # catalog patched, order of instances
+        (one, "priority = 9", "priority = 4", True),
+        (one, 'id = "i3"', 'id = "i5"', True),  # a duplicate id, reported in another file
+        (one, 'id = "i5"', 'id = "i3"', True),
+        (one, 'institutions = ["i3"]', 'institutions = ["i5"]', True),  # overlap, folder
+        (one, 'institutions = ["i5"]', 'institutions = ["i3"]', True),
+        (one, 'institutions = ["i3"]', 'institutions = ["nowhere"]', True),  # unknown
+        (one, 'institutions = ["nowhere"]', 'institutions = ["i3"]', True),
+        (one, 'class = "app_2"', 'class = "app_4"', True),  # moves to another class
+        (one, 'class = "app_4"', 'class = "app_2"', True),
+        (one, 'class = "app_2"', 'class = "app_x"', True),  # an unknown class
+        (one, 'class = "app_x"', 'class = "app_2"', True),
+        (other, "priority = 6", 'priority = 6\nconfig = { page = "x" }', True),  # config-field
+        (other, '\nconfig = { page = "x" }', "", True),
+        (one, 'auth = "token"', 'auth = "tokn"', False),  # a broken part: full rules
+        (one, 'auth = "tokn"', 'auth = "token"', False),
+        (one, "endpoint", "# a comment\nendpoint", True),  # the text only
+        (root / "connections.d" / "app_2.toml", '"Class 2"', '"Renamed"', False),
+        (root / "rpcd.toml", 'name = "I1"', 'name = "J1"', True),  # ids kept
+        (root / "rpcd.toml", 'id = "i7"', 'id = "i9"', False),  # ids changed: full rules
+    ]
+    for path, old, new, incremental_path in steps:
+        edit(path, old, new)
+        taken.clear()
+        warm = rebuild_equals_cold(root, result)
+        assert taken[:1] == [incremental_path], (old, new)
+        assert instances_of(warm) == instances_of(build(root))
+        if warm.catalog is not None:
+            cold = build(root).catalog
+            assert cold is not None
+            assert warm.catalog == cold
+            assert list(warm.catalog.connections) == list(cold.connections)
+            assert warm.catalog.content_hash == cold.content_hash
+        result = warm
+
+
+def test_rebuild_from_a_cache_changed_since_is_a_full_one(tmp_path: Path) -> None:
+    """The state a build leaves is used only with the very cache it returned."""
+    root = wide_tree(tmp_path / "tree")
+    first = build(root)
+    cache = dict(first.cache)
+    del cache["connections.d/i0/app_0.toml"]
+    edit(root / "connections.d" / "i1" / "app_1.toml", "priority = 2", "priority = 7")
+    warm = build(root, previous=cache)
+    assert snapshot(warm) == snapshot(build(root))
+
+
+# --- folder listings kept between builds ------------------------------------------------------
+
+
+def bump_folder(path: Path) -> None:
+    """What adding or removing an entry does to a folder, made visible on a coarse clock."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.fixture
+def settled_now(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Folders count as settled at once (a fresh tree's are not for 2 s); the folders listed
+    with os.scandir are recorded."""
+    from rpcd.config import sources
+
+    monkeypatch.setattr(sources, "SETTLED_NS", 0)
+    listed: list[str] = []
+    real = os.scandir
+
+    def scandir(path: Any) -> Any:
+        listed.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(sources.os, "scandir", scandir)
+    return listed
+
+
+def test_unchanged_folders_are_not_listed_again(tmp_path: Path, settled_now: list[str]) -> None:
+    root = wide_tree(tmp_path / "tree")
+    result = build(root)
+    folders = len(settled_now)
+    assert folders > 8
+    settled_now.clear()
+    edit(root / "connections.d" / "i3" / "app_2.toml", "priority = 4", "priority = 9")
+    result = rebuild_equals_cold(root, result)
+    assert len(settled_now) == folders  # by the cold build only
+    settled_now.clear()
+    # added, removed, replaced: each moves the folder's signature, which is listed again
+    added = write(
+        root, "connections.d/i3/app_9.toml", WIDE_CONNECTION.format(n=2, inst="i9", priority=1)
+    )
+    bump_folder(added.parent)
+    result = rebuild_equals_cold(root, result)
+    assert settled_now[: len(settled_now) - folders] == [str(added.parent)]  # only it
+    (root / "connections.d" / "i4" / "app_1.toml").unlink()
+    bump_folder(root / "connections.d" / "i4")
+    result = rebuild_equals_cold(root, result)
+    moved = root / "connections.d" / "i5" / "app_1.toml"
+    moved.rename(root / "connections.d" / "i5" / "app_1.tom")
+    (root / "connections.d" / "i5" / "app_1.toml").mkdir()
+    bump_folder(moved.parent)
+    result = rebuild_equals_cold(root, result)
+    assert "not-a-file" in result.report.rules()
+    (root / "connections.d" / "i5" / "app_1.toml").rmdir()
+    (root / "connections.d" / "i5" / "app_1.tom").rename(moved)
+    bump_folder(moved.parent)
+    assert rebuild_equals_cold(root, result).report.valid is False  # app_9 still clashes
+
+
+def test_a_folder_with_a_symlink_is_always_listed(tmp_path: Path, settled_now: list[str]) -> None:
+    """A symlink (even one that is not *.toml) may start to lead to a folder without its own
+    folder changing: such a folder's listing is never reused."""
+    root = wide_tree(tmp_path / "tree")
+    elsewhere = tmp_path / "elsewhere"
+    (root / "connections.d" / "i2" / "more").symlink_to(elsewhere)  # dangling for now
+    result = build(root)
+    elsewhere.mkdir()
+    write(elsewhere, "extra.toml", WIDE_CONNECTION.format(n=0, inst="i2", priority=5))
+    result = rebuild_equals_cold(root, result)
+    assert any(f.file == "connections.d/i2/more/extra.toml" for f in result.report)

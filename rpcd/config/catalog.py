@@ -1,8 +1,10 @@
 """The immutable catalog, and ``build(root)``: files → findings → Catalog.
 
 A rebuild passes the previous ``FileCache``: files whose stat signature is unchanged are not
-read again, so reloading a 10,000-connection tree after one edit re-checks one file, then runs
-the cross-file rules on everything.
+read again, so reloading a 10,000-connection tree after one edit re-checks one file. The
+cross-file rules answer for the whole catalog; when the edit cannot change what they find in
+most files (``incremental.py``), they run on the involved files only and the last build's
+findings stand for the rest, and the last catalog is patched rather than assembled again.
 """
 
 from __future__ import annotations
@@ -13,12 +15,22 @@ import operator
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from rpcd.config.document import FileResult
 from rpcd.config.findings import Finding, Report
+from rpcd.config.incremental import (
+    BuildState,
+    involved,
+    new_state,
+    next_state,
+    recall,
+    remember,
+    same_outline,
+)
 from rpcd.config.models import (
     DEFAULT_PAYLOAD,
     Connection,
@@ -32,7 +44,7 @@ from rpcd.config.models import (
 )
 from rpcd.config.pool import check_files
 from rpcd.config.rules import RULES, Draft, Located, import_functions
-from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, discover
+from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, Listings, SourceFile, discover
 
 FileCache = dict[str, FileResult]
 
@@ -203,13 +215,36 @@ def _build(
         return BuildResult(None, report, {})
 
     previous = previous or {}
+    state = recall(previous) if previous else None
     # A plain dict's bound get: no Python frame per file of a 10,000-file rebuild.
-    known = {rel: old.source for rel, old in previous.items()}.get if previous else None
-    sources, problems = discover(root, known)
+    known = (
+        {s.rel: s for s in state.sources}.get
+        if state is not None
+        else {rel: old.source for rel, old in previous.items()}.get
+        if previous
+        else None
+    )
+    listed: Listings = {}
+    sources, problems = discover(root, known, state.listings if state else None, listed)
     report.extend(problems)
-    # discover hands back the previous SourceFile itself when the signature is unchanged.
-    changed = [s for s in sources if (old := previous.get(s.rel)) is None or old.source is not s]
-    fresh = {r.source.rel: r for r in check_files(changed, max_file_bytes, jobs)}
+    fresh: dict[str, FileResult] = {}
+    if state is not None and len(sources) == len(state.sources):
+        # discover hands back the previous SourceFile itself when the signature is unchanged.
+        changed = list(compress(range(len(sources)), map(operator.is_not, sources, state.sources)))
+        if all(sources[i].rel == state.sources[i].rel for i in changed):
+            checked = check_files([sources[i] for i in changed], max_file_bytes, jobs)
+            done = _rebuild(
+                root, report, sources, listed, changed, checked, state, previous, check_imports
+            )
+            if done is not None:
+                return done
+            fresh = {r.source.rel: r for r in checked}  # not checked a second time
+    changed_files = [
+        s
+        for s in sources
+        if s.rel not in fresh and ((old := previous.get(s.rel)) is None or old.source is not s)
+    ]
+    fresh.update((r.source.rel, r) for r in check_files(changed_files, max_file_bytes, jobs))
     cache: FileCache = {}
     for source in sources:
         result = fresh.get(source.rel) or previous[source.rel]
@@ -217,13 +252,69 @@ def _build(
         report.extend(result.findings)
     results = list(cache.values())
     draft = Draft.from_files(results)
+    rule_findings: list[Finding] = []
     for rule in RULES:
-        report.extend(rule(draft))
+        rule_findings.extend(rule(draft))
+    report.extend(rule_findings)
     if check_imports:
         report.extend(import_functions(draft))
-    if not report.valid:
-        return BuildResult(None, report, cache)
-    return BuildResult(_assemble(root, draft, results), report, cache)
+    catalog = _assemble(root, draft, results) if report.valid else None
+    remember(cache, new_state(sources, listed, results, draft, rule_findings, catalog))
+    return BuildResult(catalog, report, cache)
+
+
+def _rebuild(
+    root: Path,
+    report: Report,
+    sources: list[SourceFile],
+    listed: Listings,
+    changed: list[int],
+    checked: list[FileResult],
+    state: BuildState,
+    previous: FileCache,
+    check_imports: bool,
+) -> BuildResult | None:
+    """The same file list as the last build, a few files changed: re-check those, run the
+    rules on the involved files only (``incremental.py`` says which, and why that suffices)
+    and patch the last catalog. ``None`` when the edit reaches too far for that to pay or to
+    hold; then the caller builds the usual way, with the ``checked`` results of the changed
+    files."""
+    results = list(state.results)
+    for i, result in zip(changed, checked, strict=True):
+        results[i] = result
+    if not all(same_outline(state.results[i], results[i]) for i in changed):
+        return None
+    files = involved(state, changed, results)
+    if files is None:
+        return None
+    cache: FileCache = dict(previous)
+    for i in changed:
+        cache[sources[i].rel] = results[i]
+    findings_at = set(state.with_findings)
+    findings_at.difference_update(changed)
+    findings_at.update(i for i in changed if results[i].findings)
+    for i in sorted(findings_at):
+        report.extend(results[i].findings)
+    draft = Draft.from_files([results[i] for i in sorted(files)])
+    # Broken parts and unreadable files are the same as last time (same_outline): all of them
+    # count, not only those of the involved files.
+    draft.broken, draft.unreadable = state.broken, state.unreadable
+    rels = {sources[i].rel for i in files}
+    rule_findings = [f for f in state.rule_findings if f.file not in rels]
+    for rule in RULES:
+        rule_findings.extend(rule(draft))
+    report.extend(rule_findings)
+    if check_imports:
+        report.extend(import_functions(draft))
+    catalog = None
+    new = next_state(state, sources, listed, results, changed, draft, rule_findings, None)
+    if report.valid:
+        catalog = _patch(root, draft, new, changed, state)
+        if catalog is None:
+            catalog = _assemble(root, Draft.from_files(results), results)
+    new.catalog = catalog
+    remember(cache, new)
+    return BuildResult(catalog, report, cache)
 
 
 def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
@@ -232,13 +323,7 @@ def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
     connections: dict[str, ResolvedConnection] = {}
     grouped: dict[str, list[ResolvedConnection]] = {}
     for class_id, located in draft.connections:
-        klass = classes[class_id]
-        # A rebuild reuses the resolved connections of the files that did not change (the
-        # key holds everything outside the connection's own file that the result depends on).
-        memo_key = ("resolved", located.path, class_id, klass.function_param)
-        resolved = located.origin.memo.get(memo_key)
-        if resolved is None:
-            resolved = located.origin.memo[memo_key] = _resolve(located, class_id, klass)
+        resolved = _resolved(located, class_id, classes[class_id])
         connections[f"{class_id}/{resolved.id}"] = resolved
         group = grouped.get(class_id)
         if group is None:
@@ -263,6 +348,70 @@ def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
         files=tuple(sorted(r.source.rel for r in results)),
         by_class={k: _ordered(k, homes[k], conns) for k, conns in grouped.items()},
     )
+
+
+def _resolved(
+    located: Located[Connection], class_id: str, klass: ConnectionClass
+) -> ResolvedConnection:
+    """The resolved connection, made once: a rebuild reuses those of the files that did not
+    change (the key holds everything outside the connection's own file that it depends on)."""
+    memo_key = ("resolved", located.path, class_id, klass.function_param)
+    resolved: ResolvedConnection | None = located.origin.memo.get(memo_key)
+    if resolved is None:
+        resolved = located.origin.memo[memo_key] = _resolve(located, class_id, klass)
+    return resolved
+
+
+def _patch(
+    root: Path, draft: Draft, state: BuildState, changed: list[int], before: BuildState
+) -> Catalog | None:
+    """The last catalog with the connections of the changed files replaced, or ``None`` when
+    that would not be what ``_assemble`` makes: no last catalog, or a changed file now
+    declares other connections (the mapping's order, file by file, would differ).
+
+    ``draft`` holds whole classes and every entity but connections (``incremental.py``).
+    """
+    last: Catalog | None = before.catalog
+    if last is None:
+        return None
+    for i in changed:
+        if _keys(before.results[i]) != _keys(state.results[i]):
+            return None
+    classes = {x.value.id: x.value for x in draft.classes}
+    homes = {x.value.id: x.origin for x in draft.classes}
+    connections = dict(last.connections)
+    touched: set[str] = set()
+    for i in changed:
+        parts = state.results[i].parts
+        for class_id, located in parts.connections if parts is not None else ():
+            resolved = _resolved(located, class_id, classes[class_id])
+            connections[f"{class_id}/{resolved.id}"] = resolved
+            touched.add(class_id)
+    grouped: dict[str, list[ResolvedConnection]] = {class_id: [] for class_id in touched}
+    for class_id, located in draft.connections:
+        group = grouped.get(class_id)
+        if group is not None:
+            group.append(_resolved(located, class_id, classes[class_id]))
+    by_class = dict(last._by_class)
+    for class_id, conns in grouped.items():
+        by_class[class_id] = _ordered(class_id, homes[class_id], conns)
+    return Catalog(
+        root=root,
+        connections_enabled=draft.switch,
+        institutions=MappingProxyType({x.value.id: x.value for x in draft.institutions}),
+        classes=MappingProxyType(classes),
+        connections=MappingProxyType(connections),
+        services=MappingProxyType({x.value.name: x.value for x in draft.services}),
+        peers=MappingProxyType({x.value.id: x.value for x in draft.peers}),
+        content_hash=hashlib.sha256("".join(state.hash_lines).encode()).hexdigest(),
+        files=last.files,
+        by_class=by_class,
+    )
+
+
+def _keys(result: FileResult) -> list[tuple[str, str]]:
+    parts = result.parts
+    return [(c, x.value.id) for c, x in parts.connections] if parts is not None else []
 
 
 def _ordered(

@@ -78,9 +78,7 @@ class Draft:
                 draft.unreadable[result.source.kind].append(result.source.rel)
             if model is None:
                 continue
-            parts = result.parts
-            if parts is None:
-                parts = result.parts = _Parts.of(result, model)
+            parts = parts_of(result)
             if isinstance(model, SiteFile):
                 draft.site_loaded = True  # unless its institutions are broken: see complete()
                 draft.switch = model.connections.enabled
@@ -142,6 +140,14 @@ class _Parts:
                 parts.services.append(Located(model.service, result, ("service",)))
             parts.peers.extend(Located(v, result, ("peer", i)) for i, v in enumerate(model.peer))
         return parts
+
+
+def parts_of(result: FileResult) -> _Parts:
+    """The located entities of a file with a model, made once per file result."""
+    parts: _Parts | None = result.parts
+    if parts is None:
+        parts = result.parts = _Parts.of(result, result.model)
+    return parts
 
 
 Rule = Callable[[Draft], Iterator[Finding]]
@@ -725,4 +731,12 @@ def import_problem(spec: str) -> str | None:
     return None
 
 
-__all__ = ["DEFAULT_PAYLOAD", "RULES", "Draft", "Located", "import_functions", "import_problem"]
+__all__ = [
+    "DEFAULT_PAYLOAD",
+    "RULES",
+    "Draft",
+    "Located",
+    "import_functions",
+    "import_problem",
+    "parts_of",
+]

@@ -9,8 +9,10 @@ named ``x.toml`` would block a naive reader).
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -48,13 +50,46 @@ class SourceFile:
 
 Known = Callable[[str], "SourceFile | None"]
 
+# A folder's listing is trusted again only if the folder had not changed for this long when it
+# was listed: a file system with coarse timestamps could otherwise give a folder changed just
+# after the listing the very mtime it had (2 s: FAT's granularity, the coarsest in use).
+SETTLED_NS = 2_000_000_000
+_MODE = operator.attrgetter("st_mode")
+_REL = operator.attrgetter("rel")
+_SIGNATURE = operator.attrgetter("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino")
 
-def discover(root: Path, known: Known | None = None) -> tuple[list[SourceFile], list[Finding]]:
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a folder held when it was last listed: its config files and its subfolders.
+
+    Kept only for a folder with nothing but regular ``*.toml`` files, folders and other
+    regular files (no symlink, nothing reported): whether those stay what they are can be
+    told from the folder's own stat signature, which any entry added, removed or renamed
+    moves. A rebuild then stats the files by path and skips listing and sorting the folder.
+    """
+
+    signature: tuple[int, int, int, int, int]
+    paths: tuple[str, ...]  # the *.toml files, in name order
+    rels: tuple[str, ...]
+    folders: tuple[str, ...]
+
+
+Listings = dict[str, Listing]
+
+
+def discover(
+    root: Path,
+    known: Known | None = None,
+    listings: Listings | None = None,
+    listed: Listings | None = None,
+) -> tuple[list[SourceFile], list[Finding]]:
     """Every config file under ``root``, sorted by relative path, and the problems met.
 
     ``known`` gives the file a previous run found at a relative path: when its signature is
     unchanged, that very ``SourceFile`` is returned again, so a caller tells an unchanged file
-    by identity.
+    by identity. ``listings`` are the folder listings a previous run left in its ``listed``
+    (see ``Listing``); they spare a rebuild listing the folders that did not change.
     """
     files: list[SourceFile] = []
     findings: list[Finding] = []
@@ -76,7 +111,7 @@ def discover(root: Path, known: Known | None = None) -> tuple[list[SourceFile], 
     ):
         base = root / folder
         if base.is_dir():
-            files.extend(_walk(root, base, kind, findings, known))
+            files.extend(_walk(root, base, kind, findings, known, listings, listed))
         elif os.path.lexists(base):
             findings.append(
                 Finding(
@@ -86,12 +121,18 @@ def discover(root: Path, known: Known | None = None) -> tuple[list[SourceFile], 
                     file=folder,
                 )
             )
-    files.sort(key=lambda f: f.rel)
+    files.sort(key=_REL)
     return files, findings
 
 
 def _walk(
-    root: Path, base: Path, kind: FileKind, findings: list[Finding], known: Known | None = None
+    root: Path,
+    base: Path,
+    kind: FileKind,
+    findings: list[Finding],
+    known: Known | None = None,
+    listings: Listings | None = None,
+    listed: Listings | None = None,
 ) -> list[SourceFile]:
     """Every ``*.toml`` under ``base``, folders and files in name order.
 
@@ -101,6 +142,7 @@ def _walk(
     found: list[SourceFile] = []
     seen_dirs: set[tuple[int, int]] = set()
     root_prefix = str(root).rstrip(os.sep) + os.sep
+    settled = time.time_ns() - SETTLED_NS
 
     def visit(path: str) -> None:
         try:
@@ -120,6 +162,21 @@ def _walk(
             )
             return
         seen_dirs.add(key)
+        state = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_size)
+        cached = listings.get(path) if listings is not None else None
+        if cached is not None and cached.signature == state:
+            again = _files_of(cached, kind, known)
+            if again is not None:
+                found.extend(again)
+                if listed is not None:
+                    listed[path] = cached
+                for folder in cached.folders:
+                    visit(folder)
+                return
+        reported = len(findings)
+        plain = True  # no symlink among the entries
+        paths: list[str] = []
+        rels: list[str] = []
         try:
             with os.scandir(path) as listing:
                 entries = list(listing)
@@ -138,6 +195,8 @@ def _walk(
         prefix = rel_dir + "/"
         for entry in entries:
             name = entry.name
+            if plain and entry.is_symlink():
+                plain = False
             try:
                 is_dir = entry.is_dir()  # follows symlinks, as os.walk(followlinks=True) does
             except OSError:
@@ -166,15 +225,46 @@ def _walk(
                     if before is None or before.signature != signature or before.kind is not kind:
                         before = SourceFile(rel, entry.path, kind, signature)
                     found.append(before)
+                    paths.append(entry.path)
+                    rels.append(rel)
                     continue
+                plain = False
                 source = _entry_at(entry.path, rel, kind, findings, known)  # says what it is
                 if source is not None:
                     found.append(source)
+        if (
+            listed is not None
+            and plain
+            and len(findings) == reported
+            and st.st_mtime_ns < settled
+            and st.st_ctime_ns < settled
+        ):
+            listed[path] = Listing(state, tuple(paths), tuple(rels), tuple(folders))
         for folder in folders:
             visit(folder)
 
     visit(str(base))
     return found
+
+
+def _files_of(listing: Listing, kind: FileKind, known: Known | None) -> list[SourceFile] | None:
+    """The files of an unchanged folder, by their listing: ``None`` when one is no longer a
+    regular file one can stat (then the folder is listed again, and says what it is)."""
+    try:
+        stats = list(map(os.stat, listing.paths))
+    except OSError:
+        return None
+    if not all(map(stat.S_ISREG, map(_MODE, stats))):
+        return None
+    files = []
+    for rel, path, signature in zip(
+        listing.rels, listing.paths, map(_SIGNATURE, stats), strict=True
+    ):
+        before = known(rel) if known is not None else None
+        if before is None or before.signature != signature or before.kind is not kind:
+            before = SourceFile(rel, path, kind, signature)
+        files.append(before)
+    return files
 
 
 def _rel_str(root_prefix: str, path: str) -> str:
