@@ -18,10 +18,8 @@ from rpcd.errors import INTERNAL_ERROR, INVALID_REQUEST, CodecError, Fault, Limi
 from rpcd.server import guard
 from rpcd.server.auth import NOT_BEARER, Authenticator, AuthRequired
 from rpcd.server.dispatch import NOT_INLINE, CallContext, Dispatcher
+from rpcd.server.endpoint import Endpoint
 from rpcd.server.http import check_content_type, read_body, unauthorized
-from rpcd.server.loading import CatalogHolder
-from rpcd.server.metrics import Metrics
-from rpcd.settings import Settings
 
 __all__ = ["PATH", "JsonRpcEndpoint"]
 
@@ -70,22 +68,8 @@ async def _one(
         )
 
 
-class JsonRpcEndpoint:
-    """The request handler, bound to one app's settings, catalog, auth and dispatcher."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        holder: CatalogHolder,
-        authenticator: Authenticator,
-        dispatcher: Dispatcher,
-        metrics: Metrics | None,
-    ) -> None:
-        self.settings = settings
-        self.holder = holder
-        self.authenticator = authenticator
-        self.dispatcher = dispatcher
-        self.metrics = metrics
+class JsonRpcEndpoint(Endpoint):
+    """The JSON-RPC request handler (one per app)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         scope = guard.begin(request)

@@ -20,7 +20,8 @@ from rpcd.codecs import xmlrpc
 from rpcd.errors import INTERNAL_ERROR, CodecError, Fault, LimitExceeded
 from rpcd.server import guard
 from rpcd.server.auth import NOT_BEARER, Authenticator, AuthRequired
-from rpcd.server.dispatch import NOT_INLINE, CallContext, Dispatcher
+from rpcd.server.dispatch import NOT_INLINE, CallContext
+from rpcd.server.endpoint import Endpoint
 from rpcd.server.http import (
     check_content_type,
     new_request_id,
@@ -28,10 +29,7 @@ from rpcd.server.http import (
     safe_request_id,
     unauthorized,
 )
-from rpcd.server.loading import CatalogHolder
 from rpcd.server.logging_setup import REQUEST_ID
-from rpcd.server.metrics import Metrics
-from rpcd.settings import Settings
 
 __all__ = ["PATHS", "XmlRpcEndpoint"]
 
@@ -47,22 +45,8 @@ def _fault_body(fault: Fault | CodecError) -> bytes:
     return xmlrpc.dumps_fault(fault.code, message)
 
 
-class XmlRpcEndpoint:
-    """The request handler, bound to one app's settings, catalog, auth and dispatcher."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        holder: CatalogHolder,
-        authenticator: Authenticator,
-        dispatcher: Dispatcher,
-        metrics: Metrics | None,
-    ) -> None:
-        self.settings = settings
-        self.holder = holder
-        self.authenticator = authenticator
-        self.dispatcher = dispatcher
-        self.metrics = metrics
+class XmlRpcEndpoint(Endpoint):
+    """The XML-RPC request handler (one per app)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # guard.begin inline, its Scope's fields as locals (no object per request)
