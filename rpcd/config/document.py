@@ -53,6 +53,12 @@ class FileResult:
     # Derived values computed from this file alone (catalog.py), reused by a rebuild.
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def hash_line(self) -> str:
+        """This file's line in the catalog's content hash (a full build and a patched
+        rebuild join the same lines, so both give the same hash)."""
+        return f"{self.source.rel}\0{self.digest}\n"
+
     def locate(self, path: Path_) -> tuple[int | None, int | None]:
         if self.text is None:
             return None, None

@@ -97,7 +97,7 @@ def new_state(
         broken=draft.broken,
         unreadable=draft.unreadable,
         rule_findings=rule_findings,
-        hash_lines=[f"{r.source.rel}\0{r.digest}\n" for r in results],
+        hash_lines=[r.hash_line for r in results],
         catalog=catalog,
         listings=listings,
     )
@@ -196,7 +196,7 @@ def next_state(
         with_findings.discard(i)
         if result.findings:
             with_findings.add(i)
-        hash_lines[i] = f"{result.source.rel}\0{result.digest}\n"
+        hash_lines[i] = result.hash_line
     # Every class with an instance in the draft has all of its instances there.
     files_by_class = dict(_files_by_class(state))
     regrouped: dict[str, set[int]] = {}
