@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +109,28 @@ def endpoint_url(endpoint: str, function: str | None = None) -> str:
 def _encoded_endpoint(endpoint: str) -> str:
     """Parsed once per endpoint (yarl's parse is the costly part), not on every call."""
     return str(URL(endpoint))
+
+
+def decoded(
+    response: Response,
+    errors: type[Exception] | tuple[type[Exception], ...],
+    decode: Callable[..., Any],
+    *args: Any,
+) -> Any:
+    """``decode(*args)``, judged with the HTTP status: a fault the body carries wins over the
+    status; a body that does not decode (``errors``) on an error status is reported as that
+    status; a decoded body on an error status is still a failure."""
+    try:
+        value = decode(*args)
+    except RemoteFault:
+        raise
+    except errors:
+        if response.status >= 300:
+            raise http_failure(response) from None
+        raise
+    if response.status >= 300:
+        raise http_failure(response)
+    return value
 
 
 def http_failure(response: Response) -> RemoteFault:

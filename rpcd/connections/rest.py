@@ -19,11 +19,10 @@ from rpcd.connections.request import (
     OutboundRequest,
     ParameterError,
     Response,
+    decoded,
     endpoint_url,
-    http_failure,
     named_params,
 )
-from rpcd.errors import RemoteFault
 
 _ACCEPT = {
     "url": "application/json, application/xml;q=0.9",
@@ -76,14 +75,4 @@ def build(conn: ResolvedConnection, function: str, params: Mapping[str, Any]) ->
 
 
 def decode(conn: ResolvedConnection, response: Response) -> Any:
-    try:
-        value = decode_response(response.content_type, response.body)
-    except RemoteFault:
-        raise
-    except Exception:
-        if response.status >= 300:
-            raise http_failure(response) from None
-        raise
-    if response.status >= 300:
-        raise http_failure(response)
-    return value
+    return decoded(response, Exception, decode_response, response.content_type, response.body)

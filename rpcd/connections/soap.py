@@ -16,8 +16,8 @@ from rpcd.connections.request import (
     OutboundRequest,
     ParameterError,
     Response,
+    decoded,
     endpoint_url,
-    http_failure,
     named_params,
 )
 from rpcd.errors import CodecError
@@ -71,12 +71,4 @@ def build(
 
 
 def decode(conn: ResolvedConnection, response: Response) -> Any:
-    try:
-        value = parse_response(response.body)
-    except CodecError:
-        if response.status >= 300:
-            raise http_failure(response) from None
-        raise
-    if response.status >= 300:
-        raise http_failure(response)
-    return value
+    return decoded(response, CodecError, parse_response, response.body)
