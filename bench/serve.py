@@ -8,6 +8,11 @@ with 32 connections and one thread, and prints its own percentiles through a Lua
 payload against every server (the server order rotates from round to round), so a noisy moment
 on the machine hits all servers alike instead of one. Reported: the median requests/s over the
 rounds with min-max, the ratio of the medians to the ceiling, and the median p99 latency.
+Also reported: each server's CPU time per request (user + system of the whole process, read
+from /proc before and after each measurement). On a shared machine the servers get only part
+of CPU 0, and a server with many runnable threads (rpcd's thread pool, the stdlib's thread per
+connection) gets a bigger part than a one-thread event loop; requests/s then mixes efficiency
+with that share, while the CPU time per request does not.
 
 Payloads (``bench/serve_alternatives/payloads.py``): ``hello.add(2, 3)``, ``hello.echo`` of a
 50-member struct and ``hello.sum`` of a 10,000-int array. Servers:
@@ -360,6 +365,30 @@ class Sample:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    #: The server's CPU time (user + system, all its threads) per request, in microseconds.
+    cpu_us: float | None = None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far, exited threads included (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    tools: Tools, server: Server, body_file: Path, seconds: float, connections: int
+) -> Sample:
+    """``load`` on ``server``, with the server's CPU time per request."""
+    before = cpu_seconds(server.proc.pid)
+    sample = load(tools, server.url, body_file, seconds, connections)
+    after = cpu_seconds(server.proc.pid)
+    if before is not None and after is not None and sample.requests:
+        sample.cpu_us = (after - before) * 1e6 / sample.requests
+    return sample
 
 
 def load(tools: Tools, url: str, body_file: Path, seconds: float, connections: int) -> Sample:
@@ -402,6 +431,7 @@ def load(tools: Tools, url: str, body_file: Path, seconds: float, connections: i
                 p50_ms=r["p50_us"] / 1000,
                 p99_ms=r["p99_us"] / 1000,
                 errors=errors,
+                requests=int(r["requests"]),
             )
     raise RuntimeError(f"no result from the load generator:\n{done.stdout}\n{done.stderr}")
 
@@ -430,7 +460,11 @@ def summarize(results: dict[tuple[str, str], list[Sample]]) -> Stats:
     for key, samples in results.items():
         rps = [s.rps for s in samples]
         p99 = [s.p99_ms for s in samples]
+        cpu = [s.cpu_us for s in samples if s.cpu_us is not None]
         out[key] = {
+            "cpu_us_median": statistics.median(cpu) if cpu else None,
+            "cpu_us_min": min(cpu) if cpu else None,
+            "cpu_us_max": max(cpu) if cpu else None,
             "rps_median": statistics.median(rps),
             "rps_min": min(rps),
             "rps_max": max(rps),
@@ -475,6 +509,29 @@ def tables(
         for s in servers:
             st = stats.get((s, p.key))
             cells.append("n/a" if st is None else fmt_ms(st["p99_ms_median"]))
+        lines.append(f"| {p.label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "Server CPU time per request in microseconds (user + system, all threads, from "
+        f"/proc; median of the rounds, min{DASH}max): what a request costs, whatever share of "
+        "CPU 0 the server got. On a shared machine requests/s also measures that share: a "
+        "server with more runnable threads (the thread pool, a thread per connection) gets "
+        "more of a contended CPU than a one-thread event loop."
+    )
+    lines.append("")
+    lines.append("| payload | " + " | ".join(SHORT[s] for s in servers) + " |")
+    lines.append("| --- |" + " ---: |" * len(servers))
+    for p in payloads:
+        cells = []
+        for s in servers:
+            st = stats.get((s, p.key))
+            if st is None or st["cpu_us_median"] is None:
+                cells.append("n/a")
+            else:
+                cells.append(
+                    f"{st['cpu_us_median']:,.0f} "
+                    f"({st['cpu_us_min']:,.0f}{DASH}{st['cpu_us_max']:,.0f})"
+                )
         lines.append(f"| {p.label} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
@@ -537,6 +594,20 @@ def goals(
             out.append(
                 f"- {p.label}: {SHORT[ours]} / {SHORT[floor_name]} = {value / floor:.2f}{X} "
                 f"({how}; goal >= {need:g}{X}): " + ("met" if ok else "NOT met")
+            )
+        cost = stats.get(("rpcd", p.key), {}).get("cpu_us_median")
+        cheaper = [
+            f"{SHORT[s]} {stats[(s, p.key)]['cpu_us_median']:,.0f} us"
+            for s in alternatives
+            if (s, p.key) in stats
+            and stats[(s, p.key)]["cpu_us_median"] is not None
+            and cost is not None
+            and stats[(s, p.key)]["cpu_us_median"] <= cost
+        ]
+        if cost is not None:
+            out.append(
+                f"- {p.label}: rpcd's CPU time per request ({cost:,.0f} us) below every "
+                "alternative's: " + ("yes" if not cheaper else "no (" + ", ".join(cheaper) + ")")
             )
     return out
 
@@ -797,8 +868,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for p in payloads:
                     for name in order:
                         say(f"bench: round {r + 1}/{rounds}: {p.key} on {name} ...")
-                        sample = load(
-                            tools, running[name].url, bodies[p.key], seconds, args.connections
+                        sample = measure(
+                            tools, running[name], bodies[p.key], seconds, args.connections
                         )
                         results.setdefault((name, p.key), []).append(sample)
         finally:

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     access_log_flush: float = Field(default=0.1, ge=0, le=10)
     #: ``uvloop`` (when importable, else asyncio with a warning) or ``asyncio``.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    #: glibc only (``rpcd.server.memory``): freed heap memory up to this many bytes stays in
+    #: the process instead of going back to the kernel and being faulted in again by the next
+    #: big request; 0 leaves glibc's default (128 KiB, adaptive).
+    malloc_trim_threshold: int = Field(default=64 * MIB, ge=0, le=2**31 - 1)
+    #: glibc only: allocations from this size up get their own mmap (unmapped on free);
+    #: raised with the trim threshold, which otherwise pins it at 128 KiB. 0 leaves glibc's.
+    malloc_mmap_threshold: int = Field(default=32 * MIB, ge=0, le=32 * MIB)
 
     @field_validator("listen")
     @classmethod

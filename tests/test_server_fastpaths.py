@@ -5,9 +5,11 @@ the cheaper request ids."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from server_helpers import LOOPBACK_TOKEN, OUTSIDER_TOKEN, make_tree
@@ -17,7 +19,7 @@ from rpcd.server.auth import NOT_BEARER, Authenticator, PeerIndex
 from rpcd.server.dispatch import check_signature
 from rpcd.server.http import new_request_id, safe_request_id
 from rpcd.server.loading import Loaded, MethodEntry, load, may_call
-from rpcd.server.signatures import param_checks, param_types
+from rpcd.server.signatures import arity, param_checks, param_types
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +158,54 @@ def test_request_ids_are_short_unique_and_safe() -> None:
         assert len(rid) == 16 and safe_request_id(rid)
         int(rid, 16)
     assert len({rid[:8] for rid in ids}) == 1  # one per-process prefix, then a counter
+
+
+def _f0() -> None: ...
+def _f1(a: object) -> None: ...
+def _f12(a: object, b: object = 0) -> None: ...
+def _fvar(a: object, *rest: object) -> None: ...
+def _fkw(a: object, *, k: object = 1) -> None: ...
+def _fkwreq(a: object, *, k: object) -> None: ...
+def _fkwargs(a: object, **kw: object) -> None: ...
+def _fposonly(a: object, /, b: object = 0) -> None: ...
+
+
+@pytest.mark.parametrize(
+    "func", [_f0, _f1, _f12, _fvar, _fkw, _fkwreq, _fkwargs, _fposonly, len, max]
+)
+def test_arity_agrees_with_bind(func: Any) -> None:
+    """Without a declared signature the count is checked against ``arity`` instead of
+    ``Signature.bind``: both must accept and refuse the same numbers of params."""
+    try:
+        sig: inspect.Signature | None = inspect.signature(func)
+    except ValueError:  # a builtin without a signature: neither check applies
+        sig = None
+    entry = MethodEntry(
+        "t.m",
+        None,  # type: ignore[arg-type]
+        SimpleNamespace(signature=None),  # type: ignore[arg-type]
+        func,
+        False,
+        sig,
+        True,
+        None,
+        None,
+        frozenset(),
+        arity(sig),
+    )
+    for n in range(5):
+        params: list[object] = list(range(n))
+        if sig is None:
+            check_signature(entry, params)  # no signature: anything goes
+            continue
+        try:
+            sig.bind(*params)
+            binds = True
+        except TypeError:
+            binds = False
+        if binds:
+            check_signature(entry, params)
+        else:
+            with pytest.raises(Fault) as info:
+                check_signature(entry, params)
+            assert info.value.code == INVALID_PARAMS

@@ -130,6 +130,9 @@ def check_signature(entry: MethodEntry, params: list[Any]) -> None:
             if not check(value):
                 _wrong_param(entry, params)
         return
+    bounds = entry.arity
+    if bounds is not None and bounds[0] <= len(params) <= bounds[1]:
+        return  # what ``bind`` would accept, counted without it
     if entry.py_signature is not None:
         try:
             entry.py_signature.bind(*params)

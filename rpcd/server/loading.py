@@ -24,7 +24,7 @@ from rpcd.config import Catalog, FileCache, Finding, Report, Severity, build
 from rpcd.config.models import Method, Peer, Service
 from rpcd.secrets import SecretStore, resolve_catalog
 from rpcd.server.auth import PeerIndex
-from rpcd.server.signatures import Check, param_checks, param_types
+from rpcd.server.signatures import Check, arity, param_checks, param_types
 
 __all__ = ["CatalogHolder", "Loaded", "MethodEntry", "build_methods", "load", "may_call"]
 
@@ -51,6 +51,9 @@ class MethodEntry:
     #: The ids of the catalog's peers that may call it (``may_call``, worked out once per
     #: catalog: a reload builds new entries), so the per-call access check is one set lookup.
     callers: frozenset[str] = frozenset()
+    #: ``signatures.arity(py_signature)``: the param counts ``py_signature`` binds, checked
+    #: without ``Signature.bind`` for a method with no declared signature.
+    arity: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,17 @@ def build_methods(catalog: Catalog) -> dict[str, MethodEntry]:
             checks = param_checks(method.signature)
             types = param_types(method.signature)
             methods[name] = MethodEntry(
-                name, service, method, func, is_async, sig, inline, checks, types, callers
+                name,
+                service,
+                method,
+                func,
+                is_async,
+                sig,
+                inline,
+                checks,
+                types,
+                callers,
+                arity(sig),
             )
     return methods
 

@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from rpcd.config import Report, Severity
+from rpcd.server import memory
 from rpcd.server.loading import CatalogHolder, Loaded, load
 from rpcd.server.metrics import METRICS, Metrics
 from rpcd.server.sdnotify import Notifier
@@ -168,6 +169,7 @@ async def reload(
         )
     _on_new_catalog(outcome)
     holder.swap(outcome)
+    memory.settle()  # the new catalog frozen; the build's garbage given back to the kernel
     new_hash = outcome.catalog.content_hash
     changed = new_hash != old_hash
     log.info(

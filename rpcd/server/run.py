@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from rpcd.server import reload
+from rpcd.server import memory, reload
 from rpcd.server.app import create_app
 from rpcd.server.keys import HOLDER
 from rpcd.server.loading import Loaded
@@ -56,6 +56,8 @@ async def serve(
     With ``root``, SIGHUP and ``POST /v1/reload`` reload the tree there. systemd is told
     READY=1 / RELOADING=1 / STOPPING=1 and pinged (WATCHDOG=1) when it asks for that.
     """
+    memory.tune_malloc(settings.malloc_trim_threshold, settings.malloc_mmap_threshold)
+    memory.settle()  # the catalog frozen for the collector; the build's garbage given back
     app = create_app(settings, loaded)
     notifier = Notifier()
     reloader = reload.install(app, root, notifier=notifier) if root is not None else None
