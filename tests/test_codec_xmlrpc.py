@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rpcd.codecs import xmlrpc
+from rpcd.codecs import _xmlrpc_fast, xmlrpc
 from rpcd.codecs.xmlrpc import dumps_call, dumps_fault, dumps_response, loads_call, loads_response
 from rpcd.errors import (
     APPLICATION_ERROR,
@@ -27,6 +27,21 @@ from rpcd.errors import (
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def _miss(data: bytes, max_depth: int) -> object:
+    return _xmlrpc_fast.MISS
+
+
+@pytest.fixture(autouse=True, scope="module", params=["fast path", "lxml only"])
+def decode_path(request: pytest.FixtureRequest) -> Any:
+    """Every test runs twice: as shipped (documents in the fast grammar skip lxml), and with
+    the fast path off, so the general lxml path keeps all of its coverage."""
+    with pytest.MonkeyPatch.context() as mp:
+        if request.param == "lxml only":
+            mp.setattr(_xmlrpc_fast, "loads_call", _miss)
+            mp.setattr(_xmlrpc_fast, "loads_response", _miss)
+        yield request.param
 
 
 def same(a: Any, b: Any) -> bool:
@@ -795,8 +810,10 @@ def test_parsers_are_per_thread_and_threads_agree() -> None:
                 with pytest.raises(CodecError):
                     loads_call(bad)
             got.append(loads_call(doc))
-            with lock:
-                seen.setdefault(threading.get_ident(), []).append(xmlrpc._tls.parser)
+            parser = getattr(xmlrpc._tls, "parser", None)  # None: no lxml parse yet here
+            if parser is not None:
+                with lock:
+                    seen.setdefault(threading.get_ident(), []).append(parser)
         return got
 
     expected = [(f"m{i}", [i, "s" * i, list(range(i * 7))]) for i in range(40)]
