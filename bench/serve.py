@@ -66,7 +66,7 @@ import urllib.error
 import urllib.request
 import xmlrpc.client as xc
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -477,63 +477,59 @@ def summarize(results: dict[tuple[str, str], list[Sample]]) -> Stats:
     return out
 
 
+def _grid(
+    title: str,
+    servers: list[str],
+    payloads: list[Payload],
+    cell: Callable[[str, Payload], str],
+) -> list[str]:
+    """A payload x server table: its title, then one row per payload."""
+    lines = [title, "", "| payload | " + " | ".join(SHORT[s] for s in servers) + " |"]
+    lines.append("| --- |" + " ---: |" * len(servers))
+    for p in payloads:
+        lines.append(f"| {p.label} | " + " | ".join(cell(s, p) for s in servers) + " |")
+    lines.append("")
+    return lines
+
+
 def tables(
     stats: dict[tuple[str, str], dict[str, Any]], servers: list[str], payloads: list[Payload]
 ) -> str:
-    lines: list[str] = []
     cols = [s for s in servers if s != "ceiling"]
-    lines.append("Requests/s, median of the rounds (ratio to the ceiling):")
-    lines.append("")
-    lines.append("| payload | " + " | ".join(SHORT[s] for s in servers) + " |")
-    lines.append("| --- |" + " ---: |" * len(servers))
-    for p in payloads:
-        ceiling = stats.get(("ceiling", p.key))
-        cells = []
-        for s in servers:
-            st = stats.get((s, p.key))
-            if st is None:
-                cells.append("n/a")
-            elif s == "ceiling" or ceiling is None:
-                cells.append(fmt_rps(st["rps_median"]))
-            else:
-                ratio = st["rps_median"] / ceiling["rps_median"]
-                cells.append(f"{fmt_rps(st['rps_median'])} ({fmt_ratio(ratio)})")
-        lines.append(f"| {p.label} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("p99 latency in ms, median of the rounds:")
-    lines.append("")
-    lines.append("| payload | " + " | ".join(SHORT[s] for s in servers) + " |")
-    lines.append("| --- |" + " ---: |" * len(servers))
-    for p in payloads:
-        cells = []
-        for s in servers:
-            st = stats.get((s, p.key))
-            cells.append("n/a" if st is None else fmt_ms(st["p99_ms_median"]))
-        lines.append(f"| {p.label} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(
+
+    def rps(s: str, p: Payload) -> str:
+        st, ceiling = stats.get((s, p.key)), stats.get(("ceiling", p.key))
+        if st is None:
+            return "n/a"
+        if s == "ceiling" or ceiling is None:
+            return fmt_rps(st["rps_median"])
+        ratio = st["rps_median"] / ceiling["rps_median"]
+        return f"{fmt_rps(st['rps_median'])} ({fmt_ratio(ratio)})"
+
+    def p99(s: str, p: Payload) -> str:
+        st = stats.get((s, p.key))
+        return "n/a" if st is None else fmt_ms(st["p99_ms_median"])
+
+    def cpu(s: str, p: Payload) -> str:
+        st = stats.get((s, p.key))
+        if st is None or st["cpu_us_median"] is None:
+            return "n/a"
+        return f"{st['cpu_us_median']:,.0f} ({st['cpu_us_min']:,.0f}{DASH}{st['cpu_us_max']:,.0f})"
+
+    lines = _grid(
+        "Requests/s, median of the rounds (ratio to the ceiling):", servers, payloads, rps
+    )
+    lines += _grid("p99 latency in ms, median of the rounds:", servers, payloads, p99)
+    lines += _grid(
         "Server CPU time per request in microseconds (user + system, all threads, from "
         f"/proc; median of the rounds, min{DASH}max): what a request costs, whatever share of "
         "CPU 0 the server got. On a shared machine requests/s also measures that share: a "
         "server with more runnable threads (the thread pool, a thread per connection) gets "
-        "more of a contended CPU than a one-thread event loop."
+        "more of a contended CPU than a one-thread event loop.",
+        servers,
+        payloads,
+        cpu,
     )
-    lines.append("")
-    lines.append("| payload | " + " | ".join(SHORT[s] for s in servers) + " |")
-    lines.append("| --- |" + " ---: |" * len(servers))
-    for p in payloads:
-        cells = []
-        for s in servers:
-            st = stats.get((s, p.key))
-            if st is None or st["cpu_us_median"] is None:
-                cells.append("n/a")
-            else:
-                cells.append(
-                    f"{st['cpu_us_median']:,.0f} "
-                    f"({st['cpu_us_min']:,.0f}{DASH}{st['cpu_us_max']:,.0f})"
-                )
-        lines.append(f"| {p.label} | " + " | ".join(cells) + " |")
-    lines.append("")
     lines.append(
         f"Every measurement (min{DASH}max over the rounds; errors = socket errors, non-2xx, "
         "timeouts, summed over the rounds):"

@@ -24,6 +24,7 @@ from rpcd.errors import (
     ParseError,
     RemoteFault,
 )
+from tests.codec_helpers import same
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -42,19 +43,6 @@ def decode_path(request: pytest.FixtureRequest) -> Any:
             mp.setattr(_xmlrpc_fast, "loads_call", _miss)
             mp.setattr(_xmlrpc_fast, "loads_response", _miss)
         yield request.param
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal *and* of the same types all the way down (True == 1 would hide a bug)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, datetime):
-        return bool(a == b and a.utcoffset() == b.utcoffset())
-    return bool(a == b)
 
 
 def call_doc(value_xml: str, method: str = "m") -> bytes:

@@ -17,21 +17,13 @@ from hypothesis import strategies as st
 from rpcd.codecs import _xmlrpc_fast as fast
 from rpcd.codecs import xmlrpc
 from rpcd.errors import RemoteFault
+from tests.codec_helpers import same as same_values
 
 STRUCT_50 = {f"field_{i}": (i if i % 3 else f"value {i} & <more>") for i in range(50)}
 
 
 def same(a: Any, b: Any) -> bool:
-    """Equal *and* of the same types all the way down (True == 1 would hide a bug)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, float) and a != a:
-        return b != b
-    return bool(a == b)
+    return same_values(a, b, ordered=True)
 
 
 def outcome(fn: Any, doc: bytes, max_depth: int) -> tuple[Any, ...]:
