@@ -126,6 +126,12 @@ def _conn(body: str, cls: str = 'class = "moodle_users"\n') -> str:
     )
 
 
+def _service(methods: str = "", grant: str = '{ peers = ["mahara"] }') -> str:
+    """A services.d file with service "more", granted to ``grant``, then ``methods``."""
+    text = f'version = 1\n\n[service]\nname = "more"\ngrant = {grant}\n'
+    return text + "\n" + textwrap.dedent(methods) if methods else text
+
+
 TOKEN = 'auth = "token"\ncredentials = { token = { env = "T" } }\n'
 OAUTH = (
     'auth = "oauth1"\n'
@@ -231,68 +237,52 @@ CASES = [
     Case(
         "method-target",
         S,
-        """\
-        version = 1
+        _service(
+            """\
+            [[service.method]]
+            name = "a"
+            function = "examples.hello:add"
 
-        [service]
-        name = "more"
-        grant = { peers = ["mahara"] }
+            [[service.method]] # <-
+            name = "b"
+            """
+        ),
+        _service(
+            """\
+            [[service.method]]
+            name = "a"
+            function = "examples.hello:add"
 
-        [[service.method]]
-        name = "a"
-        function = "examples.hello:add"
-
-        [[service.method]] # <-
-        name = "b"
-        """,
-        """\
-        version = 1
-
-        [service]
-        name = "more"
-        grant = { peers = ["mahara"] }
-
-        [[service.method]]
-        name = "a"
-        function = "examples.hello:add"
-
-        [[service.method]]
-        name = "b"
-        proxy = { class = "moodle_users", function = "core_user_get_users" }
-        """,
+            [[service.method]]
+            name = "b"
+            proxy = { class = "moodle_users", function = "core_user_get_users" }
+            """
+        ),
         at="service.method",
     ),
     Case(
         "method-target",
         S,
-        """\
-        version = 1
+        _service(
+            """\
+            [[service.method]]
+            name = "b"
+            proxy = { class = "moodle_users", function = "core_user_get_users" }
+            run = "inline" # <-
+            """
+        ),
+        _service(
+            """\
+            [[service.method]]
+            name = "b"
+            proxy = { class = "moodle_users", function = "core_user_get_users" }
 
-        [service]
-        name = "more"
-        grant = { peers = ["mahara"] }
-
-        [[service.method]]
-        name = "b"
-        proxy = { class = "moodle_users", function = "core_user_get_users" }
-        run = "inline" # <-
-        """,
-        """\
-        version = 1
-
-        [service]
-        name = "more"
-        grant = { peers = ["mahara"] }
-
-        [[service.method]]
-        name = "b"
-        proxy = { class = "moodle_users", function = "core_user_get_users" }
-
-        [[service.method]]
-        name = "c"
-        function = "examples.hello:add"
-        run = "inline"
-        """,
+            [[service.method]]
+            name = "c"
+            function = "examples.hello:add"
+            run = "inline"
+            """
+        ),
     ),
     Case(
         "peer-credential",
@@ -326,19 +316,21 @@ CASES = [
     Case(
         "unknown-peer",
         S,
-        'version = 1\n\n[service]\nname = "more"\ngrant = { peers = ["mahara", "mahra"] } # <-\n',
-        'version = 1\n\n[service]\nname = "more"\ngrant = { peers = ["mahara"] }\n',
+        _service(grant='{ peers = ["mahara", "mahra"] } # <-'),
+        _service(),
         at='"mahra"',
     ),
     Case(
         "unknown-proxy-class",
         S,
-        'version = 1\n\n[service]\nname = "more"\ngrant = { peers = ["mahara"] }\n\n'
-        '[[service.method]]\nname = "find"\n[service.method.proxy]\nclass = "ghost" # <-\n'
-        'function = "f"\n',
-        'version = 1\n\n[service]\nname = "more"\ngrant = { peers = ["mahara"] }\n\n'
-        '[[service.method]]\nname = "find"\n[service.method.proxy]\nclass = "moodle_users"\n'
-        'function = "f"\n',
+        _service(
+            '[[service.method]]\nname = "find"\n[service.method.proxy]\n'
+            'class = "ghost" # <-\nfunction = "f"\n'
+        ),
+        _service(
+            '[[service.method]]\nname = "find"\n[service.method.proxy]\n'
+            'class = "moodle_users"\nfunction = "f"\n'
+        ),
     ),
     Case(
         "global-not-alone",
