@@ -223,17 +223,8 @@ class Dispatcher:
                 raise AuthRequired()
             if principal.peer.id not in entry.callers:  # may_call, worked out per catalog
                 raise not_found(name)
-            types = entry.param_types
-            if types is None or tuple(map(type, params)) != types:
-                check_signature(entry, params)
-            func = entry.func
-            assert func is not None
-            try:
-                return func(*params)
-            except Fault:
-                raise
-            except Exception:
-                raise _internal_error(ctx, entry) from None
+            check_signature(entry, params)
+            return _call_inline(ctx, entry, params)
         except Fault as fault:
             code = fault.code
             raise
