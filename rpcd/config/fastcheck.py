@@ -326,37 +326,6 @@ class _Compiler:
 
 
 _BOUNDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
-_HANDLED = frozenset(
-    {
-        "$ref",
-        "type",
-        "const",
-        "enum",
-        "pattern",
-        "minLength",
-        "maxLength",
-        "properties",
-        "required",
-        "patternProperties",
-        "additionalProperties",
-        "propertyNames",
-        "minProperties",
-        "maxProperties",
-        "items",
-        "minItems",
-        "maxItems",
-        "uniqueItems",
-        "contains",
-        "allOf",
-        "anyOf",
-        "oneOf",
-        "not",
-        "if",
-        *_BOUNDS,
-    }
-)
-
-
 # Draft-07 assertions this compiler does not generate (any other unknown key is an annotation,
 # ignored by jsonschema too, such as rpcd's own ``x-rpcd-rule``).
 _NOT_HANDLED = frozenset({"multipleOf", "additionalItems", "dependencies"})
@@ -385,6 +354,17 @@ _INLINE = frozenset(
         "if",
     }
 )
+
+# Every keyword the compiler generates: the inline ones, and those that need a loop or a call.
+_HANDLED = _INLINE | {
+    "$ref",
+    "patternProperties",
+    "additionalProperties",
+    "propertyNames",
+    "items",
+    "uniqueItems",
+    "contains",
+}
 
 
 def _guard(lines: list[str], condition: str, implied: bool) -> list[str]:
