@@ -359,6 +359,39 @@ def _p_nil(el: etree._Element, budget: int) -> None:
     return None
 
 
+def _item_value(v: etree._Element, budget: int) -> Any:
+    """One ``<value>`` of an array or struct: ``_value`` with a quicker plain ``<int>``/``<i4>``
+    (the usual text converted before anything else is looked at; any other text, empty or
+    long, goes to ``_p_int`` for the exact error)."""
+    n = len(v)
+    if n == 1:
+        c = v[0]
+        tag = c.tag
+        if tag == "int" or tag == "i4":
+            text = c.text
+            if text is not None and len(text) < 20 and text.isascii() and "_" not in text:
+                try:
+                    i = int(text)
+                except ValueError:
+                    raise _bad(f"bad integer {_short(text)}") from None
+                if len(c):
+                    _no_children(c)
+                if not _I8_MIN <= i <= _I8_MAX:
+                    raise LimitExceeded("integer beyond 64 bits")
+                return i
+        elif tag == "string":
+            if len(c):
+                _no_children(c)
+            return c.text or ""
+        parse = _DISPATCH.get(tag)
+        if parse is None:
+            raise _bad(f"unknown value type <{_short(_tag(c))}>")
+        return parse(c, budget)
+    if n == 0:
+        return v.text or ""
+    raise _bad("<value> must contain one element")
+
+
 def _p_array(el: etree._Element, budget: int) -> list[Any]:
     budget -= 1
     if budget < 0:
@@ -388,36 +421,7 @@ def _p_array(el: etree._Element, budget: int) -> list[Any]:
     if rest is not None:
         append = out.append
         for v in itertools.chain((rest,), values):
-            n = len(v)
-            if n == 1:
-                c = v[0]
-                tag = c.tag
-                if tag == "int" or tag == "i4":
-                    text = c.text
-                    if text is not None and len(text) < 20 and text.isascii() and "_" not in text:
-                        try:
-                            i = int(text)
-                        except ValueError:
-                            raise _bad(f"bad integer {_short(text)}") from None
-                        if len(c):
-                            _no_children(c)
-                        if not _I8_MIN <= i <= _I8_MAX:
-                            raise LimitExceeded("integer beyond 64 bits")
-                        append(i)
-                        continue
-                elif tag == "string":
-                    if len(c):
-                        _no_children(c)
-                    append(c.text or "")
-                    continue
-                parse = _DISPATCH.get(tag)
-                if parse is None:
-                    raise _bad(f"unknown value type <{_short(_tag(c))}>")
-                append(parse(c, budget))
-            elif n == 0:
-                append(v.text or "")
-            else:
-                raise _bad("<value> must contain one element")
+            append(_item_value(v, budget))
     if len(out) != len(data):
         raise _bad("<data> must contain only <value> elements")
     return out
@@ -429,7 +433,7 @@ def _p_struct(el: etree._Element, budget: int) -> dict[str, Any]:
         raise LimitExceeded("values nested too deeply")
     out: dict[str, Any] = {}
     count = 0
-    # Like the array loop: <int> and <string> members skip the dispatch call.
+    # Each member's value as an array item's: plain <int> and <string> skip the dispatch call.
     for m in el.iterchildren("member"):
         count += 1
         if len(m) != 2:
@@ -442,37 +446,7 @@ def _p_struct(el: etree._Element, budget: int) -> dict[str, Any]:
             raise _bad("<member> must contain <name> and <value>")
         if len(name):
             _no_children(name)
-        key = name.text or ""
-        n = len(v)
-        if n == 1:
-            c = v[0]
-            tag = c.tag
-            if tag == "string":
-                if len(c):
-                    _no_children(c)
-                out[key] = c.text or ""
-                continue
-            if tag == "int" or tag == "i4":
-                text = c.text
-                if text is not None and len(text) < 20 and text.isascii() and "_" not in text:
-                    try:
-                        i = int(text)
-                    except ValueError:
-                        raise _bad(f"bad integer {_short(text)}") from None
-                    if len(c):
-                        _no_children(c)
-                    if not _I8_MIN <= i <= _I8_MAX:
-                        raise LimitExceeded("integer beyond 64 bits")
-                    out[key] = i
-                    continue
-            parse = _DISPATCH.get(tag)
-            if parse is None:
-                raise _bad(f"unknown value type <{_short(_tag(c))}>")
-            out[key] = parse(c, budget)
-        elif n == 0:
-            out[key] = v.text or ""
-        else:
-            raise _bad("<value> must contain one element")
+        out[name.text or ""] = _item_value(v, budget)
     if count != len(el):
         raise _bad("<struct> must contain only <member> elements")
     return out
