@@ -1,38 +1,19 @@
-"""The process's one outbound HTTP client: a pooled keep-alive aiohttp session.
+"""The process's one outbound HTTP client: a pool of keep-alive HTTP/1.1 connections.
 
-Tuning (why): no cookie jar (``DummyCookieJar``: calls are stateless, and a jar costs a lookup
-per request and would leak one peer's cookies into the next call); a connector with a bounded
-pool and DNS cache; ``trust_env=False`` (no proxy or ``.netrc`` credentials picked up behind the
-operator's back). Decompression costs nothing unless a peer sends ``Content-Encoding``, and
-the size limit counts decoded bytes, so a compression bomb stops at the limit.
+The wire work is ``rpcd.connections.http1`` (asyncio transports, the httptools parser; why not
+aiohttp's ``ClientSession`` is measured there). Here: what of a request stays the same from
+call to call is made once (``Prepared``: the request line and header block as bytes, the
+origin), a call adds Content-Length and the body and sends it in one write; the answer's
+body is inflated when the peer compressed it (gzip, deflate: the request offers both), the
+size limit counting decoded bytes, so a compression bomb stops at the limit; every failure
+becomes a ``ConnectionCallError`` that names the connection and host, never the path, query
+or headers (a token may be in any of them).
 
-Per call (measured with ``bench/client.py``, callgrind instruction counts and CPU time): the
-per-connection timeout is a shared coarse timer (``_Deadlines``) rather than aiohttp's
-per-request ``TimerHandle``; the response is awaited and released directly rather than through
-``async with``; an answer whose body is already buffered when its head is read (the usual case
-for an RPC answer: ``content.is_eof()``) is taken with ``content.read_nowait()`` instead of
-``resp.read()`` (two coroutines, the trace hooks and a wait for the finished body writer), and
-is not ``release``d again when aiohttp has already put the connection back in the pool at the
-end of the body (together 20k instructions a call: ``send_prepared`` went from 349k to 328k
-with the event loop at concurrency 1, the default bare ``session.post`` being 358k); XML-RPC
-and SOAP send a ``Prepared`` target (URL parsed, headers with the User-Agent and credentials in
-a ``CIMultiDict``, made once per connection and function), so aiohttp does not parse the URL or
-convert a header dict per call, and the session has no default headers to merge.
-
-Left at aiohttp's defaults after measuring: ``skip_auto_headers`` (it costs more than the
-headers it skips), ``auto_decompress`` (free when nothing is compressed: no change in
-instructions); ``compress``, ``chunked``, ``expect100``, ``version`` and ``trace_configs``
-are unset, aiohttp's fast paths (a ``bytes`` body gets a Content-Length, no chunking, no
-100-continue wait, no trace objects). Kept although it costs: the per-host connection limit
-(without it a call is under 1 % cheaper, but one slow peer could then take the whole pool).
-
-What is left is aiohttp's own per-request work, which no ``ClientSession`` option removes
-(about 115 Python function calls a request on Python 3.11, most of the 328k instructions): a
-``ClientRequest`` built in ten ``update_*`` steps (the headers copied twice: the session's
-merge and the request's own), a ``ClientResponse``, a new ``HttpResponseParser`` per request, a
-``StreamWriter`` and a ``Task`` that writes the body (started eagerly only on Python 3.12+),
-the pool's bookkeeping (a ``ConnectionKey`` built and hashed, a ``Connection`` wrapper), an
-empty ``SimpleCookie`` from the cookie jar, and a future for the answer.
+The per-connection timeout is a shared coarse timer (``_Deadlines``) rather than a
+``TimerHandle`` per call. No cookies are kept (calls are stateless; a jar would carry one
+peer's cookies into the next call), no proxy or ``.netrc`` is read from the environment, and
+redirects are not followed (an RPC endpoint that moved is a configuration error to report,
+not a POST to repeat elsewhere).
 
 TLS verification is always on. Each connection gets an ``SSLContext`` built once and cached:
 the system store plus the connection's ``ca_bundle`` (trust is only ever added), plus the client
@@ -45,7 +26,6 @@ key rests on disk only for the moment ``load_cert_chain`` reads it.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import hashlib
 import math
@@ -54,17 +34,26 @@ import shutil
 import ssl
 import tempfile
 import time
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
 from rpcd import __version__
 from rpcd.connections.auth import CertAuth
+from rpcd.connections.http1 import (
+    CannotConnect,
+    HTTPPool,
+    MalformedResponse,
+    Origin,
+    ResponseTooLarge,
+    ServerDisconnected,
+    request_head,
+)
 from rpcd.connections.request import OutboundRequest, Response
 from rpcd.errors import ConnectionCallError
 
@@ -85,19 +74,18 @@ class TransportSettings:
     pool_limit: int = 256
     pool_limit_per_host: int = 64
     keepalive_timeout: float = 30.0
-    dns_cache_seconds: int = 300
     user_agent: str = f"rpcd/{__version__}"
 
 
 class Transport:
-    """Owns the session; ``async with Transport.open() as t`` (one per process)."""
+    """Owns the connection pool; ``async with Transport.open() as t`` (one per process)."""
 
-    def __init__(self, session: aiohttp.ClientSession, settings: TransportSettings) -> None:
-        self._session = session
+    def __init__(self, pool: HTTPPool, settings: TransportSettings) -> None:
+        self._pool = pool
         self.settings = settings
         self._ssl: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
         # ``connections_for``'s Connection objects, per (catalog, secret store) generation:
-        # owned here so that they live exactly as long as the session they are bound to.
+        # owned here so that they live exactly as long as the pool they are bound to.
         self.connection_cache: dict[tuple[int, int], Any] = {}
         self._deadlines = _Deadlines()
 
@@ -105,22 +93,15 @@ class Transport:
     @asynccontextmanager
     async def open(cls, settings: TransportSettings | None = None) -> AsyncIterator[Transport]:
         settings = settings or TransportSettings()
-        connector = aiohttp.TCPConnector(
+        pool = HTTPPool(
             limit=settings.pool_limit,
             limit_per_host=settings.pool_limit_per_host,
             keepalive_timeout=settings.keepalive_timeout,
-            ttl_dns_cache=settings.dns_cache_seconds,
-        )
-        session = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-            raise_for_status=False,
         )
         try:
-            yield cls(session, settings)
+            yield cls(pool, settings)
         finally:
-            await session.close()
+            await pool.close()
 
     # ------------------------------------------------------------------------------ TLS
 
@@ -142,15 +123,30 @@ class Transport:
 
     # -------------------------------------------------------------------------- sending
 
-    def prepare(self, request: OutboundRequest) -> Prepared:
-        """What of ``request`` stays the same from call to call (method, URL, headers), in the
-        form aiohttp takes without converting: see ``Prepared``."""
+    def prepare(self, request: OutboundRequest, label: str = "") -> Prepared:
+        """What of ``request`` stays the same from call to call (method, URL, headers) as the
+        bytes that go on the wire: see ``Prepared``."""
         headers = CIMultiDict(request.headers)
-        if "User-Agent" not in headers:
-            headers["User-Agent"] = self.settings.user_agent
+        for name, value in self._default_headers:
+            if name not in headers:
+                headers[name] = value
         if request.form is not None and "Content-Type" not in headers:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        return Prepared(request.method, request.target(), headers)
+        url = request.target()
+        if url.scheme not in ("http", "https") or not url.raw_host:
+            raise ConnectionCallError(f"{label + ': ' if label else ''}invalid URL")
+        try:
+            return Prepared(request.method, url, headers)
+        except ValueError as exc:  # a line break in a configured header: no request at all
+            raise ConnectionCallError(f"{_where(label, request.method, url)}: {exc}") from None
+
+    @functools.cached_property
+    def _default_headers(self) -> tuple[tuple[str, str], ...]:
+        return (
+            ("User-Agent", self.settings.user_agent),
+            ("Accept", "*/*"),
+            ("Accept-Encoding", "gzip, deflate"),
+        )
 
     async def send(
         self,
@@ -166,7 +162,7 @@ class Transport:
         Messages name the connection and host only: a URL may carry a token in its query.
         """
         return await self.send_prepared(
-            self.prepare(request),
+            self.prepare(request, label),
             request.payload(),
             timeout=timeout,
             ssl_context=ssl_context,
@@ -186,122 +182,88 @@ class Transport:
     ) -> Response:
         """``send`` for a target prepared once (``prepare``) and a body built for this call."""
         limit = self.settings.max_response_bytes if max_bytes is None else max_bytes
-        method, url = prepared.method, prepared.url
+        if prepared.https:
+            if ssl_context is None:
+                ssl_context = self.ssl_context(None, None)
+            origin: Origin = (prepared.host, prepared.port, ssl_context)
+        else:
+            origin = prepared.origin
+        if body is None:
+            data = prepared.head + (b"Content-Length: 0\r\n\r\n" if prepared.has_body else b"\r\n")
+        else:
+            data = b"%sContent-Length: %d\r\n\r\n%s" % (prepared.head, len(body), body)
         deadlines = self._deadlines
         task = asyncio.current_task()
-        if task is not None:  # the usual case: a shared deadline timer (see ``_Deadlines``)
-            timer, cancelling = _NO_TIMEOUT, task.cancelling()
-            slot = deadlines.add(task, timeout)
-        else:  # not inside a task: let aiohttp keep the time
-            timer, cancelling = _client_timeout(timeout), 0
-            slot = None
+        slot = deadlines.add(task, timeout) if task is not None else None
+        cancelling = task.cancelling() if task is not None else 0
         try:
-            # Awaited directly rather than ``async with``: the body is read in full here and
-            # the response released in ``finally`` (what the context manager would do).
-            resp = await self._session.request(
-                method,
-                url,
-                data=body,
-                headers=prepared.headers,
-                timeout=timer,
-                ssl=ssl_context if ssl_context is not None and prepared.https else True,
-                allow_redirects=False,
+            answer = await self._pool.request(origin, prepared.method, data, limit)
+            headers = answer.headers
+            encoding = headers.get("Content-Encoding")
+            content = answer.body
+            if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+                content = _inflate(content, encoding, limit)
+            return Response(
+                answer.status, answer.reason, headers.get("Content-Type"), headers, content
             )
-            try:
-                resp_headers = resp.headers
-                length = resp_headers.get("Content-Length")  # checked by aiohttp's parser
-                if length is not None and int(length) > limit:
-                    raise ConnectionCallError(
-                        f"{_where(label, method, url)}: response of {length} bytes "
-                        f"is over the {limit}-byte limit"
-                    )
-                if length is not None and "Content-Encoding" not in resp_headers:
-                    # Announced, within the limit, not inflated. Taken from ``resp.content``
-                    # rather than ``resp.read()`` (which adds the trace hooks and a wait for
-                    # the body writer, done by then), and without awaiting when the whole
-                    # body is already buffered, the usual case for an RPC answer.
-                    content = resp.content
-                    body = content.read_nowait() if content.is_eof() else await content.read()
-                else:
-                    body = await _read_limited(resp, limit, label, method, url)
-                return Response(
-                    resp.status,
-                    resp.reason or "",
-                    resp_headers.get("Content-Type"),
-                    resp_headers,
-                    body,
-                )
-            finally:
-                # At the end of the body aiohttp has already put the connection back in the
-                # pool (``closed``); ``release`` would only mark the reader closed again.
-                if not resp.closed:
-                    resp.release()
-        except ConnectionCallError:
+        except asyncio.CancelledError:
+            if task is not None and deadlines.expired(task) and task.uncancel() <= cancelling:
+                raise self._failure(label, prepared, f"no answer within {timeout:g} s") from None
             raise
-        except TimeoutError:
-            where = _where(label, method, url)
-            raise ConnectionCallError(f"{where}: no answer within {timeout:g} s") from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise ConnectionCallError(
-                f"{_where(label, method, url)}: TLS certificate verification failed "
-                f"({_ssl_reason(exc.certificate_error)})"
-            ) from None
-        except aiohttp.ClientSSLError as exc:
-            raise ConnectionCallError(
-                f"{_where(label, method, url)}: TLS handshake failed ({_ssl_reason(exc)})"
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            reason = exc.os_error.strerror or type(exc.os_error).__name__
-            where = _where(label, method, url)
-            raise ConnectionCallError(f"{where}: cannot connect ({reason})") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            reason = _client_reason(exc)
-            if prepared.https and _dropped(exc):
+        except ResponseTooLarge as exc:
+            if exc.announced is not None:
+                reason = f"response of {exc.announced} bytes is over the {limit}-byte limit"
+            else:
+                reason = f"response is over the {limit}-byte limit"
+            raise self._failure(label, prepared, reason) from None
+        except CannotConnect as exc:
+            raise self._failure(label, prepared, _connect_reason(exc.cause)) from None
+        except (OSError, MalformedResponse, _InflateError) as exc:
+            reason = _exchange_reason(exc)
+            if prepared.https and isinstance(exc, ServerDisconnected | ConnectionResetError):
                 # TLS 1.3 servers refuse a missing/untrusted client certificate after the
                 # handshake, so the client only sees the connection drop (a clean close or a
                 # reset, depending on timing).
                 reason += " (TLS: the server may require a client certificate)"
-            raise ConnectionCallError(f"{_where(label, method, url)}: {reason}") from None
-        except asyncio.CancelledError:
-            if task is not None and deadlines.expired(task) and task.uncancel() <= cancelling:
-                where = _where(label, method, url)
-                raise ConnectionCallError(f"{where}: no answer within {timeout:g} s") from None
-            raise
+            raise self._failure(label, prepared, reason) from None
         finally:
             if slot is not None and task is not None:
                 slot.discard(task)
                 if deadlines.pending:
                     deadlines.expired(task)
 
+    @staticmethod
+    def _failure(label: str, prepared: Prepared, reason: str) -> ConnectionCallError:
+        return ConnectionCallError(f"{_where(label, prepared.method, prepared.url)}: {reason}")
+
 
 class Prepared:
     """A request's method, URL and headers, made once and sent many times.
 
-    The URL is a parsed ``yarl.URL`` and the headers a ``CIMultiDict`` with the User-Agent in
-    it, which aiohttp takes as they are; from a str and a dict it would parse and copy them
-    on every call. ``Connection`` keeps one per function for XML-RPC and SOAP, whose URL and
-    headers (credentials included) do not depend on the call's parameters; it lives as long
-    as the Connection, that is one catalog and secret generation, and its ``repr`` shows
-    neither query nor headers (either may carry a credential).
+    ``head`` is the request line and header block as bytes (no Content-Length, no blank line);
+    ``origin`` the pool's key for plain http. ``Connection`` keeps one per function for XML-RPC
+    and SOAP, whose URL and headers (credentials included) do not depend on the call's
+    parameters; it lives as long as the Connection, that is one catalog and secret generation,
+    and its ``repr`` shows neither query nor headers (either may carry a credential).
     """
 
-    __slots__ = ("headers", "https", "method", "url")
+    __slots__ = ("has_body", "head", "headers", "host", "https", "method", "origin", "port", "url")
 
     def __init__(self, method: str, url: URL, headers: CIMultiDict[str]) -> None:
         self.method, self.url, self.headers = method, url, headers
         self.https = url.scheme == "https"
+        self.host = url.raw_host or ""
+        self.port = url.port or (443 if self.https else 80)
+        self.origin: Origin = (self.host, self.port, None)
+        self.has_body = method not in ("GET", "HEAD", "DELETE", "OPTIONS")
+        target = url.raw_path_qs or "/"
+        self.head = request_head(method, target, url.host_port_subcomponent or self.host, headers)
 
     def __repr__(self) -> str:
         return f"Prepared({self.method} {self.url.scheme}://{self.url.host}{self.url.path})"
 
     def __reduce__(self) -> Any:  # a pickle would carry the credentials
         raise TypeError("Prepared requests cannot be pickled")
-
-
-def _dropped(exc: BaseException) -> bool:
-    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
-        return True
-    return isinstance(exc, aiohttp.ClientOSError) and exc.errno == errno.ECONNRESET
 
 
 def _where(label: str, method: str, url: URL) -> str:
@@ -311,9 +273,6 @@ def _where(label: str, method: str, url: URL) -> str:
     if url.port and not url.is_default_port():
         where += f":{url.port}"
     return where
-
-
-_NO_TIMEOUT = aiohttp.ClientTimeout()  # the call's deadline is ``_Deadlines``'s business
 
 
 class _Deadlines:
@@ -362,50 +321,59 @@ class _Deadlines:
         return False
 
 
-@functools.lru_cache(maxsize=64)
-def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """One (immutable) ``ClientTimeout`` per distinct connection timeout."""
-    return aiohttp.ClientTimeout(total=seconds)
+class _InflateError(Exception):
+    """A compressed body that does not inflate, or a coding this client did not offer."""
 
 
-async def _read_limited(
-    resp: aiohttp.ClientResponse, limit: int, label: str, method: str, url: URL
-) -> bytes:
-    """A body of unannounced length (or one being inflated), read up to ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            resp.close()  # drop the connection: the rest of the body is not wanted
-            where = _where(label, method, url)
-            raise ConnectionCallError(f"{where}: response is over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
+    """``body`` decoded per ``Content-Encoding`` (gzip, deflate), at most ``limit`` bytes:
+    inflating stops at the limit, so a small bomb never becomes a large buffer."""
+    coding = encoding.strip().lower()
+    if coding in ("gzip", "x-gzip"):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif coding == "deflate":  # zlib-wrapped as the RFC says, or raw as some servers send
+        raw = len(body) < 2 or (body[0] & 0x0F != 8 or (body[0] << 8 | body[1]) % 31 != 0)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+    else:
+        raise _InflateError(f"the response uses Content-Encoding {coding[:40]!r}, not offered")
+    try:
+        content = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        raise _InflateError(f"the {coding} response body does not inflate") from None
+    if len(content) > limit or inflater.unconsumed_tail:
+        raise ResponseTooLarge(None)
+    return content
 
 
 def _ssl_reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError) and exc.reason:
         return str(exc.reason)
-    inner = getattr(exc, "os_error", None) or getattr(exc, "certificate_error", None)
-    if isinstance(inner, ssl.SSLError) and inner.reason:
-        return str(inner.reason)
-    return type(inner or exc).__name__
+    return type(exc).__name__
 
 
-def _client_reason(exc: BaseException) -> str:
-    """A short reason that never quotes a URL (aiohttp's messages often do)."""
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+def _connect_reason(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed ({_ssl_reason(exc)})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({_ssl_reason(exc)})"
+    return f"cannot connect ({exc.strerror or type(exc).__name__})"
+
+
+def _exchange_reason(exc: BaseException) -> str:
+    """A short reason that never quotes the request (a token may be in it)."""
+    if isinstance(exc, ServerDisconnected):
+        if exc.answered:
+            return "the server closed the connection before the answer was complete"
         return "the server closed the connection without answering"
-    if isinstance(exc, aiohttp.ClientOSError) and exc.strerror:
-        return f"connection error ({exc.strerror})"
+    if isinstance(exc, MalformedResponse):
+        return (
+            f"the answer is not valid HTTP ({exc})" if str(exc) else "the answer is not valid HTTP"
+        )
     if isinstance(exc, ssl.SSLError):
         return f"TLS error ({_ssl_reason(exc)})"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "the response body was cut short or malformed"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return "invalid URL"
-    return type(exc).__name__
+    if isinstance(exc, OSError):
+        return f"connection error ({exc.strerror or type(exc).__name__})"
+    return str(exc)
 
 
 def _build_context(ca_bundle: str | None, cert: CertAuth | None) -> ssl.SSLContext:
