@@ -13,7 +13,7 @@ client's CPU time per call (this process, all threads, lowest round): on a share
 wall-clock rates swing with other load, the CPU cost of a call much less.
 
 Event loops: every asyncio client runs on uvloop and on asyncio's default loop, one table per
-loop, so each is compared with the bare aiohttp ceiling on the same loop (uvloop is an rpcd
+loop, so each is compared with the bare clients on the same loop (uvloop is an rpcd
 dependency, for the daemon's loop; the asyncio table is what a caller on the default loop
 gets). The standard library client runs threads, not a loop: its one set of samples appears
 in both tables.
@@ -25,7 +25,11 @@ Clients:
   32-thread ``ThreadPoolExecutor`` (the GIL and one core: this is what a threaded app gets);
 - ``aiohttp-xmlrpc``: its ``ServerProxy`` (1.5.0; pip-installed when missing);
 - ``bare aiohttp``: a default ``ClientSession`` posting a fixed body and reading the answer
-  without decoding: the ceiling of the HTTP stack rpcd uses.
+  without decoding: the ceiling the issue names (aiohttp's client was rpcd's HTTP stack until
+  it proved slower per call than the blocking standard library; see rpcd/connections/http1.py);
+- ``rpcd transport``: rpcd's own ``Transport`` (the keep-alive pool of ``http1``) posting the
+  same fixed body, no decoding: the ceiling of the HTTP stack rpcd uses now, so ``rpcd`` over
+  it is what the codec, auth and runner cost.
 
 Then the Python function calls per request of each asyncio client on each loop (cProfile: a
 repeatable count where timings are not), and cProfile of rpcd's client path
@@ -82,7 +86,7 @@ RESPONSE = (
     b"Server: bench-fixed\r\n\r\n%s" % (len(RESPONSE_BODY), RESPONSE_BODY)
 )
 CONCURRENCIES = (1, 32)
-CLIENTS = ("bare aiohttp", "rpcd", "stdlib", "aiohttp-xmlrpc")
+CLIENTS = ("bare aiohttp", "rpcd transport", "rpcd", "stdlib", "aiohttp-xmlrpc")
 LOOPS = ("uvloop", "asyncio")
 THREADS = "threads"  # the stdlib client's "loop"
 SERVER_CPU, CLIENT_CPU = 0, 1
@@ -279,6 +283,23 @@ async def bare_client(url: str) -> AsyncIterator[Call]:
 
 
 @contextlib.asynccontextmanager
+async def transport_client(url: str) -> AsyncIterator[Call]:
+    from rpcd.connections import Transport
+    from rpcd.connections.request import OutboundRequest
+
+    headers = {"Content-Type": "text/xml", "Authorization": f"Bearer {TOKEN}"}
+    async with Transport.open() as transport:
+        prepared = transport.prepare(OutboundRequest("POST", url, headers=headers))
+
+        async def call() -> bytes:
+            response = await transport.send_prepared(prepared, CALL_BODY, timeout=10)
+            return response.body
+
+        assert await call() == RESPONSE_BODY
+        yield call
+
+
+@contextlib.asynccontextmanager
 async def aiohttp_xmlrpc_client(url: str) -> AsyncIterator[Call]:
     from aiohttp_xmlrpc.client import ServerProxy  # type: ignore[import-untyped]
 
@@ -333,6 +354,7 @@ def run_stdlib(url: str, concurrency: int, duration: float) -> Sample:
 
 ASYNC_CLIENTS: dict[str, Callable[[str], contextlib.AbstractAsyncContextManager[Call]]] = {
     "bare aiohttp": bare_client,
+    "rpcd transport": transport_client,
     "rpcd": rpcd_client,
     "aiohttp-xmlrpc": aiohttp_xmlrpc_client,
 }
@@ -479,16 +501,18 @@ def table(results: dict[Key, Cell], clients: list[str], loop: str) -> str:
     lines = [
         f"Event loop: {loop} (stdlib: {THREADS}, the same samples in every table)",
         "",
-        "| client | concurrency | calls/s (median, min–max) | × bare aiohttp | p50 ms | p99 ms "
-        "| client CPU µs/call |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| client | concurrency | calls/s (median, min–max) | × bare aiohttp | × rpcd transport "
+        "| p50 ms | p99 ms | client CPU µs/call |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for concurrency in CONCURRENCIES:
-        base = results.get(("bare aiohttp", loop, concurrency))
+        bases = [
+            results.get((base, loop, concurrency)) for base in ("bare aiohttp", "rpcd transport")
+        ]
         for client in clients:
             cell = results[(client, loop_of(client, loop), concurrency)]
             rates = [s.rate for s in cell.samples]
-            ratio = f"{cell.median() / base.median():.2f}" if base else "–"
+            ratio = " | ".join(f"{cell.median() / b.median():.2f}" if b else "–" for b in bases)
             p50 = statistics.median(s.pct(0.50) for s in cell.samples)
             p99 = statistics.median(s.pct(0.99) for s in cell.samples)
             cpu = min(s.cpu_us for s in cell.samples)

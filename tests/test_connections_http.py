@@ -1,0 +1,543 @@
+"""Transport's HTTP/1.1 behaviour on the wire, pinned against raw asyncio peers.
+
+Each test runs its own event loop with a scripted server (``Peer``) on 127.0.0.1: the script
+sees every complete request and decides the exact bytes of the answer (or a stall, a close,
+garbage), so framing, keep-alive, limits and failures are checked independently of the HTTP
+client under ``Transport``. Every failure message is also checked for the token that each call
+carries in its query and its Authorization header: it must never be quoted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gzip
+import re
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import pytest
+
+from rpcd.connections import Transport, TransportSettings
+from rpcd.connections.request import OutboundRequest, Response
+from rpcd.errors import ConnectionCallError
+
+T = TypeVar("T")
+
+SECRET = "tok-SECRET-123"
+PATH = f"/path?q=1&token={SECRET}"
+HEADERS = {"Authorization": f"Bearer {SECRET}", "X-Trace": "t-1"}
+LABEL = "cls/conn"
+
+Script = Callable[["_Conn", bytes], None]
+
+
+# ------------------------------------------------------------------------------ the peer
+
+
+def reply(body: bytes = b"ok", *head: str, status: str = "200 OK", length: bool = True) -> bytes:
+    """An HTTP/1.1 answer: ``head`` lines as given, a Content-Length unless ``length=False``."""
+    lines = [f"HTTP/1.1 {status}", *head]
+    if length:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def chunked(*chunks: bytes) -> bytes:
+    """``chunks`` in the chunked transfer coding, with the last (empty) chunk."""
+    return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+
+
+def _take_request(buffer: bytearray) -> bytes | None:
+    """The first complete request (head and Content-Length body) cut from ``buffer``."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    end += 4
+    match = re.search(rb"\r\ncontent-length:\s*(\d+)", bytes(buffer[:end]), re.IGNORECASE)
+    size = end + (int(match.group(1)) if match else 0)
+    if len(buffer) < size:
+        return None
+    request = bytes(buffer[:size])
+    del buffer[:size]
+    return request
+
+
+class Peer:
+    """A scripted HTTP/1.1 server: ``script(conn, request)`` runs for each complete request.
+
+    Counts what a client test wants to see: connections made (``connections``), open now
+    (``open``) and at most (``most_open``), closed (``lost``); every request's raw bytes
+    (``requests``) and the number of the connection it came on (``request_conn``, from 1).
+    """
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.requests: list[bytes] = []
+        self.request_conn: list[int] = []
+        self.received = bytearray()  # everything that arrived, complete request or not
+        self.connections = self.open = self.most_open = self.lost = 0
+        self.conns: list[_Conn] = []
+
+    async def __aenter__(self) -> Peer:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: _Conn(self), "127.0.0.1", 0)
+        self.port: int = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for conn in self.conns:
+            conn.transport.close()
+        self.server.close()
+        await self.server.wait_closed()
+
+    def url(self, path: str = PATH) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = self.peer
+        peer.connections += 1
+        self.number = peer.connections
+        peer.open += 1
+        peer.most_open = max(peer.most_open, peer.open)
+        peer.conns.append(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.peer.received += data
+        self.buffer += data
+        while (request := _take_request(self.buffer)) is not None:
+            self.peer.requests.append(request)
+            self.peer.request_conn.append(self.number)
+            self.peer.script(self, request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.peer.open -= 1
+        self.peer.lost += 1
+
+    def answer(self, data: bytes, *, delay: float = 0.0, close: bool = False) -> None:
+        """Write ``data`` (``delay`` seconds later), then close if ``close``."""
+        if delay:
+            asyncio.get_running_loop().call_later(
+                delay, functools.partial(self.answer, data, close=close)
+            )
+            return
+        if self.transport.is_closing():
+            return
+        self.transport.write(data)
+        if close:
+            self.transport.close()
+
+
+def answer_ok(conn: _Conn, request: bytes) -> None:
+    conn.answer(reply(b"ok", "Content-Type: text/plain"))
+
+
+def stall(conn: _Conn, request: bytes) -> None:
+    """Read the request, never answer."""
+
+
+def first(*scripts: Script) -> Script:
+    """The n-th request (from 1) gets ``scripts[n - 1]``; those after the last get ``answer_ok``."""
+
+    def script(conn: _Conn, request: bytes) -> None:
+        n = len(conn.peer.requests)
+        (scripts[n - 1] if n <= len(scripts) else answer_ok)(conn, request)
+
+    return script
+
+
+def answering(data: bytes, *, close: bool = False) -> Script:
+    def script(conn: _Conn, request: bytes) -> None:
+        conn.answer(data, close=close)
+
+    return script
+
+
+def run(
+    script: Script,
+    calls: Callable[[Peer, Transport], Awaitable[T]],
+    settings: TransportSettings | None = None,
+) -> T:
+    """``calls(peer, transport)`` in a fresh event loop, against a peer running ``script``."""
+
+    async def go() -> T:
+        async with Peer(script) as peer, Transport.open(settings) as transport:
+            return await calls(peer, transport)
+
+    return asyncio.run(go())
+
+
+async def post(
+    transport: Transport,
+    peer: Peer,
+    body: bytes = b"body",
+    *,
+    path: str = PATH,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> Response:
+    request = OutboundRequest(
+        "POST", peer.url(path), headers=HEADERS if headers is None else headers
+    )
+    prepared = transport.prepare(request)
+    return await transport.send_prepared(prepared, body, timeout=timeout, label=LABEL)
+
+
+async def refused(
+    transport: Transport, peer: Peer, match: str | None, *, timeout: float = 5.0
+) -> str:
+    """A call that fails with ``ConnectionCallError`` matching ``match``; its message, checked
+    not to quote the token."""
+    with pytest.raises(ConnectionCallError, match=match) as info:
+        await post(transport, peer, timeout=timeout)
+    message = str(info.value)
+    assert SECRET not in message
+    return message
+
+
+async def ok(transport: Transport, peer: Peer) -> None:
+    """The transport still works: a call gets the peer's ``answer_ok``."""
+    response = await post(transport, peer)
+    assert (response.status, response.body) == (200, b"ok")
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 1.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+def head_of(request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Request line, headers (lower-case names) and body of a raw request."""
+    head, _, body = request.partition(b"\r\n\r\n")
+    line, *fields = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for f in fields:
+        name, _, value = f.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return line, headers, body
+
+
+# ------------------------------------------------------------------------------ framing
+
+
+def test_three_sequential_calls_share_one_connection_and_send_a_well_formed_request() -> None:
+    async def calls(peer: Peer, transport: Transport) -> tuple[list[bytes], Peer]:
+        bodies = [
+            (await post(transport, peer, b"body-%d" % i, path="/path?q=1")).body for i in range(3)
+        ]
+        return bodies, peer
+
+    bodies, peer = run(answer_ok, calls)
+    assert bodies == [b"ok"] * 3
+    assert peer.connections == 1
+    assert len(peer.requests) == 3
+    for i, request in enumerate(peer.requests):
+        line, headers, body = head_of(request)
+        assert line == "POST /path?q=1 HTTP/1.1"
+        assert headers["host"] == f"127.0.0.1:{peer.port}"
+        assert headers["content-length"] == str(len(body))
+        assert headers["user-agent"].startswith("rpcd/")
+        assert headers["authorization"] == f"Bearer {SECRET}"
+        assert headers["x-trace"] == "t-1"
+        assert body == b"body-%d" % i
+
+
+def test_a_chunked_answer_is_joined() -> None:
+    answer = reply(
+        chunked(b"<a>", b"x" * 5000, b"</a>", b"!"), "Transfer-Encoding: chunked", length=False
+    )
+
+    async def calls(peer: Peer, transport: Transport) -> bytes:
+        return (await post(transport, peer)).body
+
+    assert run(answering(answer), calls) == b"<a>" + b"x" * 5000 + b"</a>!"
+
+
+def test_an_answer_without_length_is_read_until_close_and_the_next_call_reconnects() -> None:
+    body = bytes(range(256)) * 800  # 200 kB, several reads
+    answer = b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n" + body
+
+    async def calls(peer: Peer, transport: Transport) -> tuple[list[bytes], int]:
+        bodies = [(await post(transport, peer)).body for _ in range(2)]
+        return bodies, peer.connections
+
+    assert run(answering(answer, close=True), calls) == ([body, body], 2)
+
+
+def test_connection_close_in_the_answer_makes_the_next_call_reconnect() -> None:
+    async def calls(peer: Peer, transport: Transport) -> tuple[bytes, bytes, list[int]]:
+        one = (await post(transport, peer)).body
+        two = (await post(transport, peer)).body
+        return one, two, peer.request_conn
+
+    # The peer announces the close but leaves its side open: the client must not reuse it.
+    script = first(answering(reply(b"bye", "Connection: close")))
+    assert run(script, calls) == (b"bye", b"ok", [1, 2])
+
+
+def test_an_interim_100_continue_is_skipped_for_the_final_answer() -> None:
+    answer = b"HTTP/1.1 100 Continue\r\n\r\n" + reply(b"final", status="200 OK")
+
+    async def calls(peer: Peer, transport: Transport) -> tuple[int, bytes]:
+        response = await post(transport, peer)
+        await ok(transport, peer)
+        return response.status, response.body
+
+    assert run(first(answering(answer)), calls) == (200, b"final")
+
+
+def test_a_204_has_an_empty_body_and_keeps_the_connection() -> None:
+    async def calls(peer: Peer, transport: Transport) -> tuple[int, bytes, int]:
+        response = await post(transport, peer)
+        await ok(transport, peer)
+        return response.status, response.body, peer.connections
+
+    script = first(answering(b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"))
+    assert run(script, calls) == (204, b"", 1)
+
+
+def test_the_answers_status_reason_and_headers_are_readable() -> None:
+    answer = reply(b"{}", "Content-Type: application/json", "X-Custom: hello", status="201 Created")
+
+    async def calls(peer: Peer, transport: Transport) -> Response:
+        return await post(transport, peer)
+
+    response = run(answering(answer), calls)
+    assert (response.status, response.reason, response.body) == (201, "Created", b"{}")
+    assert response.content_type == "application/json"
+    assert response.headers["X-Custom"] == "hello"
+    assert response.headers["x-custom"] == "hello"  # case-insensitive
+
+
+def test_a_two_megabyte_request_body_arrives_intact() -> None:
+    body = bytes(range(251)) * (2 * 1024 * 1024 // 251)
+
+    async def calls(peer: Peer, transport: Transport) -> bytes:
+        assert (await post(transport, peer, body)).body == b"ok"
+        return head_of(peer.requests[0])[2]
+
+    assert run(answer_ok, calls) == body
+
+
+# ------------------------------------------------------------------------ size and coding
+
+
+def test_answers_over_the_size_limit_fail_and_the_transport_goes_on() -> None:
+    big = b"x" * 5000
+    script = first(
+        answering(reply(big)),
+        answering(reply(chunked(big[:600], big[:600]), "Transfer-Encoding: chunked", length=False)),
+    )
+
+    async def calls(peer: Peer, transport: Transport) -> None:
+        await refused(transport, peer, r"response of 5000 bytes is over the 1000-byte limit")
+        await refused(transport, peer, r"over the 1000-byte limit")
+        await ok(transport, peer)
+
+    run(script, calls, TransportSettings(max_response_bytes=1000))
+
+
+def test_gzip_and_deflate_answers_are_decoded_and_gzip_is_offered() -> None:
+    text = b"<methodResponse>" + b"<value>42</value>" * 200 + b"</methodResponse>"
+    script = first(
+        answering(reply(gzip.compress(text), "Content-Encoding: gzip")),
+        answering(reply(zlib.compress(text), "Content-Encoding: deflate")),
+        answering(reply(_raw_deflate(text), "Content-Encoding: deflate")),  # as some servers do
+    )
+
+    async def calls(peer: Peer, transport: Transport) -> tuple[list[bytes], Peer]:
+        return [(await post(transport, peer)).body for _ in range(3)], peer
+
+    bodies, peer = run(script, calls)
+    assert bodies == [text, text, text]
+    assert "gzip" in head_of(peer.requests[0])[1]["accept-encoding"]
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+def test_an_answer_in_a_coding_not_offered_or_corrupt_is_an_error() -> None:
+    script = first(
+        answering(reply(b"\x1b\x00", "Content-Encoding: br")),
+        answering(reply(b"not gzip at all", "Content-Encoding: gzip")),
+    )
+
+    async def calls(peer: Peer, transport: Transport) -> None:
+        await refused(transport, peer, r"Content-Encoding 'br', not offered")
+        await refused(transport, peer, r"gzip response body does not inflate")
+        await ok(transport, peer)
+
+    run(script, calls)
+
+
+@functools.cache
+def _bomb() -> bytes:
+    return gzip.compress(bytes(50_000_000))  # about 50 kB on the wire
+
+
+def test_a_compression_bomb_stops_at_the_limit_on_decoded_bytes() -> None:
+    bomb = _bomb()
+    assert len(bomb) < 1_000_000
+    script = first(answering(reply(bomb, "Content-Encoding: gzip")))
+
+    async def calls(peer: Peer, transport: Transport) -> None:
+        await refused(transport, peer, r"over the 1000000-byte limit")
+        await ok(transport, peer)
+
+    run(script, calls, TransportSettings(max_response_bytes=1_000_000))
+
+
+# ------------------------------------------------------------------ failures and recovery
+
+
+def test_a_peer_closing_without_answering_is_an_error_and_the_next_call_works() -> None:
+    script = first(lambda conn, request: conn.transport.close())
+
+    async def calls(peer: Peer, transport: Transport) -> None:
+        await refused(transport, peer, r"closed the connection without answering")
+        await ok(transport, peer)
+
+    run(script, calls)
+
+
+def test_a_malformed_answer_is_an_error_and_the_next_call_works() -> None:
+    script = first(answering(b"NOT HTTP AT ALL\r\n\r\n"))
+
+    async def calls(peer: Peer, transport: Transport) -> None:
+        await refused(transport, peer, None)  # any wording
+        await ok(transport, peer)
+
+    run(script, calls)
+
+
+def test_an_idle_connection_closed_by_the_peer_is_replaced_without_error() -> None:
+    def script(conn: _Conn, request: bytes) -> None:
+        answer_ok(conn, request)
+        conn.answer(b"", delay=0.02, close=True)  # the peer's own idle timeout
+
+    async def calls(peer: Peer, transport: Transport) -> int:
+        await ok(transport, peer)
+        await wait_until(lambda: peer.lost == 1)
+        await asyncio.sleep(0.05)  # the close reaches the client
+        await ok(transport, peer)
+        return peer.connections
+
+    assert run(script, calls) == 2
+
+
+def test_a_stalled_answer_times_out_and_the_connection_is_not_reused() -> None:
+    half = reply(b"0123456789")[:-5]
+    script = first(answering(half))
+
+    async def calls(peer: Peer, transport: Transport) -> list[int]:
+        await refused(transport, peer, r"no answer within 0\.2 s", timeout=0.2)
+        await ok(transport, peer)
+        return peer.request_conn
+
+    assert run(script, calls) == [1, 2]
+
+
+def test_a_call_cancelled_by_its_caller_raises_cancelled_and_the_next_call_works() -> None:
+    async def calls(peer: Peer, transport: Transport) -> None:
+        task = asyncio.create_task(post(transport, peer))
+        await wait_until(lambda: len(peer.requests) == 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await ok(transport, peer)
+
+    run(first(stall), calls)
+
+
+def test_a_header_value_with_a_line_break_never_reaches_the_wire() -> None:
+    async def calls(peer: Peer, transport: Transport) -> bytes:
+        with pytest.raises(ConnectionCallError, match=r"Authorization.*line break") as info:
+            await post(
+                transport, peer, headers={"Authorization": f"Bearer {SECRET}\r\nX-Injected: 1"}
+            )
+        assert SECRET not in str(info.value)
+        await asyncio.sleep(0.05)
+        return bytes(peer.received)
+
+    assert b"X-Injected" not in run(answer_ok, calls)
+
+
+def _stale_together(conn: _Conn, request: bytes) -> None:
+    conn.answer(reply(b"first") + reply(b"stale"))
+
+
+def _stale_later(conn: _Conn, request: bytes) -> None:
+    conn.answer(reply(b"first"))
+    conn.answer(reply(b"stale"), delay=0.02)  # once the connection is idle in the pool
+
+
+def _garbage_together(conn: _Conn, request: bytes) -> None:
+    conn.answer(reply(b"first") + b"GARBAGE\r\n")
+
+
+@pytest.mark.parametrize(
+    "script",
+    [_stale_together, _stale_later, _garbage_together],
+    ids=["stale-answer-in-the-same-write", "stale-answer-while-idle", "garbage"],
+)
+def test_unasked_bytes_after_an_answer_never_reach_the_next_call(script: Script) -> None:
+    async def calls(peer: Peer, transport: Transport) -> list[bytes]:
+        one = (await post(transport, peer)).body
+        await asyncio.sleep(0.1)
+        two = (await post(transport, peer)).body
+        three = (await post(transport, peer)).body
+        return [one, two, three]
+
+    assert run(first(script), calls) == [b"first", b"ok", b"ok"]
+
+
+# ------------------------------------------------------------------------------- the pool
+
+
+def test_concurrent_calls_never_open_more_than_the_per_host_limit() -> None:
+    def slow(conn: _Conn, request: bytes) -> None:
+        conn.answer(reply(b"ok"), delay=0.05)
+
+    async def calls(peer: Peer, transport: Transport) -> tuple[list[bytes], int]:
+        responses = await asyncio.gather(*(post(transport, peer) for _ in range(20)))
+        return [r.body for r in responses], peer.most_open
+
+    bodies, most_open = run(slow, calls, TransportSettings(pool_limit_per_host=4))
+    assert bodies == [b"ok"] * 20
+    assert most_open <= 4
+
+
+def test_an_idle_connection_is_closed_after_the_keepalive_timeout() -> None:
+    async def calls(peer: Peer, transport: Transport) -> list[int]:
+        await ok(transport, peer)
+        await wait_until(lambda: peer.lost == 1)
+        await ok(transport, peer)
+        return peer.request_conn
+
+    assert run(answer_ok, calls, TransportSettings(keepalive_timeout=0.2)) == [1, 2]
+
+
+def test_closing_the_transport_closes_its_idle_connections() -> None:
+    async def go() -> int:
+        async with Peer(answer_ok) as peer:
+            async with Transport.open() as transport:
+                await ok(transport, peer)
+                assert peer.lost == 0
+            await wait_until(lambda: peer.lost == 1)
+            return peer.connections
+
+    assert asyncio.run(go()) == 1
