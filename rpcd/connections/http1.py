@@ -254,7 +254,7 @@ class HTTPPool:
             try:
                 answer = await conn.exchange(data, limit)
             except ServerDisconnected as exc:
-                conn.abort()
+                self._forget(conn)
                 if not (reused and not exc.answered and method in _RETRYABLE):
                     raise
                 conn = await self._connect(origin)
