@@ -439,6 +439,36 @@ def test_an_idle_connection_closed_by_the_peer_is_replaced_without_error() -> No
     assert run(script, calls) == 2
 
 
+def _close_unanswered(conn: _Conn, request: bytes) -> None:
+    conn.transport.close()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_reused_connection_dropped_unanswered_is_retried_for_get_only(method: str) -> None:
+    """The race where the peer closes a kept-alive connection as a request goes out: a GET is
+    sent again on a new connection; a POST is not (the peer may have acted on it)."""
+    script = first(answer_ok, _close_unanswered)
+
+    async def calls(peer: Peer, transport: Transport) -> tuple[list[bytes], list[int]]:
+        prepared = transport.prepare(OutboundRequest(method, peer.url(), headers=HEADERS))
+        got = []
+        for _ in range(2):
+            try:
+                response = await transport.send_prepared(prepared, None, timeout=5, label=LABEL)
+                got.append(response.body)
+            except ConnectionCallError as exc:
+                assert "closed the connection without answering" in str(exc)
+                assert SECRET not in str(exc)
+                got.append(b"refused")
+        return got, peer.request_conn
+
+    got, conns = run(script, calls)
+    if method == "GET":
+        assert (got, conns) == ([b"ok", b"ok"], [1, 1, 2])
+    else:
+        assert (got, conns) == ([b"ok", b"refused"], [1, 1])
+
+
 def test_a_stalled_answer_times_out_and_the_connection_is_not_reused() -> None:
     half = reply(b"0123456789")[:-5]
     script = first(answering(half))
