@@ -237,9 +237,9 @@ class HTTPPool:
     async def request(self, origin: Origin, method: str, data: bytes, limit: int) -> Answer:
         """Send ``data`` (a whole request) to ``origin`` and return the answer.
 
-        Raises ``OSError`` / ``ssl.SSLError`` (no connection), ``ServerDisconnected``,
-        ``MalformedResponse`` or ``ResponseTooLarge``; cancelling the caller drops the
-        connection, whose state is then unknown.
+        Raises ``CannotConnect`` (no connection: TCP or TLS), ``ServerDisconnected``,
+        ``MalformedResponse``, ``ResponseTooLarge`` or the ``OSError`` that broke the
+        connection; cancelling the caller drops the connection, whose state is then unknown.
         """
         if self._closed:
             raise RuntimeError("the HTTP pool is closed")
@@ -273,7 +273,11 @@ class HTTPPool:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
-            if not conn.closed and time.monotonic() - conn.idle_since < self._keepalive:
+            if (
+                not conn.closed
+                and not cast(asyncio.Transport, conn.transport).is_closing()
+                and time.monotonic() - conn.idle_since < self._keepalive
+            ):
                 return conn
             self._forget(conn)
         return None
