@@ -262,11 +262,11 @@ class HTTPPool:
             except BaseException:
                 conn.abort()
                 raise
-            finally:
-                if conn.closed or not conn.reusable:
+            finally:  # ``reusable`` only once an answer completed cleanly
+                if conn.reusable and not conn.closed and not self._closed:
+                    self._keep(origin, conn)
+                else:
                     self._forget(conn)
-            if conn.reusable and not conn.closed and not self._closed:
-                self._keep(origin, conn)
             return answer
 
     def _reuse(self, origin: Origin) -> _Connection | None:
