@@ -281,10 +281,7 @@ class _Compiler:
             test = self.test(node["propertyNames"], "k")
             obj.append(f"for k in {v}:")
             obj.append(f"    if not ({test}): return False")
-        if "minProperties" in node:
-            obj.append(f"if len({v}) < {int(node['minProperties'])}: return False")
-        if "maxProperties" in node:
-            obj.append(f"if len({v}) > {int(node['maxProperties'])}: return False")
+        obj += _size_statements(node, v, "minProperties", "maxProperties")
         out += _guard(obj, f"isinstance({v}, dict)", is_object)
         arr: list[str] = []
         if "items" in node:
@@ -295,10 +292,7 @@ class _Compiler:
             if test != "True":
                 arr.append(f"for x in {v}:")
                 arr.append(f"    if not ({test}): return False")
-        if "minItems" in node:
-            arr.append(f"if len({v}) < {int(node['minItems'])}: return False")
-        if "maxItems" in node:
-            arr.append(f"if len({v}) > {int(node['maxItems'])}: return False")
+        arr += _size_statements(node, v, "minItems", "maxItems")
         if node.get("uniqueItems") is True:
             arr.append(f"if not _unique({v}): return False")
         if "contains" in node:
@@ -365,6 +359,16 @@ _HANDLED = _INLINE | {
     "uniqueItems",
     "contains",
 }
+
+
+def _size_statements(node: dict[str, Any], v: str, low: str, high: str) -> list[str]:
+    """``return False`` statements for a size keyword pair (minItems/maxItems, ...) on ``v``."""
+    lines = []
+    if low in node:
+        lines.append(f"if len({v}) < {int(node[low])}: return False")
+    if high in node:
+        lines.append(f"if len({v}) > {int(node[high])}: return False")
+    return lines
 
 
 def _guard(lines: list[str], condition: str, implied: bool) -> list[str]:
