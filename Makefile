@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 ROOT   ?= .
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: help run test validate lint docs bench clean
+.PHONY: help run test validate lint docs bench fuzz clean
 
 help:
 	@echo "make run       start the daemon on the example tree (127.0.0.1:8080)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint      ruff + mypy"
 	@echo "make docs      regenerate docs/configuration.md from schemas/"
 	@echo "make bench     print the benchmark tables"
+	@echo "make fuzz      run the fuzz tests with fresh seeds for FUZZ_SECONDS (default 600)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,18 @@ docs: $(STAMP)
 test: lint
 	@.ci/install-test-tools
 	$(BIN)/python -m pytest -q
+
+# The fuzz tests (pytest -m fuzz) with the long hypothesis profile, again and again with a new
+# seed each round, until FUZZ_SECONDS have passed; the first failure stops it with exit 1.
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	@end=$$(( $$(date +%s) + $(FUZZ_SECONDS) )); round=0; \
+	while [ $$(date +%s) -lt $$end ]; do \
+	  round=$$((round + 1)); seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' '); \
+	  echo "fuzz round $$round, seed $$seed"; \
+	  RPCD_HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -m fuzz -p no:cacheprovider \
+	    -o timeout=0 --hypothesis-seed=$$seed || exit 1; \
+	done; echo "fuzz: $$round rounds clean in $(FUZZ_SECONDS) s"
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -16,9 +17,22 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from rpcd.cli import main
 from rpcd.config import Finding, build
+
+# Fuzz tests (``@pytest.mark.fuzz``) take their example count from the active profile: a short
+# budget in ``make test`` ("suite"), a long one under ``make fuzz`` ("fuzz", which also loops
+# over fresh seeds until its time is up). A fuzz test sets no ``max_examples`` of its own.
+settings.register_profile("suite", deadline=None)
+settings.register_profile(
+    "fuzz",
+    max_examples=5_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("RPCD_HYPOTHESIS_PROFILE", "suite"))
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_PARTS = ("rpcd.toml", "connections.d", "services.d")
