@@ -15,7 +15,7 @@ from peers import AiohttpPeer, serve
 from peers.tree import load, make_tree, no_secret_in_logs, secret
 
 from rpcd.connections import CallOutcome, Transport, call_class, connections_for
-from rpcd.secrets import resolve_catalog
+from rpcd.secrets import MASK, resolve_catalog
 
 __all__ = ["no_secret_in_logs"]
 
@@ -139,7 +139,8 @@ def test_ties_break_by_id_and_errors_fall_through(tmp_path: Path, peer: AiohttpP
     )
     outcome = run(root, ["uni-b", "uni-a"], "aa")
     assert outcome.ok and outcome.connection == "demo_svc/zz"
-    assert outcome.result == {"from": "aa", "q": {"wstoken": TOKEN}}
+    # The peer echoes the query it got: the token was sent, and its echo comes back masked.
+    assert outcome.result == {"from": "aa", "q": {"wstoken": MASK}}
     data = outcome.to_dict()
     assert [a["connection"] for a in data["attempts"]] == ["demo_svc/aa", "demo_svc/zz"]
     first = data["attempts"][0]

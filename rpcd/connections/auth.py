@@ -51,6 +51,12 @@ class Auth:
     def client_cert(self) -> ClientCert | None:
         return None
 
+    def derived_secrets(self) -> tuple[str, ...]:
+        """Values computed from the credentials and sent as they are on every request (a
+        remote may echo them, so they are masked like the credentials themselves). Values
+        made fresh per request (an OAuth signature, a WS-Security digest) are not listed."""
+        return ()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -94,8 +100,14 @@ class BasicAuth(Auth):
         self._username, self._password = username, password
 
     def sign(self, request: OutboundRequest) -> None:
+        request.headers["Authorization"] = "Basic " + self._blob()
+
+    def derived_secrets(self) -> tuple[str, ...]:
+        return (self._blob(),)
+
+    def _blob(self) -> str:
         pair = f"{self._username.get_secret_value()}:{self._password.get_secret_value()}"
-        request.headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        return base64.b64encode(pair.encode()).decode()
 
 
 OAuthPlacement = Literal["header", "query", "body"]

@@ -24,9 +24,10 @@ from rpcd.config import Catalog, ResolvedConnection
 from rpcd.config.models import Value
 from rpcd.connections import rest, soap, xmlrpc
 from rpcd.connections.auth import Auth, CertAuth, make_auth
+from rpcd.connections.masking import connection_masker
 from rpcd.connections.request import OutboundRequest, ParameterError, Response
 from rpcd.connections.transport import Prepared, Transport
-from rpcd.errors import ConnectionCallError, SecretError
+from rpcd.errors import ConnectionCallError, RpcdError, SecretError
 from rpcd.routing import applicable
 from rpcd.secrets import SecretStore
 
@@ -49,6 +50,7 @@ class Connection:
         "_full_id",
         "_https",
         "_kind",
+        "_mask",
         "_prepared",
         "_ssl",
         "_transport",
@@ -75,6 +77,9 @@ class Connection:
         except SecretError as exc:  # the connection exists, but cannot be called
             self._unavailable = f"{conn.full_id}: {exc}"
         self._cert = isinstance(self._auth, CertAuth)
+        # What the remote may echo of the credentials, masked in every error and result.
+        derived = self._auth.derived_secrets() if self._auth is not None else ()
+        self._mask = connection_masker(conn, secrets, derived)
 
     # ----------------------------------------------------------------- introspection
 
@@ -195,46 +200,56 @@ class Connection:
     async def call(self, function: str, params: Any = None) -> Any:
         """Call ``function`` on the remote. Raises ``ParameterError`` (before any request),
         ``ConnectionCallError`` (no answer), ``RemoteFault`` (the remote's error) or a
-        ``CodecError`` (an answer that could not be read)."""
+        ``CodecError`` (an answer that could not be read).
+
+        Every text of those errors and every string of the result has this connection's
+        credentials masked (``rpcd.connections.masking``): a remote may quote the request."""
         if not isinstance(function, str) or not function:
             raise ParameterError("the function name must be a non-empty string")
         c, auth, kind = self._conn, self._auth, self._kind
-        # Parameter shapes are checked first, then the credentials, then the request is built.
-        decode: Callable[[ResolvedConnection, Response], Any]
-        if kind == "XML-RPC":
-            positional = xmlrpc.check_params(params)
-            if auth is None:
-                raise self._no_credentials()
-            body = xmlrpc.body(function, positional)
-            decode = xmlrpc.decode
-        elif kind == "SOAP":
-            named = soap.check_params(params)
-            if auth is None:
-                raise self._no_credentials()
-            body = soap.body(c, function, named, auth.wsse_token())
-            decode = soap.decode
-        else:
-            return await self._call_rest(function, params)
-        ssl_context = self._ssl
-        if ssl_context is None and (self._https or self._cert):  # else plain http: no TLS
-            ssl_context = self._ssl_context(auth)
-        started = time.perf_counter()
         try:
-            if auth.per_call:  # signed per request: no reusable target
-                request = self._target(function)
-                request.body = body
-                auth.sign(request)
-                response = await self._transport.send(
-                    request, timeout=c.timeout, ssl_context=ssl_context, label=self._full_id
-                )
+            # Parameter shapes are checked first, then the credentials, then the request.
+            decode: Callable[[ResolvedConnection, Response], Any]
+            if kind == "XML-RPC":
+                positional = xmlrpc.check_params(params)
+                if auth is None:
+                    raise self._no_credentials()
+                body = xmlrpc.body(function, positional)
+                decode = xmlrpc.decode
+            elif kind == "SOAP":
+                named = soap.check_params(params)
+                if auth is None:
+                    raise self._no_credentials()
+                body = soap.body(c, function, named, auth.wsse_token())
+                decode = soap.decode
             else:
-                prepared = self._prepared.get(function) or self._prepare(function, auth)
-                response = await self._transport.send_prepared(
-                    prepared, body, timeout=c.timeout, ssl_context=ssl_context, label=self._full_id
-                )
-        finally:
-            self.last_latency = time.perf_counter() - started
-        return decode(c, response)
+                return await self._call_rest(function, params)
+            ssl_context = self._ssl
+            if ssl_context is None and (self._https or self._cert):  # else plain http: no TLS
+                ssl_context = self._ssl_context(auth)
+            started = time.perf_counter()
+            try:
+                if auth.per_call:  # signed per request: no reusable target
+                    request = self._target(function)
+                    request.body = body
+                    auth.sign(request)
+                    response = await self._transport.send(
+                        request, timeout=c.timeout, ssl_context=ssl_context, label=self._full_id
+                    )
+                else:
+                    prepared = self._prepared.get(function) or self._prepare(function, auth)
+                    response = await self._transport.send_prepared(
+                        prepared,
+                        body,
+                        timeout=c.timeout,
+                        ssl_context=ssl_context,
+                        label=self._full_id,
+                    )
+            finally:
+                self.last_latency = time.perf_counter() - started
+            return self._mask.result(decode(c, response), response.body)
+        except RpcdError as exc:
+            raise self._mask.exception(exc) from None
 
     def _target(self, function: str) -> OutboundRequest:
         builder = xmlrpc.target if self._kind == "XML-RPC" else soap.target
@@ -267,7 +282,7 @@ class Connection:
             )
         finally:
             self.last_latency = time.perf_counter() - started
-        return rest.decode(c, response)
+        return self._mask.result(rest.decode(c, response), response.body)
 
     def _ssl_context(self, auth: Auth) -> ssl.SSLContext | None:
         ssl_context = self._ssl
