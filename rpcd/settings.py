@@ -8,6 +8,7 @@ as stars in any repr, log or error.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=MIB, ge=1024, le=256 * MIB)
     max_xml_depth: int = Field(default=32, ge=1, le=200)
     max_multicall: int = Field(default=100, ge=1, le=10_000)
+    #: Calls one request may run in all (a JSON-RPC batch's entries, each ``system.multicall``
+    #: entry counted one by one), counted before any runs: over it, nothing runs (-32600).
+    max_calls_per_request: int = Field(default=100, ge=1, le=10_000)
     handler_timeout: float = Field(default=30.0, gt=0, le=3600)
     handler_threads: int = Field(default=8, ge=1, le=256)
     session_key: SecretStr | None = None
@@ -47,6 +51,25 @@ class Settings(BaseSettings):
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     shutdown_timeout: float = Field(default=10.0, gt=0, le=600)
+    #: Connections (``rpcd.server.conn_guard``): seconds to send a request's line and headers
+    #: (from connect, or from the first byte of the next request on a kept-alive connection),
+    #: seconds to send its body, seconds a kept-alive connection may idle, and how many
+    #: connections may be open at once (the oldest idle one is closed to make room).
+    header_timeout: float = Field(default=20.0, gt=0, le=3600)
+    body_timeout: float = Field(default=60.0, gt=0, le=3600)
+    keepalive_timeout: float = Field(default=75.0, gt=0, le=3600)
+    max_connections: int = Field(default=512, ge=1, le=1_000_000)
+    #: Failed password checks (HTTP Basic, ``system.login``) allowed per client address and
+    #: per user name within ``auth_fail_window`` seconds; past it, 429 with Retry-After.
+    #: ``auth_fail_table_size`` bounds the addresses and names remembered (oldest forgotten).
+    auth_fail_limit: int = Field(default=10, ge=1, le=1000)
+    auth_fail_window: float = Field(default=60.0, gt=0, le=86_400)
+    auth_fail_table_size: int = Field(default=10_000, ge=16, le=1_000_000)
+    #: Proxies (addresses or networks) whose ``X-Forwarded-For`` names the client address.
+    trusted_proxies: tuple[str, ...] = ()
+    #: When set, ``GET /metrics`` needs ``Authorization: Bearer <token>``.
+    metrics_token: SecretStr | None = None
+    metrics_token_file: Path | None = None
     #: False only for development: an unresolved secret reference is then a warning, not a
     #: load error, and calls over that connection fail naming the reference.
     strict_secrets: bool = True
@@ -73,6 +96,19 @@ class Settings(BaseSettings):
             raise ValueError(f"listen must be HOST:PORT, got {value!r}")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies takes addresses or networks (127.0.0.1, 10.0.0.0/8), "
+                    f"got {item!r}"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _pairs(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -81,6 +117,8 @@ class Settings(BaseSettings):
             raise ValueError("tls_client_ca needs tls_cert and tls_key (rpcd must terminate TLS)")
         if self.session_key is not None and self.session_key_file is not None:
             raise ValueError("give session_key or session_key_file, not both")
+        if self.metrics_token is not None and self.metrics_token_file is not None:
+            raise ValueError("give metrics_token or metrics_token_file, not both")
         return self
 
     @property
@@ -101,6 +139,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"session_key_file {self.session_key_file} is empty")
             return data
         return None
+
+    def metrics_token_bytes(self) -> bytes | None:
+        """The token ``GET /metrics`` asks for (from the file when one is named); None if unset."""
+        if self.metrics_token is not None:
+            token = self.metrics_token.get_secret_value().encode("utf-8")
+        elif self.metrics_token_file is not None:
+            token = self.metrics_token_file.read_bytes().strip()
+        else:
+            return None
+        if len(token) < 16:
+            raise ValueError("the metrics token must be at least 16 characters")
+        return token
 
     @classmethod
     def settings_customise_sources(

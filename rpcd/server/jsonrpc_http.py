@@ -1,13 +1,16 @@
 """JSON-RPC 2.0 over HTTP: ``POST /jsonrpc`` with batches and notifications, same faults.
 
 A batch runs its calls in order (like ``system.multicall``) and is bounded by
-``max_multicall``. A request of notifications only is answered with 204 and no body.
+``max_multicall`` entries and, multicalls' entries included, by ``max_calls_per_request``
+calls (``rpcd.server.budget``). A request of notifications only is answered with 204 and no
+body.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +20,7 @@ from rpcd.codecs.jsonrpc import InvalidJsonRpcRequest, JsonRpcRequest
 from rpcd.errors import INTERNAL_ERROR, INVALID_REQUEST, CodecError, Fault, LimitExceeded
 from rpcd.server import guard
 from rpcd.server.auth import NOT_BEARER, Authenticator, AuthRequired
+from rpcd.server.budget import calls_in, check_budget
 from rpcd.server.dispatch import NOT_INLINE, CallContext, Dispatcher
 from rpcd.server.endpoint import Endpoint
 from rpcd.server.http import check_content_type, read_body, unauthorized
@@ -68,6 +72,12 @@ async def _one(
         )
 
 
+def _costs(batch: list[JsonRpcRequest | InvalidJsonRpcRequest]) -> Iterator[int]:
+    """Each batch entry's calls (``budget.calls_in``); an invalid entry counts one."""
+    for item in batch:
+        yield 1 if isinstance(item, InvalidJsonRpcRequest) else calls_in(item.method, item.params)
+
+
 class JsonRpcEndpoint(Endpoint):
     """The JSON-RPC request handler (one per app)."""
 
@@ -114,6 +124,10 @@ class JsonRpcEndpoint(Endpoint):
             if len(parsed) > settings.max_multicall:
                 message = f"a batch takes at most {settings.max_multicall} calls, got {len(parsed)}"
                 return jsonrpc.dumps_error(None, INVALID_REQUEST, message)
+            try:  # the whole batch, multicalls' entries included, before any call runs
+                check_budget(_costs(parsed), settings.max_calls_per_request)
+            except Fault as fault:
+                return jsonrpc.dumps_error(None, fault.code, fault.message)
             scope.rpc_method = "batch"
             responses: list[dict[str, Any]] = []
             for item in parsed:

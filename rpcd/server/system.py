@@ -12,6 +12,7 @@ from typing import Any
 
 from rpcd.errors import INVALID_PARAMS, INVALID_REQUEST, Fault
 from rpcd.server.auth import AuthRequired
+from rpcd.server.budget import check_budget
 from rpcd.server.dispatch import ANONYMOUS_METHODS, CallContext, Dispatcher, canonical, not_found
 from rpcd.server.loading import MethodEntry, may_call
 from rpcd.server.metrics import Metrics
@@ -128,6 +129,7 @@ async def multicall(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
         raise Fault(
             INVALID_REQUEST, f"system.multicall takes at most {limit} calls, got {len(calls)}"
         )
+    check_budget((len(calls),), d.settings.max_calls_per_request)  # before any call runs
     inner = ctx.nested()
     results: list[Any] = []
     for call in calls:
