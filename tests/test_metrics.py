@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import subprocess
+import sys
 import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
-from ops_helpers import Ops, served
+from conftest import REPO
+from ops_helpers import AUTH, Ops, served
 from prometheus_client.parser import text_string_to_metric_families
-from server_helpers import MOODLE_PASSWORD, MOODLE_USER, make_tree
+from server_helpers import MOODLE_PASSWORD, MOODLE_USER, OUTSIDER_TOKEN, make_tree
 
 from rpcd.connections.runner import Attempt, CallError, CallOutcome
 from rpcd.server import metrics as m
@@ -143,3 +147,93 @@ def test_each_app_has_its_own_registry() -> None:
     sb: Any = parse(b.exposition().decode())
     assert value(sa, "rpcd_reloads_total", result="ok") == 1
     assert value(sb, "rpcd_reloads_total", result="ok") == 0
+
+
+# -- what /metrics may show, and to whom (issue 12, point 7) ---------------------------------
+
+#: Published names and guesses that callers without the right to call them send below.
+PROBED = ("hello.helloWorld", "hello.sum", "hello.add", "evil.guess", "nope.guess")
+
+
+def test_method_labels_never_come_from_unauthorized_callers(tmp_path: Path) -> None:
+    """A caller without credentials (401) or without the grant (-32601) must not learn from
+    ``/metrics`` which names exist: its calls are labelled ``unauthenticated`` / ``unknown``,
+    on the inline path (helloWorld, add) and the pooled one (sum) alike."""
+    root = make_tree(tmp_path / "tree")
+    outsider = {"Authorization": f"Bearer {OUTSIDER_TOKEN}"}
+
+    async def run() -> tuple[str, Samples]:
+        async with served(root) as ops:
+            for name in ("hello.helloWorld", "hello.sum", "evil.guess"):
+                assert await ops.xmlrpc(name, "a", "b", headers={}) == 401
+            response = await ops.client.post(
+                "/jsonrpc", json={"jsonrpc": "2.0", "id": 1, "method": "hello.add", "params": []}
+            )
+            assert response.status == 401
+            for name in ("hello.add", "hello.sum", "nope.guess"):
+                fault = await ops.xmlrpc(name, 1, 2, headers=outsider)
+                assert isinstance(fault, xmlrpc.client.Fault) and fault.faultCode == -32601
+            # Anonymous methods stay themselves: their names are fixed, not the catalog's.
+            assert "system.login" in await ops.xmlrpc("system.listMethods", headers={})
+            return await scrape(ops)
+
+    text, samples = asyncio.run(run())
+    for name in PROBED:
+        assert name not in text, name
+    req = "rpcd_requests_total"
+    assert value(samples, req, protocol="xmlrpc", method="unauthenticated") == 3
+    assert value(samples, req, protocol="jsonrpc", method="unauthenticated") == 1
+    assert value(samples, req, protocol="xmlrpc", method="unknown") == 3
+    assert value(samples, req, protocol="xmlrpc", method="system.listMethods") == 1
+    assert value(samples, "rpcd_faults_total", code="401") == 4
+
+
+METRICS_TOKEN = "metrics-token-0123456789abcdef"
+
+
+def test_metrics_token_is_asked_for_when_set(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "tree")
+
+    async def run() -> None:
+        async with served(root, metrics_token=METRICS_TOKEN) as ops:
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong-token-0123456789abcdef"},
+                {"Authorization": f"Bearer {METRICS_TOKEN}x"},
+                {"Authorization": f"Basic {METRICS_TOKEN}"},
+                AUTH,  # a peer's token is not the metrics token
+            ):
+                response = await ops.client.get("/metrics", headers=headers)
+                assert response.status == 401, headers
+                assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+                body = await response.text()
+                assert "metrics_token" in body and "rpcd_requests" not in body
+            for scheme in ("Bearer", "bearer"):
+                response = await ops.client.get(
+                    "/metrics", headers={"Authorization": f"{scheme} {METRICS_TOKEN}"}
+                )
+                assert response.status == 200
+                assert "rpcd_requests" in await response.text()
+
+    asyncio.run(run())
+
+
+def test_metrics_token_file_is_checked_at_start(tmp_path: Path) -> None:
+    """A token file that is missing or too short stops ``rpcd serve`` with a settings error."""
+    root = make_tree(tmp_path / "tree")
+    short = tmp_path / "short-token"
+    short.write_text("short\n")
+    for path, says in ((tmp_path / "missing", "No such file"), (short, "at least 16")):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RPCD_")}
+        env.update(PYTHONPATH=str(REPO), RPCD_METRICS_TOKEN_FILE=str(path))
+        done = subprocess.run(
+            [sys.executable, "-m", "rpcd", "serve", str(root), "--listen", "127.0.0.1:0"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "invalid settings: metrics token" in done.stderr and says in done.stderr
+        assert "Traceback" not in done.stderr

@@ -85,7 +85,7 @@ def create_app(
     app[TRANSPORT] = None
     app.cleanup_ctx.extend([_executor, _transport])
     # GET /metrics, per-app registry; the dispatcher and the proxy caller count on it.
-    metrics.install(app, app_metrics, middleware=False)
+    metrics.install(app, app_metrics, middleware=False, token=settings.metrics_token_bytes())
     xml = xmlrpc_http.XmlRpcEndpoint(settings, holder, authenticator, dispatcher, app_metrics)
     for path in xmlrpc_http.PATHS:
         app.router.add_post(path, xml.handle)

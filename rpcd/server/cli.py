@@ -42,6 +42,11 @@ def prepare(args: argparse.Namespace) -> tuple[Settings, Loaded] | int:
     except (ValidationError, ValueError) as exc:
         sys.stderr.write(f"rpcd serve: invalid settings: {exc}\n")
         return 2
+    try:  # read now, so a missing or short token file is a settings error, not a traceback
+        settings.metrics_token_bytes()
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"rpcd serve: invalid settings: metrics token: {exc}\n")
+        return 2
     setup_logging(settings.log_format, settings.log_level, flush_interval=settings.access_log_flush)
     root = Path(args.root_arg or args.root or ".")
     loaded = load(root, strict_secrets=settings.strict_secrets)

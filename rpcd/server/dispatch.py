@@ -41,6 +41,8 @@ from rpcd.settings import Settings
 __all__ = [
     "ANONYMOUS_METHODS",
     "NOT_INLINE",
+    "UNAUTHENTICATED",
+    "UNKNOWN",
     "CallContext",
     "Dispatcher",
     "check_signature",
@@ -100,6 +102,23 @@ def _observer(metrics: CallMetrics | None) -> Callable[[str, str, float, int | N
     if isinstance(calls, CallStats):
         return calls.observe
     return metrics.observe_call
+
+
+#: The ``method`` label of a call whose caller has no valid credentials (the method's name
+#: would tell who can scrape ``/metrics`` which guesses exist), and of a call to a method that
+#: does not exist or that the caller may not call (the same -32601 to the caller, too).
+UNAUTHENTICATED = "unauthenticated"
+UNKNOWN = "unknown"
+
+
+def _label(ctx: CallContext, name: str, system: bool, entry: MethodEntry | None) -> str:
+    """The ``method`` label of a call: its name only when the caller may call it."""
+    principal = ctx.principal
+    if principal is None:
+        return name if name in ANONYMOUS_METHODS else UNAUTHENTICATED
+    if system or (entry is not None and principal.peer.id in entry.callers):
+        return name
+    return UNKNOWN
 
 
 def not_found(name: str) -> Fault:
@@ -217,11 +236,14 @@ class Dispatcher:
         observe = self._observe
         started = perf_counter()
         code: int | None = None
+        label = name
         try:
             principal = ctx.principal
             if principal is None:
+                label = UNAUTHENTICATED
                 raise AuthRequired()
             if principal.peer.id not in entry.callers:  # may_call, worked out per catalog
+                label = UNKNOWN
                 raise not_found(name)
             check_signature(entry, params)
             return _call_inline(ctx, entry, params)
@@ -233,7 +255,7 @@ class Dispatcher:
             raise
         finally:
             if observe is not None:
-                observe(ctx.protocol, name, perf_counter() - started, code)
+                observe(ctx.protocol, label, perf_counter() - started, code)
 
     async def call(self, ctx: CallContext, name: str, params: list[Any] | dict[str, Any]) -> Any:
         """One call (each call of a multicall or batch too), counted and timed when the
@@ -242,8 +264,7 @@ class Dispatcher:
         name = canonical(name)
         system = system_methods.get(name)
         entry = None if system is not None else ctx.loaded.methods.get(name)
-        # A bounded label: a published or system method of the live catalog, else "unknown".
-        label = name if system is not None or entry is not None else "unknown"
+        label = _label(ctx, name, system is not None, entry)
         observe = self._observe
         started = perf_counter()
         code: int | None = None

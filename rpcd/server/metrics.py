@@ -5,8 +5,11 @@ one process (tests, or a future multi-listener) never mix their counts.
 
 Label cardinality is bounded by the configuration, never by callers:
 
-- ``method`` is a published or ``system.*`` method of the live catalog, or ``"unknown"`` —
-  never the raw name a caller sent;
+- ``method`` is the called method's name only when the caller may call it (a published
+  method it is granted, a ``system.*`` method, or one of the anonymous ones);
+  ``"unauthenticated"`` for a caller without valid credentials and ``"unknown"`` for a
+  method that does not exist or is not granted to the caller (``dispatch._label``), so
+  neither an outsider's guesses nor a peer's probing show which names exist;
 - ``protocol`` is ``xmlrpc`` or ``jsonrpc``;
 - ``code`` is a fault code; at most ``MAX_FAULT_CODES`` distinct codes get their own label
   (a remote service can send any integer), the rest are ``"other"``;
@@ -17,11 +20,16 @@ metrics to the app's ``Dispatcher``, which counts every RPC call (each call of a
 batch too) on the event loop (``rpcd.server.call_metrics``), and to its proxy caller for the
 outbound series. ``record_outbound(outcome)`` is for code without that reference: it finds the
 app's metrics through a context variable (``metrics_middleware`` binds it, for other apps).
+
+``/metrics`` is open unless ``metrics_token`` (or ``metrics_token_file``) is set: then it
+answers only ``Authorization: Bearer <token>`` (compared in constant time), else 401.
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -122,7 +130,7 @@ class Metrics:
     def observe_call(
         self, protocol: str, method: str, seconds: float, fault_code: int | None = None
     ) -> None:
-        """One RPC call: ``method`` must already be a bounded label (see ``method_label``).
+        """One RPC call: ``method`` must already be a bounded label (``dispatch._label``).
 
         Called on the event loop only (``CallStats`` takes no lock). The dispatcher calls
         ``self.calls.observe`` directly (``dispatch._observer``): keep this a plain hand-over."""
@@ -175,6 +183,8 @@ class Metrics:
 
 
 METRICS = web.AppKey("metrics", Metrics)
+#: sha256 of the token ``GET /metrics`` asks for; absent when the endpoint is open.
+TOKEN_DIGEST = web.AppKey("metrics_token_digest", bytes)
 
 #: The metrics of the app serving the current request (set by ``metrics_middleware``).
 _current: contextvars.ContextVar[Metrics | None] = contextvars.ContextVar(
@@ -201,28 +211,44 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 async def metrics_handler(request: web.Request) -> web.Response:
     """``GET /metrics``: the Prometheus text exposition of this app's registry."""
+    digest = request.app.get(TOKEN_DIGEST)
+    if digest is not None and not _bearer_matches(request.headers.get("Authorization", ""), digest):
+        raise web.HTTPUnauthorized(
+            text="GET /metrics needs Authorization: Bearer <the metrics token> "
+            "(the daemon's metrics_token or metrics_token_file setting)\n",
+            headers={"WWW-Authenticate": 'Bearer realm="rpcd metrics"'},
+        )
     metrics = request.app[METRICS]
     return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def method_label(name: str, known: Callable[[str], bool]) -> str:
-    """The label for a called method: its canonical name if ``known``, else ``"unknown"``."""
-    canonical = name.replace("/", ".") if "/" in name else name
-    return canonical if known(canonical) else "unknown"
+def _bearer_matches(header: str, digest: bytes) -> bool:
+    """Whether ``header`` is ``Bearer <token>`` for the token of ``digest``: the digests are
+    compared in constant time, so neither the token's length nor a prefix shows in timing."""
+    scheme, _, value = header.partition(" ")
+    given = hashlib.sha256(value.strip().encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(given, digest) and scheme.lower() == "bearer"
 
 
 def install(
-    app: web.Application, metrics: Metrics | None = None, *, middleware: bool = True
+    app: web.Application,
+    metrics: Metrics | None = None,
+    *,
+    middleware: bool = True,
+    token: bytes | None = None,
 ) -> Metrics:
     """Metrics for ``app``: registry, ``GET /metrics``, the dispatcher's and proxy's counts.
 
     Call before the app starts (middlewares and routes freeze then). The dispatcher is taken
     from ``app`` when it has one (``rpcd.server.keys.DISPATCHER``). ``middleware=True`` adds
     ``metrics_middleware`` for ``record_outbound`` callers that have no reference to the app;
-    the daemon (``rpcd.server.app``) passes its metrics explicitly and needs none.
+    the daemon (``rpcd.server.app``) passes its metrics explicitly and needs none. With a
+    ``token``, ``GET /metrics`` asks for it as a bearer token.
     """
     metrics = metrics or Metrics()
     app[METRICS] = metrics
+    if token is not None:
+        app[TOKEN_DIGEST] = hashlib.sha256(token).digest()
     if middleware:
         app.middlewares.append(metrics_middleware)
     from rpcd.server.guard import guarded
