@@ -2,6 +2,15 @@
 
 Log lines name peers, methods and request ids; never tokens, passwords or the session key.
 
+In the text format a record's fields are on its one line, whatever they hold: the message,
+every extra field and the logger name pass through ``rpcd.logsafe.one_line`` (a newline becomes
+``\\n``, an escape character ``\\x1b``, a line separator ``\\u2028``), so a method name or
+path sent by a client cannot start a made-up line. A traceback or stack follows on lines
+that each begin with a tab (as PostgreSQL writes a multi-line message), its own control
+characters escaped too: only a record's first line starts at column 0. The JSON format is
+one line by construction (``json.dumps`` escapes every control character, DEL, and, ASCII
+only, U+2028/U+2029).
+
 Per-request cost (the access log writes one line per request): both formatters cache the
 timestamp text of the current second, and ``access_record`` builds the access log's record
 without ``Logger.findCaller`` (a walk up the stack) or ``LogRecord.__init__``'s per-record
@@ -22,6 +31,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from rpcd.logsafe import one_line
 
 __all__ = [
     "AccessItem",
@@ -154,23 +165,39 @@ class TextFormatter(logging.Formatter):
         return f"{cached[1]},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
-        if record.exc_info or record.exc_text or record.stack_info:
-            line = super().format(record)
-        else:  # what Formatter.format does for this format string, without the indirection
-            record.message = record.getMessage()
-            record.asctime = self.formatTime(record)
-            line = f"{record.asctime} {record.levelname} {record.name}: {record.message}"
+        """``Formatter.format`` for this format string, every field on one line (escaped),
+        then the traceback and stack, if any, on tab-indented lines."""
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record)
+        line = (
+            f"{record.asctime} {record.levelname} {one_line(record.name)}: "
+            f"{one_line(record.message)}"
+        )
         attrs = vars(record)
-        extras = " ".join(f"{k}={attrs[k]}" for k in _EXTRA if k in attrs)
-        if not extras:
-            return line
-        head, sep, tail = line.partition("\n")
-        return f"{head} [{extras}]{sep}{tail}"
+        extras = " ".join(f"{k}={_field(attrs[k])}" for k in _EXTRA if k in attrs)
+        if extras:
+            line = f"{line} [{extras}]"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += _continued(record.exc_text)
+        if record.stack_info:
+            line += _continued(self.formatStack(record.stack_info))
+        return line
 
     def access_lines(self, items: Iterable[AccessItem]) -> list[str]:
         """What ``format`` makes of the access log's records for these values, built in one
         loop: the duration with integer arithmetic (``round`` and a float's repr each cost
-        more than the rest of the line), the timestamp text cached for the second."""
+        more than the rest of the line), the timestamp text cached for the second. One
+        check of the whole batch for control characters; only a batch with some is built
+        again from escaped values."""
+        items = list(items)
+        out = self._access_lines(items)
+        if not "".join(out).isprintable():
+            out = self._access_lines([_escaped(item) for item in items])
+        return out
+
+    def _access_lines(self, items: list[AccessItem]) -> list[str]:
         out: list[str] = []
         append = out.append
         cached_second, cached_text = self._second
@@ -265,6 +292,8 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         try:
             msg = self.format(record)
+            if self.mask is not None:
+                msg = self.mask(msg)
             self._write_pending()  # Handler.handle holds the lock
             self.stream.write(msg + self.terminator)
             self.stream.flush()
@@ -277,6 +306,33 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 #: One access line's values: created (unix time), method, path, status, request id, peer,
 #: RPC method, duration (seconds).
 AccessItem = tuple[float, str, str, int, str, str, str, float]
+
+
+def _escaped(item: AccessItem) -> AccessItem:
+    """``item`` with its texts on one line (``logsafe.one_line``)."""
+    created, method, path, status, request_id, peer, rpc_method, seconds = item
+    return (
+        created,
+        one_line(method),
+        one_line(path),
+        status,
+        one_line(request_id),
+        one_line(peer),
+        one_line(rpc_method),
+        seconds,
+    )
+
+
+def _field(value: object) -> object:
+    """An extra field's value for the text format: a text on one line, numbers as they are."""
+    if isinstance(value, int | float):
+        return value
+    return one_line(value if isinstance(value, str) else str(value))
+
+
+def _continued(block: str) -> str:
+    """A traceback or stack as continuation lines: each after a newline and a tab, escaped."""
+    return "".join(f"\n\t{one_line(line)}" for line in block.split("\n"))
 
 
 def access_item_record(item: AccessItem) -> logging.LogRecord:
