@@ -21,6 +21,7 @@ from rpcd.server.keys import AUTHENTICATOR, DISPATCHER, HOLDER, SETTINGS, TRANSP
 from rpcd.server.loading import CatalogHolder, Loaded, load
 from rpcd.server.outbound import ProxyCaller
 from rpcd.server.sessions import SessionManager
+from rpcd.server.throttle import PasswordThrottle
 from rpcd.settings import Settings
 
 __all__ = [
@@ -74,7 +75,11 @@ def create_app(
     its work instead of a middleware chain."""
     app_metrics = metrics.Metrics()
     app = web.Application(client_max_size=settings.max_body_bytes)
-    authenticator = Authenticator(sessions or session_manager(settings), settings.auth_cache_ttl)
+    authenticator = Authenticator(
+        sessions or session_manager(settings),
+        settings.auth_cache_ttl,
+        PasswordThrottle.from_settings(settings),
+    )
     holder = CatalogHolder(loaded)
     app[SETTINGS] = settings
     app[HOLDER] = holder

@@ -13,6 +13,13 @@ password and the stored hash: a peer that sends Basic credentials on every call 
 pay scrypt per request (a ceiling of ~20 calls/s per core, and an easy way to exhaust the
 daemon). The key holds no password, and a changed ``password_hash`` misses the cache. Failures
 are never cached, so guessing still costs scrypt every time.
+
+A user name no peer has is verified all the same, against ``PeerIndex.unmatchable`` (a hash
+with the cost parameters of the peers' own), so a failure takes the same scrypt work whether
+the name exists or not. Failed password checks are limited per client address and per user
+name (``rpcd.server.throttle``): past the limit a check is refused with ``Throttled`` (HTTP
+429 with ``Retry-After``) before any scrypt runs. Every failed authentication is counted by
+what was presented (``rpcd_auth_failures_total{reason}``).
 """
 
 from __future__ import annotations
@@ -22,17 +29,20 @@ import base64
 import binascii
 import enum
 import hashlib
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
 
 from rpcd.config.models import Peer
 from rpcd.errors import Fault
-from rpcd.secrets_hash import verify_scrypt
+from rpcd.secrets_hash import unmatchable_like, verify_scrypt
 from rpcd.server.sessions import SessionClaims, SessionManager
+from rpcd.server.throttle import PasswordThrottle
 
 __all__ = [
     "AUTH_CHALLENGE",
@@ -42,6 +52,7 @@ __all__ = [
     "NotBearer",
     "PeerIndex",
     "Principal",
+    "Throttled",
 ]
 
 AUTH_CHALLENGE = 'Basic realm="rpcd", charset="UTF-8"'
@@ -63,6 +74,27 @@ class AuthRequired(Fault):
 
     def __init__(self, message: str = "authentication required") -> None:
         super().__init__(401, message)
+
+
+class Throttled(AuthRequired):
+    """Too many failed password checks from this address or for this user name: HTTP 429."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        Fault.__init__(
+            self,
+            429,
+            "too many failed password attempts from this address or for this user name: "
+            f"try again in {self.retry_after} s",
+        )
+
+
+class AuthCounter(Protocol):
+    """What the authenticator counts on (``rpcd.server.metrics.Metrics``)."""
+
+    def auth_failed(self, reason: str) -> None: ...
+
+    def auth_throttled(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +128,8 @@ class PeerIndex:
     tokens: Mapping[bytes, Principal]
     users: Mapping[str, Peer]
     certs: Mapping[bytes, Principal]
+    #: What a user name no peer has is verified against: same cost, matches no password.
+    unmatchable: str = field(default_factory=lambda: unmatchable_like(()))
 
     @classmethod
     def build(cls, peers: Mapping[str, Peer]) -> PeerIndex:
@@ -110,7 +144,8 @@ class PeerIndex:
             for p in peers.values()
             if p.fingerprint_sha256
         }
-        return cls(peers, tokens, users, certs)
+        unmatchable = unmatchable_like(p.password_hash for p in users.values() if p.password_hash)
+        return cls(peers, tokens, users, certs, unmatchable)
 
     def token_principal(self, token: str) -> Principal | None:
         """The token peer whose stored digest is this token's sha256, if any."""
@@ -157,23 +192,56 @@ class _SuccessCache:
 class Authenticator:
     """Turns a request's credentials into a ``Principal`` (or None: anonymous)."""
 
-    def __init__(self, sessions: SessionManager, cache_ttl: float) -> None:
+    def __init__(
+        self,
+        sessions: SessionManager,
+        cache_ttl: float,
+        throttle: PasswordThrottle | None = None,
+    ) -> None:
         self.sessions = sessions
         self._cache = _SuccessCache(cache_ttl)
+        self.throttle = throttle
+        self.metrics: AuthCounter | None = None  # set by ``metrics.install``
 
-    async def check_password(self, index: PeerIndex, username: str, password: str) -> Peer | None:
-        """The userpass peer these credentials belong to, verified with scrypt (or the cache)."""
+    def failed(self, reason: str) -> None:
+        """Count a failed authentication (``password``, ``token``, ``session``, ``cert`` or
+        ``malformed``)."""
+        if self.metrics is not None:
+            self.metrics.auth_failed(reason)
+
+    async def check_password(
+        self,
+        index: PeerIndex,
+        username: str,
+        password: str,
+        request: web.BaseRequest | None = None,
+    ) -> Peer | None:
+        """The userpass peer these credentials belong to, verified with scrypt (or the cache);
+        None when they are wrong, the same scrypt work for an unknown user name. ``Throttled``
+        when too many checks failed lately for ``request``'s client or for ``username``."""
+        throttle = self.throttle
+        keys = throttle.keys(request, username) if throttle is not None else ()
+        if throttle is not None:
+            wait = throttle.retry_after(keys)
+            if wait > 0:
+                if self.metrics is not None:
+                    self.metrics.auth_throttled()
+                raise Throttled(wait)
         peer = index.users.get(username)
-        if peer is None or peer.password_hash is None:
-            return None
-        key = self._cache.key(username, password, peer.password_hash)
-        if self._cache.hit(key):
+        stored = peer.password_hash if peer is not None else None
+        key = b""
+        if stored:
+            key = self._cache.key(username, password, stored)
+            if self._cache.hit(key):
+                return peer
+        ok = await asyncio.to_thread(verify_scrypt, password, stored or index.unmatchable)
+        if ok and stored:
+            self._cache.add(key)
             return peer
-        ok = await asyncio.to_thread(verify_scrypt, password, peer.password_hash)
-        if not ok:
-            return None
-        self._cache.add(key)
-        return peer
+        if throttle is not None:
+            throttle.failed(keys)
+        self.failed("password")
+        return None
 
     def check_session(self, index: PeerIndex, sessionid: str, kp3: str) -> Principal | None:
         claims = self.sessions.verify(sessionid, kp3)
@@ -187,12 +255,18 @@ class Authenticator:
         scheme, _, value = header.partition(" ")
         scheme, value = scheme.lower(), value.strip()
         if scheme == "bearer" and value:
-            return index.token_principal(value)
+            principal = index.token_principal(value)
+            if principal is None:
+                self.failed("token")
+            return principal
         if scheme == "basic" and value:
-            return await self._basic(index, value)
+            return await self._basic(index, value, request)
         der = _client_certificate(request)
         if der is not None:
-            return index.cert_principal(der)
+            principal = index.cert_principal(der)
+            if principal is None:
+                self.failed("cert")
+            return principal
         return None
 
     @staticmethod
@@ -211,17 +285,24 @@ class Authenticator:
             return NOT_BEARER
         return index.tokens.get(_sha256(value.encode("utf-8", "surrogatepass")).digest())
 
-    async def _basic(self, index: PeerIndex, value: str) -> Principal | None:
+    async def _basic(
+        self, index: PeerIndex, value: str, request: web.BaseRequest
+    ) -> Principal | None:
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
+            self.failed("malformed")
             return None
         user, sep, secret = decoded.partition(":")
         if not sep:
+            self.failed("malformed")
             return None
         if self.sessions.looks_like_session(user):
-            return self.check_session(index, user, secret)
-        peer = await self.check_password(index, user, secret)
+            session = self.check_session(index, user, secret)
+            if session is None:
+                self.failed("session")
+            return session
+        peer = await self.check_password(index, user, secret, request)
         return Principal(peer, "password") if peer is not None else None
 
 

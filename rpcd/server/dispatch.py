@@ -25,7 +25,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from rpcd.errors import (
     INTERNAL_ERROR,
@@ -37,6 +37,9 @@ from rpcd.errors import (
 from rpcd.server.auth import Authenticator, AuthRequired, Principal
 from rpcd.server.loading import Loaded, MethodEntry
 from rpcd.settings import Settings
+
+if TYPE_CHECKING:
+    from aiohttp.web import BaseRequest
 
 __all__ = [
     "ANONYMOUS_METHODS",
@@ -86,6 +89,8 @@ class CallContext(NamedTuple):
     in_multicall: bool = False
     #: The ``protocol`` label of the call's metrics: ``xmlrpc``, ``jsonrpc`` or ``http``.
     protocol: str = "xmlrpc"
+    #: The HTTP request (its client address limits ``system.login``'s failures).
+    request: BaseRequest | None = None
 
     def nested(self) -> CallContext:
         return self._replace(in_multicall=True)

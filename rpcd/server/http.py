@@ -11,11 +11,12 @@ from collections.abc import Iterator
 
 from aiohttp import web
 
-from rpcd.server.auth import AUTH_CHALLENGE
+from rpcd.server.auth import AUTH_CHALLENGE, AuthRequired, Throttled
 from rpcd.server.dispatch import CallContext
 from rpcd.server.keys import AUTHENTICATOR, HOLDER, PEER, RID
 
 __all__ = [
+    "auth_error",
     "call_context",
     "check_content_type",
     "given_or_new_request_id",
@@ -125,10 +126,25 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 async def call_context(request: web.Request) -> CallContext:
     """Take the current catalog once, and authenticate the caller against it."""
     loaded = request.app[HOLDER].current
-    principal = await request.app[AUTHENTICATOR].authenticate(request, loaded.peers)
+    try:
+        principal = await request.app[AUTHENTICATOR].authenticate(request, loaded.peers)
+    except AuthRequired as exc:
+        raise auth_error(exc, as_json=True) from None
     if principal is not None:
         request[PEER] = principal.peer.id
-    return CallContext(loaded, principal, request_id(request), protocol="http")
+    return CallContext(loaded, principal, request_id(request), protocol="http", request=request)
+
+
+def auth_error(exc: AuthRequired, *, as_json: bool = False) -> web.HTTPException:
+    """The HTTP answer to ``exc``: 429 with ``Retry-After`` when ``Throttled``, else 401."""
+    if isinstance(exc, Throttled):
+        text = json.dumps({"error": exc.message}, indent=2) if as_json else exc.message + "\n"
+        return web.HTTPTooManyRequests(
+            text=text,
+            content_type="application/json" if as_json else "text/plain",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    return unauthorized_json(exc.message) if as_json else unauthorized(exc.message)
 
 
 def unauthorized(message: str = "authentication required") -> web.HTTPUnauthorized:

@@ -23,7 +23,7 @@ from rpcd.server.auth import NOT_BEARER, Authenticator, AuthRequired
 from rpcd.server.budget import calls_in, check_budget
 from rpcd.server.dispatch import NOT_INLINE, CallContext, Dispatcher
 from rpcd.server.endpoint import Endpoint
-from rpcd.server.http import check_content_type, read_body, unauthorized
+from rpcd.server.http import auth_error, check_content_type, read_body
 
 __all__ = ["PATH", "JsonRpcEndpoint"]
 
@@ -105,7 +105,12 @@ class JsonRpcEndpoint(Endpoint):
         loaded = self.holder.current
         principal = Authenticator.bearer(request.headers.get("Authorization", ""), loaded.peers)
         if principal is NOT_BEARER:
-            principal = await self.authenticator.authenticate(request, loaded.peers)
+            try:
+                principal = await self.authenticator.authenticate(request, loaded.peers)
+            except AuthRequired as exc:  # Throttled: 429
+                raise auth_error(exc) from None
+        elif principal is None:
+            self.authenticator.failed("token")
         if principal is not None:
             scope.peer = principal.peer.id
         try:
@@ -114,7 +119,7 @@ class JsonRpcEndpoint(Endpoint):
             if self.metrics is not None:
                 self.metrics.observe_call("jsonrpc", "unknown", 0.0, exc.code)
             return jsonrpc.dumps_error(getattr(exc, "id", None), exc.code, str(exc))
-        ctx = CallContext(loaded, principal, scope.rid, protocol="jsonrpc")
+        ctx = CallContext(loaded, principal, scope.rid, protocol="jsonrpc", request=request)
         dispatcher = self.dispatcher
         try:
             if isinstance(parsed, JsonRpcRequest):
@@ -139,4 +144,4 @@ class JsonRpcEndpoint(Endpoint):
                     responses.append(response)
             return jsonrpc.dumps_batch(responses)
         except AuthRequired as exc:
-            raise unauthorized(exc.message) from None
+            raise auth_error(exc) from None

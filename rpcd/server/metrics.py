@@ -53,6 +53,9 @@ __all__ = [
 #: Distinct fault codes that get their own label value; further codes are "other".
 MAX_FAULT_CODES = 64
 
+#: The ``reason`` label values of ``rpcd_auth_failures_total`` (anything else is "other").
+AUTH_FAILURE_REASONS = ("password", "token", "session", "cert", "malformed")
+
 #: Latency buckets (seconds): RPC handlers from sub-millisecond to the handler timeout.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -105,6 +108,21 @@ class Metrics:
             ["connection", "result"],
             registry=r,
         )
+        self.auth_failures = Counter(
+            "rpcd_auth_failures",
+            "Failed authentications by what was presented "
+            "(password: a wrong password or an unknown user name; token, session, cert, malformed)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)
+        self.auth_throttled_total = Counter(
+            "rpcd_auth_throttled",
+            "Password checks refused with 429: too many failures from the client address "
+            "or for the user name",
+            registry=r,
+        )
         self.outbound_duration = Histogram(
             "rpcd_outbound_duration_seconds",
             "Time of one outbound call attempt, by connection",
@@ -152,6 +170,14 @@ class Metrics:
             if expires <= now:
                 del self._sessions[nonce]
         return float(len(self._sessions))
+
+    # -- authentication ----------------------------------------------------------------------
+
+    def auth_failed(self, reason: str) -> None:
+        self.auth_failures.labels(reason if reason in AUTH_FAILURE_REASONS else "other").inc()
+
+    def auth_throttled(self) -> None:
+        self.auth_throttled_total.inc()
 
     # -- reloads and catalog -----------------------------------------------------------------
 
@@ -254,7 +280,10 @@ def install(
     from rpcd.server.guard import guarded
 
     app.router.add_get("/metrics", guarded(metrics_handler))
-    from rpcd.server.keys import DISPATCHER, HOLDER
+    from rpcd.server.keys import AUTHENTICATOR, DISPATCHER, HOLDER
+
+    if AUTHENTICATOR in app:
+        app[AUTHENTICATOR].metrics = metrics  # failed and throttled authentications
 
     if DISPATCHER in app:
         app[DISPATCHER].metrics = metrics  # the dispatcher counts every call itself

@@ -166,7 +166,7 @@ async def login(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
     metrics = d.metrics if isinstance(d.metrics, Metrics) else None
     try:
         user, password = _credentials(params)
-        peer = await d.authenticator.check_password(ctx.loaded.peers, user, password)
+        peer = await d.authenticator.check_password(ctx.loaded.peers, user, password, ctx.request)
         if peer is None:
             raise AuthRequired("login failed")
     except Fault:

@@ -23,11 +23,11 @@ from rpcd.server.auth import NOT_BEARER, Authenticator, AuthRequired
 from rpcd.server.dispatch import NOT_INLINE, CallContext
 from rpcd.server.endpoint import Endpoint
 from rpcd.server.http import (
+    auth_error,
     check_content_type,
     new_request_id,
     read_body,
     safe_request_id,
-    unauthorized,
 )
 from rpcd.server.logging_setup import REQUEST_ID
 
@@ -64,7 +64,12 @@ class XmlRpcEndpoint(Endpoint):
             auth = request.headers.get("Authorization", "")
             principal = Authenticator.bearer(auth, loaded.peers)
             if principal is NOT_BEARER:
-                principal = await self.authenticator.authenticate(request, loaded.peers)
+                try:
+                    principal = await self.authenticator.authenticate(request, loaded.peers)
+                except AuthRequired as exc:  # Throttled: 429
+                    raise auth_error(exc) from None
+            elif principal is None:
+                self.authenticator.failed("token")
             if principal is not None:
                 peer = principal.peer.id
             try:
@@ -73,7 +78,7 @@ class XmlRpcEndpoint(Endpoint):
                 body = self._parse_error(exc)
             else:
                 rpc_method = method[:100]
-                ctx = CallContext(loaded, principal, rid)
+                ctx = CallContext(loaded, principal, rid, False, "xmlrpc", request)
                 dispatcher = self.dispatcher
                 try:
                     # An inline handler is called without a coroutine; anything else awaited.
@@ -81,7 +86,7 @@ class XmlRpcEndpoint(Endpoint):
                     if result is NOT_INLINE:
                         result = await dispatcher.call(ctx, method, params)
                 except AuthRequired as exc:
-                    raise unauthorized(exc.message) from None
+                    raise auth_error(exc) from None
                 except Fault as fault:
                     body = _fault_body(fault)
                 else:
