@@ -9,7 +9,11 @@ and its extra loop turn, cookie and trace hooks); that is more than the whole bl
 mostly in advance (``Origin.head``), and an ``asyncio.Protocol`` that feeds what it receives
 to httptools (llhttp, the parser Node.js uses) and resolves a future when the answer is
 complete. The framing rules (Content-Length, chunked, read-until-close, interim ``1xx``,
-keep-alive or not) are the parser's; this module owns only the pool.
+keep-alive or not) are the parser's; llhttp is strict (it refuses a negative or overflowing
+Content-Length, two of them, Content-Length with Transfer-Encoding, a chunk size that
+overflows, bare LF line ends). This module adds the bounds llhttp leaves to its user: the
+head's bytes, lines and line length (``headlimits``), a chunked body's framing bytes, trailer
+fields, and refuses a Transfer-Encoding other than ``chunked``.
 
 The pool: idle connections per origin (scheme, host, port, TLS context), reused last-in
 first-out, closed after ``keepalive_timeout`` idle (a sweep timer runs while any are idle) or
@@ -18,28 +22,49 @@ all (callers beyond that wait). A connection that carried a request which did no
 cleanly (an error, a cancelled call, bytes the peer sent unasked, ``Connection: close``) is
 closed, never reused. A request is sent once: like aiohttp, only an idempotent ``GET`` whose
 reused connection turns out to have been closed by the peer is retried, once, on a new one.
+
+Some servers answer without ``Connection: close`` and close at once (Perl's Frontier::Daemon):
+the close reaches the client just after the answer, often after the caller has sent its next
+request on that connection. So before an idle connection is reused its socket is polled
+(one ``poll`` call, no loop turn) for the peer's EOF, and an origin seen closing connections
+within ``_EAGER_CLOSE`` of their answer is remembered for a while: its connections are closed
+after each answer, and each call opens a new one. A POST is still never sent twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
+import select
 import time
 from typing import Any, cast
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from rpcd.connections.headlimits import AnswerOverLimit, HeadLimits, HeadScanner
+
 __all__ = [
     "Answer",
+    "AnswerOverLimit",
     "CannotConnect",
     "HTTPPool",
+    "HeadLimits",
     "MalformedResponse",
     "ResponseTooLarge",
     "ServerDisconnected",
+    "refuse_unsafe_url",
     "request_head",
 ]
 
 _RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
+#: A connection the peer closes within this many seconds of its answer (although the answer
+#: let it stay open) marks the origin as one that closes after each answer ...
+_EAGER_CLOSE = 1.0
+#: ... for this many seconds: its connections are closed after the answer instead of kept.
+_LEARNED_FOR = 600.0
+_MAX_LEARNED = 4096  # origins remembered at most (they come from the catalog: few)
 
 
 class CannotConnect(Exception):
@@ -86,24 +111,35 @@ Origin = tuple[str, int, Any]  # (host, port, ssl context or None): what a conne
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; at most one request in flight (no pipelining)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: HeadLimits) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[Answer] | None = None
         self.closed = False
         self.reusable = False  # the last answer allows another request on this connection
         self.idle_since = 0.0
+        self.idle_for = 0.0  # how long it had been idle when it was taken for this request
+        self.lost_idle = -1.0  # seconds it had been idle when the peer closed it (-1: it did not)
+        self._poll: Any = None  # a ``select.poll`` on the socket, to look for EOF before reuse
         self._limit = 0
+        self._limits = limits
+        self._fast_head = min(limits.max_line_bytes, limits.max_header_bytes - 4)
+        self._scanner = HeadScanner(limits)
+        self._in_head = False  # the bytes that come next belong to an answer's head
         self._reset()
 
     def _reset(self) -> None:
         self._status = 0
-        self._reason = b""
+        self._reason: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._size = 0
         self._complete_at_eof = False  # no Content-Length and not chunked: ends at close
-        self._received = False
+        self._chunked = False
+        self._events = 0  # parser events of a chunked body (chunk, data, trailer)
+        self._framing = 0  # bytes of a chunked body that brought no event yet
+        self._trailers = 0
+        self.received = False
 
     # -------------------------------------------------------------------- the exchange
 
@@ -111,9 +147,19 @@ class _Connection(asyncio.Protocol):
         """Send one request (``data``: head and body); the future gets its answer."""
         self._limit = limit
         self.reusable = False
+        self._in_head = True
+        self._scanner.reset()
         self.waiter = waiter = asyncio.get_running_loop().create_future()
         cast(asyncio.Transport, self.transport).write(data)
         return waiter
+
+    def peer_spoke(self) -> bool:
+        """Whether the idle connection's socket has something to read: the peer's EOF (it
+        closed the connection), bytes nobody asked for, or an error. Any of them makes the
+        connection unfit for another request; asked just before reusing it, this sees a close
+        the event loop has not yet reported (a peer that closes right after its answer)."""
+        poll = self._poll
+        return poll is not None and bool(poll.poll(0))
 
     def close(self) -> None:
         self.closed = True
@@ -130,19 +176,82 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not subclasses of asyncio.Transport, but have its methods.
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        fd = sock.fileno() if sock is not None else -1
+        if fd >= 0:
+            self._poll = select.poll()
+            self._poll.register(fd, select.POLLIN | select.POLLPRI | _POLLRDHUP)
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None:  # bytes nobody asked for: the stream can't be trusted
             self.abort()
             return
-        self._received = True
+        self.received = True
         try:
-            self.parser.feed_data(data)
+            if self._in_head:
+                self._feed_head(data)
+            elif self._chunked:
+                self._feed_chunked(data)
+            else:
+                self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            self._fail(cause if isinstance(cause, ResponseTooLarge) else MalformedResponse())
+            self._fail(cause if isinstance(cause, _OWN_ERRORS) else MalformedResponse())
+        except httptools.HttpParserUpgrade:
+            self._fail(MalformedResponse("the server switched protocols"))
         except httptools.HttpParserError as exc:
             self._fail(MalformedResponse(str(exc)))
+        except AnswerOverLimit as exc:
+            self._fail(exc)
+
+    def _feed_head(self, data: bytes) -> None:
+        """Feed the parser ``data`` whose start belongs to a head: each head only once the
+        scanner has passed it (so the parser never holds more than the limits allow)."""
+        scanner = self._scanner
+        parser = self.parser
+        if (  # the common case: a whole final head (not 1xx) within the limits, in one read
+            scanner.fresh
+            and data.startswith(b"HTTP/1.")
+            and data[9:10] in _FINAL
+            and 0 <= (end := data.find(b"\r\n\r\n")) <= self._fast_head
+            and data.count(b"\n", 0, end) <= self._limits.max_headers
+        ):
+            parser.feed_data(data)
+            return
+        view = memoryview(data)
+        start = 0
+        while True:
+            end = scanner.scan(data, start)
+            if end < 0:
+                parser.feed_data(view[start:] if start else data)
+                return
+            parser.feed_data(view[start:end])
+            start = end
+            if not self._in_head or self.waiter is None:
+                break
+            scanner.next_head()  # an interim 1xx answer, or blank lines before the status
+        if start < len(data):
+            rest = view[start:]
+            if self._chunked:
+                self._feed_chunked(rest)
+            else:
+                parser.feed_data(rest)
+
+    def _feed_chunked(self, data: bytes | memoryview) -> None:
+        """A chunked body: bytes that bring no parser event (a chunk-size line with endless
+        extensions, an endless trailer) count towards ``max_line_bytes``."""
+        events = self._events
+        self.parser.feed_data(data)
+        if self._events != events:
+            self._framing = 0
+            return
+        self._framing += len(data)
+        if self._framing > self._limits.max_line_bytes:
+            raise AnswerOverLimit(
+                "a chunk-size line or trailer of the answer is over the "
+                f"{self._limits.max_line_bytes}-byte limit",
+                "max_line_bytes",
+            )
 
     def eof_received(self) -> bool:
         return False  # close our side too; ``connection_lost`` settles the waiter
@@ -151,13 +260,15 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         waiter = self.waiter
         if waiter is None or waiter.done():
+            if waiter is None and self.reusable and self.lost_idle < 0:
+                self.lost_idle = time.monotonic() - self.idle_since
             return
         if self._complete_at_eof:
             self._complete()
         elif isinstance(exc, OSError):
             self._fail(exc)
         else:
-            self._fail(ServerDisconnected(answered=self._received))
+            self._fail(ServerDisconnected(answered=self.received))
 
     # ------------------------------------------------------------ parser callbacks
 
@@ -166,37 +277,61 @@ class _Connection(asyncio.Protocol):
             raise MalformedResponse("an answer to no request")
 
     def on_status(self, reason: bytes) -> None:
-        self._reason += reason
+        self._reason.append(reason)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        if self._in_head:
+            self._headers.append((name, value))
+            return
+        # A trailer field of a chunked answer: counted, then dropped (an RPC answer needs
+        # none, and one must not change what the head said, its Content-Encoding say).
+        self._events += 1
+        self._trailers += 1
+        if self._trailers > self._limits.max_headers:
+            raise AnswerOverLimit(
+                f"the answer has more than {self._limits.max_headers} trailer fields",
+                "max_headers",
+            )
 
     def on_headers_complete(self) -> None:
         self._status = status = self.parser.get_status_code()
         if 100 <= status < 200:
             return
+        self._in_head = False
         length: int | None = None
         chunked = False
         for name, value in self._headers:
             lowered = name.lower()
             if lowered == b"content-length":
-                length = int(value)  # the parser has checked it is a number
+                length = int(value)  # the parser has checked it is a number, and only one
             elif lowered == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
+                # The parser has decoded chunked; any other coding (we offer none) would
+                # leave the body still encoded, so it is refused rather than passed on.
+                if chunked or value.strip().lower() != b"chunked":
+                    raise MalformedResponse("a Transfer-Encoding other than chunked")
+                chunked = True
         if length is not None and length > self._limit:
             raise ResponseTooLarge(length)
+        self._chunked = chunked
         self._complete_at_eof = length is None and not chunked and status not in (204, 304)
+
+    def on_chunk_header(self) -> None:
+        self._events += 1
+
+    def on_chunk_complete(self) -> None:
+        self._events += 1
 
     def on_body(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._size > self._limit:
             raise ResponseTooLarge(None)
+        self._events += 1
         self._body.append(chunk)
 
     def on_message_complete(self) -> None:
         if 100 <= self._status < 200:  # interim answer (100 Continue, 103): the real one follows
             self._reset()
-            self._received = True
+            self.received = True
             return
         self.reusable = self.parser.should_keep_alive()
         self._complete()
@@ -207,9 +342,9 @@ class _Connection(asyncio.Protocol):
         for name, value in self._headers:
             headers.add(name.decode("latin-1"), value.decode("latin-1"))
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        answer = Answer(
-            self._status, self._reason.decode("latin-1"), CIMultiDictProxy(headers), body
-        )
+        reason = self._reason[0] if len(self._reason) == 1 else b"".join(self._reason)
+        answer = Answer(self._status, reason.decode("latin-1"), CIMultiDictProxy(headers), body)
+        self.idle_since = time.monotonic()  # the idle clock starts with the answer
         self._reset()
         if waiter is not None and not waiter.done():
             waiter.set_result(answer)
@@ -221,25 +356,42 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(exc)
 
 
+_FINAL = (b"2", b"3", b"4", b"5")  # first digit of a status that is not interim (1xx)
+_POLLRDHUP = getattr(select, "POLLRDHUP", 0)
+_OWN_ERRORS = (ResponseTooLarge, MalformedResponse, AnswerOverLimit)
+
+
 class HTTPPool:
     """Keep-alive connections for every origin this process calls (see the module docstring)."""
 
-    def __init__(self, *, limit: int, limit_per_host: int, keepalive_timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int,
+        limit_per_host: int,
+        keepalive_timeout: float,
+        head_limits: HeadLimits | None = None,
+    ) -> None:
         self._limit_per_host = limit_per_host
         self._keepalive = keepalive_timeout
+        self._new_connection = functools.partial(_Connection, head_limits or HeadLimits())
         self._idle: dict[Origin, list[_Connection]] = {}
         self._per_origin: dict[Origin, asyncio.Semaphore] = {}
         self._total = asyncio.Semaphore(limit)
         self._open: set[_Connection] = set()
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
+        # Origins seen closing a connection right after its answer although the answer let
+        # it stay open (when it was learned): their connections are not kept for a while.
+        self._closers: dict[Origin, float] = {}
 
     async def request(self, origin: Origin, method: str, data: bytes, limit: int) -> Answer:
         """Send ``data`` (a whole request) to ``origin`` and return the answer.
 
         Raises ``CannotConnect`` (no connection: TCP or TLS), ``ServerDisconnected``,
-        ``MalformedResponse``, ``ResponseTooLarge`` or the ``OSError`` that broke the
-        connection; cancelling the caller drops the connection, whose state is then unknown.
+        ``MalformedResponse``, ``ResponseTooLarge``, ``AnswerOverLimit`` or the ``OSError``
+        that broke the connection; cancelling the caller drops the connection, whose state is
+        then unknown.
         """
         if self._closed:
             raise RuntimeError("the HTTP pool is closed")
@@ -253,41 +405,86 @@ class HTTPPool:
                 conn = await self._connect(origin)
             try:
                 answer = await conn.exchange(data, limit)
-            except ServerDisconnected as exc:
+            except (ServerDisconnected, ConnectionResetError) as exc:
                 self._forget(conn)
-                if not (reused and not exc.answered and method in _RETRYABLE):
+                if not reused or conn.received:
                     raise
+                # The peer closed the kept-alive connection as the request went out.
+                if conn.idle_for < _EAGER_CLOSE:
+                    self._learn(origin)
+                if not (isinstance(exc, ServerDisconnected) and method in _RETRYABLE):
+                    raise  # a POST may have reached the peer: never sent twice
                 conn = await self._connect(origin)
                 answer = await conn.exchange(data, limit)
             except BaseException:
                 conn.abort()
                 raise
             finally:  # ``reusable`` only once an answer completed cleanly
-                if conn.reusable and not conn.closed and not self._closed:
+                if (
+                    conn.reusable
+                    and not conn.closed
+                    and not self._closed
+                    and not (self._closers and self._closes_after_answer(origin))
+                ):
                     self._keep(origin, conn)
                 else:
                     self._forget(conn)
             return answer
 
     def _reuse(self, origin: Origin) -> _Connection | None:
+        """The most recently used idle connection to ``origin`` that is still fit for a request:
+        open on both sides (the socket is asked too, for a close the loop has not reported
+        yet) and idle for less than ``keepalive_timeout``."""
         idle = self._idle.get(origin)
+        if not idle:
+            return None
+        now = time.monotonic()
         while idle:
             conn = idle.pop()
+            idle_for = now - conn.idle_since
             if (
-                not conn.closed
-                and not cast(asyncio.Transport, conn.transport).is_closing()
-                and time.monotonic() - conn.idle_since < self._keepalive
+                conn.closed
+                or cast(asyncio.Transport, conn.transport).is_closing()
+                or conn.peer_spoke()
             ):
+                self._forget(conn)
+                closed_after = conn.lost_idle if conn.lost_idle >= 0 else idle_for
+                if closed_after < _EAGER_CLOSE:
+                    self._learn(origin)
+            elif idle_for < self._keepalive:
+                conn.idle_for = idle_for
                 return conn
-            self._forget(conn)
+            else:
+                self._forget(conn)
         return None
+
+    def _learn(self, origin: Origin) -> None:
+        """``origin`` closes its connections right after answering, whatever its answers say
+        (Perl's Frontier::Daemon does): for ``_LEARNED_FOR`` seconds each call to it gets a
+        new connection, instead of a reused one that may be closed under the next request."""
+        if len(self._closers) >= _MAX_LEARNED:
+            self._closers.clear()
+        self._closers[origin] = time.monotonic()
+
+    def _closes_after_answer(self, origin: Origin) -> bool:
+        learned = self._closers.get(origin)
+        if learned is None:
+            return False
+        if time.monotonic() - learned < _LEARNED_FOR:
+            return True
+        del self._closers[origin]
+        return False
 
     async def _connect(self, origin: Origin) -> _Connection:
         host, port, context = origin
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(
-                _Connection, host, port, ssl=context, server_hostname=host if context else None
+                self._new_connection,
+                host,
+                port,
+                ssl=context,
+                server_hostname=host if context else None,
             )
         except OSError as exc:  # ssl.SSLError is one too
             raise CannotConnect(exc) from None
@@ -295,7 +492,6 @@ class HTTPPool:
         return conn
 
     def _keep(self, origin: Origin, conn: _Connection) -> None:
-        conn.idle_since = time.monotonic()
         self._idle.setdefault(origin, []).append(conn)
         if self._sweep is None:
             self._schedule_sweep()
@@ -343,20 +539,44 @@ class HTTPPool:
 
 def request_head(method: str, target: str, host: str, headers: CIMultiDict[str]) -> bytes:
     """The request line and header lines (no Content-Length, no blank line), made once per
-    prepared target. Refuses a name or value that would break the framing (CR, LF, NUL)."""
+    prepared target.
+
+    Refuses whatever could end a line or confuse a server, from any source (endpoint,
+    parameters, credentials, extra headers): a method or header name that is not an HTTP
+    token; a control character or space in the target or host; a control character other
+    than tab in a header value. The error names the part or header, never its value (a value
+    may be a credential).
+    """
+    if not _TOKEN.fullmatch(method):
+        raise ValueError("the method is not an HTTP token (letters, digits, !#$%&'*+-.^_`|~)")
+    if not target or _URL_UNSAFE.search(target):
+        raise ValueError("the request target contains a control character or a space")
+    if not host or _URL_UNSAFE.search(host):
+        raise ValueError("the host contains a control character or a space")
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     for name, value in headers.items():
-        if _unsafe(name) or ":" in name or " " in name or _unsafe(value):
-            raise ValueError(f"header {_printable(name)} contains a line break or NUL")
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"header name {_printable(name)} is not an HTTP token")
+        if _VALUE_UNSAFE.search(value):
+            raise ValueError(f"header {name} contains a line break, NUL or other control character")
         lines.append(f"{name}: {value}")
-    if _unsafe(target) or " " in target:
-        raise ValueError("request target contains a space, line break or NUL")
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
-def _unsafe(text: str) -> bool:
-    return "\r" in text or "\n" in text or "\0" in text
+# RFC 9110 section 5.6.2 (token) and 5.5 (field values: no CR, LF, NUL, nor other controls but
+# HTAB; DEL is refused too). Each is one character class: linear, nothing to backtrack.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+_VALUE_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _printable(name: str) -> str:
-    return repr(name.replace("\r", "").replace("\n", "").replace("\0", "")[:40])
+    """A header name for a message: control characters escaped, at most 40 characters."""
+    return ascii(name[:40])
+
+
+def refuse_unsafe_url(url: str) -> None:
+    """Refuse an endpoint URL with a control character or a space before it is parsed: the
+    URL parser would silently drop a tab, CR or LF, and keep a NUL for the resolver."""
+    if _URL_UNSAFE.search(url):
+        raise ValueError("the endpoint URL contains a control character or a space")

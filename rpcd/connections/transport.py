@@ -45,13 +45,21 @@ from yarl import URL
 
 from rpcd import __version__
 from rpcd.connections.auth import CertAuth
+from rpcd.connections.headlimits import (
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_LINE_BYTES,
+)
 from rpcd.connections.http1 import (
+    AnswerOverLimit,
     CannotConnect,
+    HeadLimits,
     HTTPPool,
     MalformedResponse,
     Origin,
     ResponseTooLarge,
     ServerDisconnected,
+    refuse_unsafe_url,
     request_head,
 )
 from rpcd.connections.request import OutboundRequest, Response
@@ -70,11 +78,24 @@ DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class TransportSettings:
+    """The outbound client's limits and pool sizes (docs/operations.md, docs/security.md)."""
+
+    #: An answer's body, decoded (after gzip / deflate).
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: An answer's whole head: status line, header lines, blank line (interim 1xx included).
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    #: Header lines of one head; trailer fields of a chunked answer are counted the same way.
+    max_headers: int = DEFAULT_MAX_HEADERS
+    #: One line of the answer: the status line (reason phrase), a header line, a chunk-size
+    #: line with its extensions, a trailer.
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     pool_limit: int = 256
     pool_limit_per_host: int = 64
     keepalive_timeout: float = 30.0
     user_agent: str = f"rpcd/{__version__}"
+
+    def head_limits(self) -> HeadLimits:
+        return HeadLimits(self.max_header_bytes, self.max_headers, self.max_line_bytes)
 
 
 class Transport:
@@ -97,6 +118,7 @@ class Transport:
             limit=settings.pool_limit,
             limit_per_host=settings.pool_limit_per_host,
             keepalive_timeout=settings.keepalive_timeout,
+            head_limits=settings.head_limits(),
         )
         try:
             yield cls(pool, settings)
@@ -132,12 +154,16 @@ class Transport:
                 headers[name] = value
         if request.form is not None and "Content-Type" not in headers:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            refuse_unsafe_url(request.url)
+        except ValueError as exc:
+            raise ConnectionCallError(f"{label + ': ' if label else ''}{exc}") from None
         url = request.target()
         if url.scheme not in ("http", "https") or not url.raw_host:
             raise ConnectionCallError(f"{label + ': ' if label else ''}invalid URL")
         try:
             return Prepared(request.method, url, headers)
-        except ValueError as exc:  # a line break in a configured header: no request at all
+        except ValueError as exc:  # a control character in the request: no request at all
             raise ConnectionCallError(f"{_where(label, request.method, url)}: {exc}") from None
 
     @functools.cached_property
@@ -210,6 +236,8 @@ class Transport:
             if task is not None and deadlines.expired(task) and task.uncancel() <= cancelling:
                 raise self._failure(label, prepared, f"no answer within {timeout:g} s") from None
             raise
+        except AnswerOverLimit as exc:
+            raise self._failure(label, prepared, str(exc)) from None
         except ResponseTooLarge as exc:
             if exc.announced is not None:
                 reason = f"response of {exc.announced} bytes is over the {limit}-byte limit"
@@ -268,11 +296,17 @@ class Prepared:
 
 def _where(label: str, method: str, url: URL) -> str:
     """Connection, method and host for a message (never the path or query: a token may be
-    there). Built only when something failed."""
-    where = f"{label + ': ' if label else ''}{method} {url.scheme}://{url.host}"
+    there). Built only when something failed; a method or host that the request builder
+    refused for a control character is shown escaped."""
+    where = f"{label + ': ' if label else ''}{_shown(method)} {url.scheme}://{_shown(url.host)}"
     if url.port and not url.is_default_port():
         where += f":{url.port}"
     return where
+
+
+def _shown(text: str | None) -> str:
+    text = text or ""
+    return text if text.isprintable() else ascii(text)[1:-1]
 
 
 class _Deadlines:
@@ -327,7 +361,14 @@ class _InflateError(Exception):
 
 def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
     """``body`` decoded per ``Content-Encoding`` (gzip, deflate), at most ``limit`` bytes:
-    inflating stops at the limit, so a small bomb never becomes a large buffer."""
+    inflating stops at the limit, so a small bomb never becomes a large buffer.
+
+    The body must be exactly one complete stream: a truncated one (no end marker, or for
+    gzip no CRC and length trailer) or bytes after its end (a second gzip member, garbage
+    after a deflate stream) are errors, never a silently shortened or partial answer. gzip(1)
+    and CPython's ``gzip.decompress`` would decode further members; an HTTP answer is one
+    member in practice, and anything after the first is refused rather than guessed at.
+    """
     coding = encoding.strip().lower()
     if coding in ("gzip", "x-gzip"):
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -342,6 +383,12 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
         raise _InflateError(f"the {coding} response body does not inflate") from None
     if len(content) > limit or inflater.unconsumed_tail:
         raise ResponseTooLarge(None)
+    if not inflater.eof:
+        raise _InflateError(f"the {coding} response body is truncated")
+    if inflater.unused_data:
+        raise _InflateError(
+            f"the {coding} response body has bytes after the end of its compressed stream"
+        )
     return content
 
 
