@@ -1,10 +1,11 @@
 """Transport's HTTP/1.1 behaviour on the wire, pinned against raw asyncio peers.
 
-Each test runs its own event loop with a scripted server (``Peer``) on 127.0.0.1: the script
-sees every complete request and decides the exact bytes of the answer (or a stall, a close,
-garbage), so framing, keep-alive, limits and failures are checked independently of the HTTP
-client under ``Transport``. Every failure message is also checked for the token that each call
-carries in its query and its Authorization header: it must never be quoted.
+Each test runs its own event loop with a scripted server (``peers.raw.Peer``) on 127.0.0.1:
+the script sees every complete request and decides the exact bytes of the answer (or a stall,
+a close, garbage), so framing, keep-alive, limits and failures are checked independently of
+the HTTP client under ``Transport``. Every failure message is also checked for the token that
+each call carries in its query and its Authorization header: it must never be quoted. Hostile
+peers (endless heads, framing abuse, broken compression) are in test_connections_hostile.py.
 """
 
 from __future__ import annotations
@@ -12,222 +13,33 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
-import re
 import zlib
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import pytest
+from peers.raw import (
+    HEADERS,
+    LABEL,
+    SECRET,
+    Peer,
+    RawConn,
+    Script,
+    answer_ok,
+    answering,
+    chunked,
+    first,
+    head_of,
+    ok,
+    post,
+    refused,
+    reply,
+    run,
+    stall,
+    wait_until,
+)
 
 from rpcd.connections import Transport, TransportSettings
 from rpcd.connections.request import OutboundRequest, Response
 from rpcd.errors import ConnectionCallError
-
-T = TypeVar("T")
-
-SECRET = "tok-SECRET-123"
-PATH = f"/path?q=1&token={SECRET}"
-HEADERS = {"Authorization": f"Bearer {SECRET}", "X-Trace": "t-1"}
-LABEL = "cls/conn"
-
-Script = Callable[["_Conn", bytes], None]
-
-
-# ------------------------------------------------------------------------------ the peer
-
-
-def reply(body: bytes = b"ok", *head: str, status: str = "200 OK", length: bool = True) -> bytes:
-    """An HTTP/1.1 answer: ``head`` lines as given, a Content-Length unless ``length=False``."""
-    lines = [f"HTTP/1.1 {status}", *head]
-    if length:
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-def chunked(*chunks: bytes) -> bytes:
-    """``chunks`` in the chunked transfer coding, with the last (empty) chunk."""
-    return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
-
-
-def _take_request(buffer: bytearray) -> bytes | None:
-    """The first complete request (head and Content-Length body) cut from ``buffer``."""
-    end = buffer.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    end += 4
-    match = re.search(rb"\r\ncontent-length:\s*(\d+)", bytes(buffer[:end]), re.IGNORECASE)
-    size = end + (int(match.group(1)) if match else 0)
-    if len(buffer) < size:
-        return None
-    request = bytes(buffer[:size])
-    del buffer[:size]
-    return request
-
-
-class Peer:
-    """A scripted HTTP/1.1 server: ``script(conn, request)`` runs for each complete request.
-
-    Counts what a client test wants to see: connections made (``connections``), open now
-    (``open``) and at most (``most_open``), closed (``lost``); every request's raw bytes
-    (``requests``) and the number of the connection it came on (``request_conn``, from 1).
-    """
-
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.requests: list[bytes] = []
-        self.request_conn: list[int] = []
-        self.received = bytearray()  # everything that arrived, complete request or not
-        self.connections = self.open = self.most_open = self.lost = 0
-        self.conns: list[_Conn] = []
-
-    async def __aenter__(self) -> Peer:
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _Conn(self), "127.0.0.1", 0)
-        self.port: int = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for conn in self.conns:
-            conn.transport.close()
-        self.server.close()
-        await self.server.wait_closed()
-
-    def url(self, path: str = PATH) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
-class _Conn(asyncio.Protocol):
-    def __init__(self, peer: Peer) -> None:
-        self.peer = peer
-        self.buffer = bytearray()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = self.peer
-        peer.connections += 1
-        self.number = peer.connections
-        peer.open += 1
-        peer.most_open = max(peer.most_open, peer.open)
-        peer.conns.append(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.peer.received += data
-        self.buffer += data
-        while (request := _take_request(self.buffer)) is not None:
-            self.peer.requests.append(request)
-            self.peer.request_conn.append(self.number)
-            self.peer.script(self, request)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.peer.open -= 1
-        self.peer.lost += 1
-
-    def answer(self, data: bytes, *, delay: float = 0.0, close: bool = False) -> None:
-        """Write ``data`` (``delay`` seconds later), then close if ``close``."""
-        if delay:
-            asyncio.get_running_loop().call_later(
-                delay, functools.partial(self.answer, data, close=close)
-            )
-            return
-        if self.transport.is_closing():
-            return
-        self.transport.write(data)
-        if close:
-            self.transport.close()
-
-
-def answer_ok(conn: _Conn, request: bytes) -> None:
-    conn.answer(reply(b"ok", "Content-Type: text/plain"))
-
-
-def stall(conn: _Conn, request: bytes) -> None:
-    """Read the request, never answer."""
-
-
-def first(*scripts: Script) -> Script:
-    """The n-th request (from 1) gets ``scripts[n - 1]``; those after the last get ``answer_ok``."""
-
-    def script(conn: _Conn, request: bytes) -> None:
-        n = len(conn.peer.requests)
-        (scripts[n - 1] if n <= len(scripts) else answer_ok)(conn, request)
-
-    return script
-
-
-def answering(data: bytes, *, close: bool = False) -> Script:
-    def script(conn: _Conn, request: bytes) -> None:
-        conn.answer(data, close=close)
-
-    return script
-
-
-def run(
-    script: Script,
-    calls: Callable[[Peer, Transport], Awaitable[T]],
-    settings: TransportSettings | None = None,
-) -> T:
-    """``calls(peer, transport)`` in a fresh event loop, against a peer running ``script``."""
-
-    async def go() -> T:
-        async with Peer(script) as peer, Transport.open(settings) as transport:
-            return await calls(peer, transport)
-
-    return asyncio.run(go())
-
-
-async def post(
-    transport: Transport,
-    peer: Peer,
-    body: bytes = b"body",
-    *,
-    path: str = PATH,
-    headers: dict[str, str] | None = None,
-    timeout: float = 5.0,
-) -> Response:
-    request = OutboundRequest(
-        "POST", peer.url(path), headers=HEADERS if headers is None else headers
-    )
-    prepared = transport.prepare(request)
-    return await transport.send_prepared(prepared, body, timeout=timeout, label=LABEL)
-
-
-async def refused(
-    transport: Transport, peer: Peer, match: str | None, *, timeout: float = 5.0
-) -> str:
-    """A call that fails with ``ConnectionCallError`` matching ``match``; its message, checked
-    not to quote the token."""
-    with pytest.raises(ConnectionCallError, match=match) as info:
-        await post(transport, peer, timeout=timeout)
-    message = str(info.value)
-    assert SECRET not in message
-    return message
-
-
-async def ok(transport: Transport, peer: Peer) -> None:
-    """The transport still works: a call gets the peer's ``answer_ok``."""
-    response = await post(transport, peer)
-    assert (response.status, response.body) == (200, b"ok")
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 1.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
-
-
-def head_of(request: bytes) -> tuple[str, dict[str, str], bytes]:
-    """Request line, headers (lower-case names) and body of a raw request."""
-    head, _, body = request.partition(b"\r\n\r\n")
-    line, *fields = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for f in fields:
-        name, _, value = f.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return line, headers, body
-
 
 # ------------------------------------------------------------------------------ framing
 
@@ -425,7 +237,7 @@ def test_a_malformed_answer_is_an_error_and_the_next_call_works() -> None:
 
 
 def test_an_idle_connection_closed_by_the_peer_is_replaced_without_error() -> None:
-    def script(conn: _Conn, request: bytes) -> None:
+    def script(conn: RawConn, request: bytes) -> None:
         answer_ok(conn, request)
         conn.answer(b"", delay=0.02, close=True)  # the peer's own idle timeout
 
@@ -439,7 +251,7 @@ def test_an_idle_connection_closed_by_the_peer_is_replaced_without_error() -> No
     assert run(script, calls) == 2
 
 
-def _close_unanswered(conn: _Conn, request: bytes) -> None:
+def _close_unanswered(conn: RawConn, request: bytes) -> None:
     conn.transport.close()
 
 
@@ -506,16 +318,68 @@ def test_a_header_value_with_a_line_break_never_reaches_the_wire() -> None:
     assert b"X-Injected" not in run(answer_ok, calls)
 
 
-def _stale_together(conn: _Conn, request: bytes) -> None:
+# A control character can come from the endpoint (host, path, query), the method, a credential
+# or an extra header (name or value): the request builder refuses each before anything is sent,
+# with a message that quotes no value (a credential may be one) and no control character.
+INJECTIONS = {
+    "nul-in-host": ("POST", "http://127.0.0.1\x00.evil:{port}/p", {}, "endpoint URL"),
+    "crlf-in-path": ("POST", "http://127.0.0.1:{port}/p\r\nX-Injected: 1", {}, "endpoint URL"),
+    "tab-in-query": ("POST", "http://127.0.0.1:{port}/p?q=a\tb", {}, "endpoint URL"),
+    "control-in-path": ("POST", "http://127.0.0.1:{port}/p\x01q", {}, "endpoint URL"),
+    "del-in-query": ("POST", "http://127.0.0.1:{port}/p?q=\x7f", {}, "endpoint URL"),
+    "space-in-path": ("POST", "http://127.0.0.1:{port}/p q", {}, "endpoint URL"),
+    "crlf-in-method": ("POST / HTTP/1.1\r\nX-Injected: 1\r\n", "{url}", {}, "method"),
+    "control-in-method": ("PO\x01ST", "{url}", {}, "method"),
+    "crlf-in-credential": ("POST", "{url}", {"Authorization": f"Bearer {SECRET}\r\nX-I: 1"}, ""),
+    "newline-after-credential": ("POST", "{url}", {"Authorization": f"Bearer {SECRET}\n"}, ""),
+    "nul-in-credential": ("POST", "{url}", {"Authorization": f"Bearer {SECRET}\x00"}, ""),
+    "control-in-header-value": ("POST", "{url}", {"X-Trace": f"{SECRET}\x1b[2J"}, "X-Trace"),
+    "del-in-header-value": ("POST", "{url}", {"X-Trace": f"{SECRET}\x7f"}, "X-Trace"),
+    "control-in-header-name": ("POST", "{url}", {"X-\x01Trace": SECRET}, "X-\\x01Trace"),
+    "colon-in-header-name": ("POST", "{url}", {"X-Injected: 1\r\nX": SECRET}, "not an HTTP"),
+    "non-token-header-name": ("POST", "{url}", {"X(Trace)": SECRET}, "not an HTTP token"),
+}
+
+
+@pytest.mark.parametrize("case", INJECTIONS, ids=list(INJECTIONS))
+def test_a_control_character_in_any_part_of_the_request_never_reaches_the_wire(
+    case: str,
+) -> None:
+    method, url, headers, named = INJECTIONS[case]
+
+    async def calls(peer: Peer, transport: Transport) -> tuple[str, bytes]:
+        target = url.format(port=peer.port, url=peer.url("/p"))
+        with pytest.raises(ConnectionCallError) as info:
+            request = OutboundRequest(method, target, headers=headers)
+            await transport.send(request, timeout=5.0, label=LABEL)
+        await asyncio.sleep(0.05)
+        return str(info.value), bytes(peer.received)
+
+    message, received = run(answer_ok, calls)
+    assert received == b""
+    assert named in message
+    assert SECRET not in message
+    assert message.isprintable()
+
+
+def test_a_tab_in_a_header_value_is_allowed() -> None:
+    async def calls(peer: Peer, transport: Transport) -> str:
+        await post(transport, peer, headers={"X-Trace": "a\tb"})
+        return head_of(peer.requests[0])[1]["x-trace"]
+
+    assert run(answer_ok, calls) == "a\tb"
+
+
+def _stale_together(conn: RawConn, request: bytes) -> None:
     conn.answer(reply(b"first") + reply(b"stale"))
 
 
-def _stale_later(conn: _Conn, request: bytes) -> None:
+def _stale_later(conn: RawConn, request: bytes) -> None:
     conn.answer(reply(b"first"))
     conn.answer(reply(b"stale"), delay=0.02)  # once the connection is idle in the pool
 
 
-def _garbage_together(conn: _Conn, request: bytes) -> None:
+def _garbage_together(conn: RawConn, request: bytes) -> None:
     conn.answer(reply(b"first") + b"GARBAGE\r\n")
 
 
@@ -539,7 +403,7 @@ def test_unasked_bytes_after_an_answer_never_reach_the_next_call(script: Script)
 
 
 def test_concurrent_calls_never_open_more_than_the_per_host_limit() -> None:
-    def slow(conn: _Conn, request: bytes) -> None:
+    def slow(conn: RawConn, request: bytes) -> None:
         conn.answer(reply(b"ok"), delay=0.05)
 
     async def calls(peer: Peer, transport: Transport) -> tuple[list[bytes], int]:
