@@ -1,16 +1,17 @@
-"""Secret references -> values held as ``SecretStr``, and a log filter that masks them.
+"""Secret references -> values held as ``SecretStr``; which values the log filter masks.
 
 A reference (``env:NAME``, ``file:/path``, ``credential:name``) is read when a catalog is
 loaded (and again on every reload, so a rotated env/file secret needs no restart). A missing
 one is a finding that names the reference and the connection, never a value. Resolved values
-live only in ``SecretStr``, which prints as ``**********``.
+live only in ``SecretStr``, which prints as ``**********``. The log filter itself is
+``rpcd.redaction`` (re-exported here).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -18,22 +19,21 @@ from pydantic import SecretStr
 from rpcd.config import Catalog, Finding, Severity
 from rpcd.config.models import SecretRef
 from rpcd.errors import SecretError
+from rpcd.redaction import MASK, MIN_SECRET_LENGTH, SecretRedactingFilter
 
 __all__ = [
     "MASK",
     "MIN_SECRET_LENGTH",
+    "SHORT_SECRET_POLICIES",
     "SecretRedactingFilter",
     "SecretStore",
     "resolve_catalog",
     "resolve_ref",
+    "short_secret_findings",
 ]
 
-MASK = "**********"
-MIN_SECRET_LENGTH = 8
-"""Shorter secrets are weak, and masking them in logs damages unrelated text: a warning."""
-
-#: Credential keys that identify rather than authenticate: not warned about when short, and
-#: masked in logs only from MIN_SECRET_LENGTH up (masking "svc" everywhere would wreck logs).
+#: Credential keys that identify rather than authenticate: never refused or warned about when
+#: short, and masked in logs only from MIN_SECRET_LENGTH up (masking "svc" would wreck logs).
 IDENTITY_KEYS = frozenset({"username", "consumer_key", "certificate"})
 
 _MAX_SECRET_BYTES = 1 << 20  # a secret file larger than this is a mistake, not a secret
@@ -130,13 +130,15 @@ class SecretStore:
         return sorted(self._values)
 
     def redaction_values(self) -> Iterator[str]:
-        """The values a log filter must mask (short identities such as usernames are left)."""
+        """The values a log filter must mask: every value of at least ``MIN_SECRET_LENGTH``
+        characters (a shorter one cannot be masked without showing where it was: the daemon
+        refuses such a secret, and a short identity such as a username is left as it is)."""
         return self._plain_values()
 
     def _plain_values(self) -> Iterator[str]:
-        for ref, secret in self._values.items():
+        for secret in self._values.values():
             value = secret.get_secret_value()
-            if ref not in self._identities or len(value) >= MIN_SECRET_LENGTH:
+            if len(value) >= MIN_SECRET_LENGTH:
                 yield value
 
     def __repr__(self) -> str:
@@ -200,40 +202,27 @@ def resolve_catalog(
     return SecretStore(values, errors, set(values) - secret_refs), findings
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of each secret replaced by ``MASK``."""
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, MASK)
-    return text
+#: What the daemon does with an authenticating secret shorter than ``MIN_SECRET_LENGTH``
+#: (``Settings.short_secrets``): refuse the catalog, or (development) use it and warn.
+SHORT_SECRET_POLICIES = ("refuse", "warn")
 
 
-class SecretRedactingFilter(logging.Filter):
-    """Masks resolved secret values in log records (message, args and exception text).
-
-    Attach it to *handlers* (a logger's filters do not see records from child loggers).
-    """
-
-    def __init__(self, store: SecretStore | Iterable[str]) -> None:
-        super().__init__()
-        plain = store._plain_values() if isinstance(store, SecretStore) else store
-        # Longest first, so a secret containing another is masked whole.
-        self._secrets = sorted({s for s in plain if s}, key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: leave it to the handler's error path
-            message = str(record.msg)
-        clean = redact(message, self._secrets)
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text, self._secrets)
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info, self._secrets)
-        return True
+def short_secret_findings(findings: Iterable[Finding], policy: str = "refuse") -> list[Finding]:
+    """``findings`` with each ``secret-short`` one an error under the ``refuse`` policy: a
+    daemon never starts or reloads with a secret it could not mask in its logs. ``warn``
+    keeps them warnings; such a value is then used, and never masked."""
+    if policy not in SHORT_SECRET_POLICIES:
+        raise ValueError(f"short_secrets must be one of {SHORT_SECRET_POLICIES}, got {policy!r}")
+    out = list(findings)
+    if policy == "warn":
+        return out
+    how = (
+        '; the daemon refuses it (for development only, short_secrets = "warn" or '
+        "RPCD_SHORT_SECRETS=warn accepts it and leaves it unmasked in logs)"
+    )
+    return [
+        replace(f, severity=Severity.ERROR, message=f.message + how)
+        if f.rule == "secret-short"
+        else f
+        for f in out
+    ]

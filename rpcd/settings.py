@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     #: False only for development: an unresolved secret reference is then a warning, not a
     #: load error, and calls over that connection fail naming the reference.
     strict_secrets: bool = True
+    #: An authenticating secret shorter than 8 characters: "refuse" (a load or reload error:
+    #: it is weak, and masking it in logs would show where it was) or "warn" (development
+    #: only: used, never masked in logs).
+    short_secrets: Literal["refuse", "warn"] = "refuse"
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: Access lines are written in batches, at most this many seconds after the request

@@ -10,7 +10,13 @@ from peers.tree import load, make_tree, no_secret_in_logs, secret
 
 from rpcd.config.models import SecretRef
 from rpcd.errors import SecretError
-from rpcd.secrets import MASK, SecretRedactingFilter, resolve_catalog, resolve_ref
+from rpcd.secrets import (
+    MASK,
+    SecretRedactingFilter,
+    resolve_catalog,
+    resolve_ref,
+    short_secret_findings,
+)
 
 __all__ = ["no_secret_in_logs"]
 
@@ -85,11 +91,17 @@ def test_missing_references_are_named_never_valued(
         store.get(SecretRef(env="NOPE"))
 
 
-def test_short_secret_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_short_secret_is_refused_by_the_daemon_unless_warn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SHORT", "abc")
-    _, findings = resolve_catalog(load(tree(tmp_path, conn("a", '{ env = "SHORT" }', "uni-a"))))
+    store, findings = resolve_catalog(load(tree(tmp_path, conn("a", '{ env = "SHORT" }', "uni-a"))))
     (f,) = findings
     assert (f.rule, f.severity) == ("secret-short", "warning") and "abc" not in f.message
+    (refused,) = short_secret_findings(findings)  # the daemon's default policy
+    assert refused.severity == "error" and "RPCD_SHORT_SECRETS=warn" in refused.message
+    assert short_secret_findings(findings, "warn") == findings
+    assert list(store.redaction_values()) == []  # never masked: it would show where it was
 
 
 def test_empty_env_value_is_unresolved() -> None:
@@ -133,6 +145,7 @@ def test_short_usernames_are_neither_warned_about_nor_masked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("USER_NAME", "svc")
+    monkeypatch.setenv("LONG_USER_NAME", "service-account")
     monkeypatch.setenv("USER_PASSWORD", VALUE)
     root = make_tree(
         tmp_path,
@@ -150,11 +163,26 @@ def test_short_usernames_are_neither_warned_about_nor_masked(
     auth = "userpass"
     endpoint = "https://x.example/RPC2"
     credentials = { username = { env = "USER_NAME" }, password = { env = "USER_PASSWORD" } }
-    """
+    """,
+            "y.toml": """
+    [class]
+    id = "y_svc"
+    plugin = "y"
+    name = "Y"
+    [[connection]]
+    id = "b"
+    enabled = true
+    global = true
+    type = "XML-RPC"
+    auth = "userpass"
+    endpoint = "https://y.example/RPC2"
+    credentials = { username = { env = "LONG_USER_NAME" }, password = { env = "USER_PASSWORD" } }
+    """,
         },
     )
     store, findings = resolve_catalog(load(root))
     assert findings == []
-    record = logging.LogRecord("x", logging.INFO, __file__, 1, "svc %s", (VALUE,), None)
+    message = "svc and service-account %s"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, message, (VALUE,), None)
     SecretRedactingFilter(store).filter(record)
-    assert record.getMessage() == f"svc {MASK}"
+    assert record.getMessage() == f"svc and {MASK} {MASK}"  # a long username is masked

@@ -49,7 +49,9 @@ def prepare(args: argparse.Namespace) -> tuple[Settings, Loaded] | int:
         return 2
     setup_logging(settings.log_format, settings.log_level, flush_interval=settings.access_log_flush)
     root = Path(args.root_arg or args.root or ".")
-    loaded = load(root, strict_secrets=settings.strict_secrets)
+    loaded = load(
+        root, strict_secrets=settings.strict_secrets, short_secrets=settings.short_secrets
+    )
     if isinstance(loaded, Report):
         sys.stderr.write(REPORTERS["text"](loaded))
         return 2 if "root-not-found" in loaded.rules() else 1

@@ -22,7 +22,7 @@ from typing import Any
 
 from rpcd.config import Catalog, FileCache, Finding, Report, Severity, build
 from rpcd.config.models import Method, Peer, Service
-from rpcd.secrets import SecretStore, resolve_catalog
+from rpcd.secrets import SecretStore, resolve_catalog, short_secret_findings
 from rpcd.server.auth import PeerIndex
 from rpcd.server.signatures import Check, arity, param_checks, param_types
 
@@ -190,12 +190,17 @@ def git_commit(root: Path) -> str | None:
 
 
 def load(
-    root: Path | str, previous: Loaded | None = None, *, strict_secrets: bool = True
+    root: Path | str,
+    previous: Loaded | None = None,
+    *,
+    strict_secrets: bool = True,
+    short_secrets: str = "refuse",
 ) -> Loaded | Report:
     """Build, validate, import and resolve; a ``Loaded`` only when nothing is an error.
 
     With ``strict_secrets=False`` (development only) an unresolved secret is a warning: the
-    daemon starts, and a call over that connection fails naming the reference.
+    daemon starts, and a call over that connection fails naming the reference. A secret too
+    short to mask in logs is an error unless ``short_secrets="warn"`` (development only).
     """
     root = Path(root)
     result = build(root, previous=previous.cache if previous else None, check_imports=True)
@@ -204,6 +209,7 @@ def load(
         return report
     catalog = result.catalog
     secrets, findings = resolve_catalog(catalog)  # env and file references are read again
+    findings = short_secret_findings(findings, short_secrets)
     if not strict_secrets:
         findings = [
             replace(f, severity=Severity.WARNING) if f.rule == "secret-unresolved" else f

@@ -6,8 +6,9 @@ Built on ``rpcd.server.logs`` (the formatters). This module adds:
   request, so a record logged anywhere below a handler — the dispatcher, the outbound runner,
   a codec — carries ``request_id`` without being passed it;
 - a redaction filter on every handler of the root logger that masks each *resolved* secret
-  value (``rpcd.secrets.SecretRedactingFilter``); ``update_secrets`` gives it the values of a
-  newly loaded catalog on every reload (rotated secrets are masked too, old ones still are).
+  value in every field of a record, and the daemon's handler masks each line it writes again
+  (``rpcd.redaction``); ``update_secrets`` gives it the values of a newly loaded catalog on
+  every reload (rotated secrets are masked too, old ones still are).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
+
+from rpcd.redaction import Redactor, redact_record
 
 __all__ = [
     "REQUEST_ID",
@@ -49,10 +52,11 @@ class RequestIdFilter(logging.Filter):
 
 
 class RedactionFilter(logging.Filter):
-    """Masks resolved secret values; the set of values is replaced on every reload.
+    """Masks resolved secret values; the set of values grows on every reload.
 
-    Delegates to ``rpcd.secrets.SecretRedactingFilter``. Values seen before are kept (a
-    rotated-out secret is still a secret), bounded to the most recent ``MAX_VALUES``.
+    Values seen before are kept (a rotated-out secret is still a secret), bounded to the most
+    recent ``MAX_VALUES``. The matcher (``rpcd.redaction.Redactor``) is built again only when
+    that set changes.
     """
 
     MAX_VALUES = 4096
@@ -60,36 +64,31 @@ class RedactionFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._values: dict[str, None] = {}  # insertion-ordered set
-        self._inner: logging.Filter | None = None
-        self._masked: list[str] = []  # longest first, as the inner filter does
+        self._redactor = Redactor()
 
     def update(self, values: Iterable[str]) -> None:
+        before = set(self._values)
         for value in values:
             if value:
                 self._values.pop(value, None)
                 self._values[value] = None
         while len(self._values) > self.MAX_VALUES:
             del self._values[next(iter(self._values))]
-        try:
-            from rpcd.secrets import SecretRedactingFilter
-        except ImportError:  # pragma: no cover - secrets is part of the package
-            self._inner = None
-            return
-        self._inner = SecretRedactingFilter(list(self._values))
-        self._masked = sorted(self._values, key=len, reverse=True)
+        if set(self._values) != before:
+            self._redactor = Redactor(self._values)
 
     def mask(self, text: str) -> str:
-        """``text`` with every secret value masked (for lines made without a record)."""
-        for secret in self._masked:
-            if secret in text:
-                from rpcd.secrets import redact
+        """``text`` with every form of every secret value masked."""
+        return self._redactor.text(text)
 
-                return redact(text, self._masked)
-        return text
+    def mask_line(self, text: str) -> str:
+        """Formatted log lines with every form of a secret value that can be in one masked
+        (what the daemon's handler does to each line it writes)."""
+        return self._redactor.line(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        inner = self._inner
-        return True if inner is None else bool(inner.filter(record))
+        redact_record(record, self._redactor)
+        return True
 
 
 _redaction = RedactionFilter()
@@ -97,17 +96,16 @@ _request_ids = RequestIdFilter()
 
 
 def _plain_values(store: Any) -> list[str]:
-    """The resolved values of a ``SecretStore`` (or an iterable of strings)."""
+    """The values to mask of a ``SecretStore`` (or an iterable of strings)."""
     if store is None:
         return []
-    plain = getattr(store, "_plain_values", None)
+    plain = getattr(store, "redaction_values", None)
     if callable(plain):
         return [str(v) for v in plain()]
     return [str(v) for v in store]
 
 
-#: What the redaction filter of every handler would make of a text (for lines made without
-#: a record: the access log).
+#: What the redaction filter of every handler would make of a text.
 mask = _redaction.mask
 
 
@@ -128,8 +126,8 @@ def setup_logging(
     for handler in logging.getLogger().handlers:
         handler.addFilter(_request_ids)
         handler.addFilter(_redaction)
-        if isinstance(handler, LineHandler):  # access lines skip the filters: mask them too
-            handler.mask = _redaction.mask
+        if isinstance(handler, LineHandler):  # every line written, access lines included
+            handler.mask = _redaction.mask_line
     if secrets is not None:
         update_secrets(secrets)
 

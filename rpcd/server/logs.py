@@ -169,14 +169,19 @@ class TextFormatter(logging.Formatter):
         then the traceback and stack, if any, on tab-indented lines."""
         record.message = record.getMessage()
         record.asctime = self.formatTime(record)
-        line = (
-            f"{record.asctime} {record.levelname} {one_line(record.name)}: "
-            f"{one_line(record.message)}"
-        )
         attrs = vars(record)
-        extras = " ".join(f"{k}={_field(attrs[k])}" for k in _EXTRA if k in attrs)
+        line = f"{record.asctime} {record.levelname} {record.name}: {record.message}"
+        extras = " ".join(f"{k}={attrs[k]}" for k in _EXTRA if k in attrs)
         if extras:
             line = f"{line} [{extras}]"
+        if not line.isprintable():  # one C-level check; rare: built again from escaped fields
+            line = (
+                f"{record.asctime} {_field(record.levelname)} {_field(record.name)}: "
+                f"{one_line(record.message)}"
+            )
+            extras = " ".join(f"{k}={_field(attrs[k])}" for k in _EXTRA if k in attrs)
+            if extras:
+                line = f"{line} [{extras}]"
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
