@@ -83,11 +83,6 @@ class HeadScanner:
         self._lines = 0  # complete lines of the current head
         self._cr = False  # the bytes seen of the current line end with CR
 
-    @property
-    def fresh(self) -> bool:
-        """Nothing of this exchange's head has been seen yet."""
-        return self._total == 0
-
     def scan(self, data: bytes, start: int) -> int:
         limits = self.limits
         size = len(data)

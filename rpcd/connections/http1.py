@@ -120,12 +120,17 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.idle_for = 0.0  # how long it had been idle when it was taken for this request
         self.lost_idle = -1.0  # seconds it had been idle when the peer closed it (-1: it did not)
-        self._poll: Any = None  # a ``select.poll`` on the socket, to look for EOF before reuse
+        self.poll: Any = None  # a ``select.poll`` on the socket, to look for EOF before reuse
         self._limit = 0
         self._limits = limits
-        self._fast_head = min(limits.max_line_bytes, limits.max_header_bytes - 4)
+        # A head up to this size (to its blank line) is within every limit: each line is
+        # shorter, and a header line takes at least 4 bytes ("a:" CRLF), so it has fewer lines.
+        self._small_head = min(
+            limits.max_line_bytes, limits.max_header_bytes - 4, 4 * limits.max_headers
+        )
         self._scanner = HeadScanner(limits)
         self._in_head = False  # the bytes that come next belong to an answer's head
+        self._fresh = False  # ... and none of this exchange's head has been seen yet
         self._reset()
 
     def _reset(self) -> None:
@@ -147,19 +152,10 @@ class _Connection(asyncio.Protocol):
         """Send one request (``data``: head and body); the future gets its answer."""
         self._limit = limit
         self.reusable = False
-        self._in_head = True
-        self._scanner.reset()
+        self._in_head = self._fresh = True
         self.waiter = waiter = asyncio.get_running_loop().create_future()
         cast(asyncio.Transport, self.transport).write(data)
         return waiter
-
-    def peer_spoke(self) -> bool:
-        """Whether the idle connection's socket has something to read: the peer's EOF (it
-        closed the connection), bytes nobody asked for, or an error. Any of them makes the
-        connection unfit for another request; asked just before reusing it, this sees a close
-        the event loop has not yet reported (a peer that closes right after its answer)."""
-        poll = self._poll
-        return poll is not None and bool(poll.poll(0))
 
     def close(self) -> None:
         self.closed = True
@@ -179,8 +175,8 @@ class _Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         fd = sock.fileno() if sock is not None else -1
         if fd >= 0:
-            self._poll = select.poll()
-            self._poll.register(fd, select.POLLIN | select.POLLPRI | _POLLRDHUP)
+            self.poll = select.poll()
+            self.poll.register(fd, select.POLLIN | select.POLLPRI | _POLLRDHUP)
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None:  # bytes nobody asked for: the stream can't be trusted
@@ -189,7 +185,15 @@ class _Connection(asyncio.Protocol):
         self.received = True
         try:
             if self._in_head:
-                self._feed_head(data)
+                if (  # the common case: a whole final head (not 1xx), small, in one read
+                    self._fresh
+                    and data[:7] == b"HTTP/1."
+                    and data[9:10] in _FINAL
+                    and 0 <= data.find(b"\r\n\r\n") <= self._small_head
+                ):
+                    self.parser.feed_data(data)
+                else:
+                    self._feed_head(data)
             elif self._chunked:
                 self._feed_chunked(data)
             else:
@@ -209,15 +213,9 @@ class _Connection(asyncio.Protocol):
         scanner has passed it (so the parser never holds more than the limits allow)."""
         scanner = self._scanner
         parser = self.parser
-        if (  # the common case: a whole final head (not 1xx) within the limits, in one read
-            scanner.fresh
-            and data.startswith(b"HTTP/1.")
-            and data[9:10] in _FINAL
-            and 0 <= (end := data.find(b"\r\n\r\n")) <= self._fast_head
-            and data.count(b"\n", 0, end) <= self._limits.max_headers
-        ):
-            parser.feed_data(data)
-            return
+        if self._fresh:
+            self._fresh = False
+            scanner.reset()
         view = memoryview(data)
         start = 0
         while True:
@@ -445,7 +443,10 @@ class HTTPPool:
             if (
                 conn.closed
                 or cast(asyncio.Transport, conn.transport).is_closing()
-                or conn.peer_spoke()
+                # Anything to read on an idle socket (the peer's EOF, bytes nobody asked for,
+                # an error) makes it unfit; polled here it shows a close that the event loop
+                # has not reported yet (a peer that closes right after its answer).
+                or (conn.poll is not None and conn.poll.poll(0))
             ):
                 self._forget(conn)
                 closed_after = conn.lost_idle if conn.lost_idle >= 0 else idle_for
