@@ -530,7 +530,7 @@ institutions = ["{inst}"]
 priority = {priority}
 auth = "token"
 endpoint = "https://{inst}.example/{n}"
-credentials = {{ token = {{ env = "T" }} }}
+credentials = {{ token = {{ credential = "{inst}-token" }} }}
 """
 
 
@@ -591,6 +591,14 @@ def test_incremental_rebuilds_equal_cold_builds(tmp_path: Path, monkeypatch: Any
         (one, "endpoint", "# a comment\nendpoint", True),  # the text only
         (root / "connections.d" / "app_2.toml", '"Class 2"', '"Renamed"', False),
         (root / "rpcd.toml", 'name = "I1"', 'name = "J1"', True),  # ids kept
+        # i3's secret scope no longer holds its folder's credentials: full rules (secret-scope)
+        (
+            root / "rpcd.toml",
+            'name = "I3"',
+            'name = "I3"\nsecrets = { credential_prefixes = [] }',
+            False,
+        ),
+        (root / "rpcd.toml", "\nsecrets = { credential_prefixes = [] }", "", False),
         (root / "rpcd.toml", 'id = "i7"', 'id = "i9"', False),  # ids changed: full rules
     ]
     for path, old, new, incremental_path in steps:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rpcd.secrets_hash import verify_scrypt, verify_token
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, copy_example, run_cli
 
 SECRET = "s3cr3t-value-xyz"
 
@@ -184,3 +187,137 @@ def test_example_password_hash_verifies() -> None:
     peers = tomllib.loads((REPO / "services.d" / "peers.toml").read_text("utf-8"))["peer"]
     demo = next(p for p in peers if p["id"] == "moodle-uni-b")
     assert verify_scrypt("example-password-uni-b", demo["password_hash"])
+
+
+# --- rpcd show never prints a literal credential -----------------------------------------------
+
+
+def test_show_masks_endpoint_credentials_of_a_tree_that_bypassed_validate() -> None:
+    """validate refuses them (plaintext-secret); a catalog made some other way is still shown
+    with every literal credential of an endpoint or of ``parameters`` masked."""
+    from dataclasses import replace
+    from unittest import mock
+
+    from rpcd.config import build
+
+    result = build(REPO)
+    assert result.catalog is not None
+    conn = result.catalog.connections["moodle_users/uni-a"]
+    leaky = conn.model_copy(
+        update={
+            "endpoint": "https://svc:zq-pass-1@moodle.uni-a.example/rest?WSTOKEN=zq-tok-2&a=1",
+            "parameters": {**conn.parameters, "api_key": "zq-key-3"},
+        }
+    )
+    catalog = replace(
+        result.catalog, connections={**result.catalog.connections, "moodle_users/uni-a": leaky}
+    )
+    with mock.patch("rpcd.cli.build", return_value=replace(result, catalog=catalog)):
+        shown = {fmt: run_cli("show", "--format", fmt) for fmt in ("json", "toml")}
+    for proc in shown.values():
+        assert proc.returncode == 0
+        assert not any(v in proc.stdout for v in ("zq-pass-1", "zq-tok-2", "zq-key-3"))
+    data = json.loads(shown["json"].stdout)
+    (item,) = [
+        c for c in data["connection"] if c["id"] == "uni-a" and c["class_id"] == "moodle_users"
+    ]
+    assert item["endpoint"] == "https://**********@moodle.uni-a.example/rest?WSTOKEN=**********&a=1"
+    assert item["parameters"]["api_key"] == "**********"
+    assert item["parameters"]["moodlewsrestformat"] == "json"
+
+
+# --- hostile TOML never crashes validate ------------------------------------------------------
+
+_LEAVES = ["1", '"x"', "true", "1979-05-27T07:32:00Z", "nan", "-inf", "1e400", "0x7f"]
+_STRINGS = ['"\\u0000"', '"a\\r\\nb"', '"\\u007f"', '"https://h\\u0000.example/"', "'é'"]
+_FILES = [
+    "rpcd.toml",
+    "connections.d/fuzz.toml",
+    "connections.d/uni-a/fuzz.toml",
+    "services.d/fuzz.toml",
+]
+_CONNECTION = """\
+version = 1
+
+[[connection]]
+class = "moodle_users"
+id = "fuzz"
+institutions = ["uni-a"]
+auth = "token"
+endpoint = {endpoint}
+credentials = {{ token = {{ env = "UNI_A_FUZZ" }} }}
+http_method = "POST"
+parameters = {{ p = {value} }}
+config = {{ match_field = {value} }}
+"""
+
+
+@st.composite
+def _toml_value(draw: st.DrawFn) -> str:
+    """A TOML value: nested deep (around the limits: rpcd's and the parser's), wide, odd."""
+    leaf = draw(st.sampled_from(_LEAVES + _STRINGS))
+    # around rpcd's limit (32), where recursion gave out (300-1,000), and the parser's (1,000)
+    depth = draw(st.sampled_from([0, 1, 31, 32, 33, 300, 999, 1000, 1001]) | st.integers(0, 1010))
+    shape = draw(st.sampled_from(["arrays", "tables", "mixed", "wide", "leaf", "text"]))
+    if shape == "arrays":
+        return "[" * depth + leaf + "]" * depth
+    if shape == "tables":
+        return "{a=" * depth + leaf + "}" * depth
+    if shape == "mixed":
+        return "[{b=" * (depth // 2) + leaf + "}]" * (depth // 2)
+    if shape == "wide":
+        return "[" + ",".join([leaf] * draw(st.integers(0, 20_000))) + "]"
+    if shape == "text":
+        return json.dumps(draw(st.text(st.characters(codec="utf-8"), max_size=40)))
+    return leaf
+
+
+@st.composite
+def _toml_key(draw: st.DrawFn) -> str:
+    parts = draw(st.integers(1, 40) | st.integers(990, 1010))
+    odd = json.dumps(draw(st.text(st.characters(codec="utf-8"), max_size=12)))
+    return draw(st.sampled_from([".".join(["a"] * parts), odd, f"a.{odd}.b"]))
+
+
+@st.composite
+def _document(draw: st.DrawFn) -> tuple[str, str]:
+    """(file, text): hostile keys and values, at the top, under headers, in a connection."""
+    value, key = draw(_toml_value()), draw(_toml_key())
+    form = draw(st.sampled_from(["top", "table", "array of tables", "connection", "connection"]))
+    rel = draw(st.sampled_from(_FILES))
+    if form == "top":
+        text = f"version = 1\n{key} = {value}\n"
+    elif form == "table":
+        text = f"version = 1\n[{key}]\nx = {value}\n"
+    elif form == "array of tables":
+        text = f"version = 1\n[[{key}]]\nx = {value}\n[[{key}]]\n"
+    else:
+        endpoint = draw(st.sampled_from(['"https://h.example/"', *_STRINGS, value]))
+        text = _CONNECTION.format(endpoint=endpoint, value=value)
+        rel = draw(st.sampled_from(_FILES[1:3]))  # where the schema and models walk it
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):  # a raw control character
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + chr(draw(st.integers(0, 31) | st.just(127))) + text[at:]
+    return rel, text
+
+
+@pytest.mark.fuzz
+@given(document=_document())
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_fuzz_validate_never_crashes(
+    tmp_path_factory: pytest.TempPathFactory, document: tuple[str, str]
+) -> None:
+    """Whatever TOML a file holds, validate (and show) answer with findings: exit 0 or 1,
+    never an exception, never a traceback."""
+    rel, text = document
+    root = copy_example(tmp_path_factory.mktemp("fuzz"))
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        for command in ("validate", "show"):
+            proc = run_cli(command, str(root))
+            assert proc.returncode in (0, 1), (command, proc)
+            assert "Traceback" not in proc.stdout + proc.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

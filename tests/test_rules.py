@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from rpcd.config import Finding, Severity, build
-from tests.conftest import REPO, findings
+from tests.conftest import REPO, findings, run_cli
 
 SITE = """\
 version = 1
@@ -133,6 +133,7 @@ def _service(methods: str = "", grant: str = '{ peers = ["mahara"] }') -> str:
 
 
 TOKEN = 'auth = "token"\ncredentials = { token = { env = "T" } }\n'
+TOKEN_B = 'auth = "token"\ncredentials = { token = { env = "UNI_B_T" } }\n'  # uni-b's scope
 OAUTH = (
     'auth = "oauth1"\n'
     'credentials = { consumer_key = { env = "K" }, consumer_secret = { env = "S" } }\n'
@@ -394,8 +395,140 @@ CASES = [
     Case(
         "folder-ownership",
         "connections.d/uni-b/moodle.toml",
-        _conn(TOKEN).replace('institutions = ["uni-b"]', 'institutions = ["uni-a", "uni-b"] # <-'),
+        _conn(TOKEN_B).replace(
+            'institutions = ["uni-b"]', 'institutions = ["uni-a", "uni-b"] # <-'
+        ),
+        _conn(TOKEN_B),
+    ),
+    # secret-scope: a folder spends only its institution's secrets, nobody the daemon's own
+    Case(
+        "secret-scope",
+        "connections.d/uni-b/moodle.toml",
+        _conn('auth = "token"\ncredentials = { token = { env = "UNI_A_TOKEN" } } # <-\n'),
+        _conn(TOKEN_B),
+        at="env =",
+    ),
+    Case(
+        "secret-scope",
+        "connections.d/uni-b/moodle.toml",
+        _conn('auth = "token"\ncredentials = { token = { credential = "uni-a-token" } } # <-\n'),
+        _conn('auth = "token"\ncredentials = { token = { credential = "uni-b-token" } }\n'),
+        at="credential =",
+    ),
+    Case(
+        "secret-scope",
+        "connections.d/uni-b/moodle.toml",
+        _conn(
+            'auth = "token"\n'
+            'credentials = { token = { file = "/etc/rpcd/secrets/uni-b/../uni-a/t" } } # <-\n'
+        ),
+        _conn('auth = "token"\ncredentials = { token = { file = "/etc/rpcd/secrets/uni-b/t" } }\n'),
+        at="file =",
+    ),
+    Case(
+        "secret-scope",
+        C,  # a site-level file: any secret but the daemon's own
+        _conn('auth = "token"\ncredentials = { token = { env = "RPCD_SESSION_KEY" } } # <-\n'),
+        _conn('auth = "token"\ncredentials = { token = { env = "UNI_A_TOKEN" } }\n'),
+        at="env =",
+    ),
+    Case(
+        "secret-scope",
+        C,
+        _conn('auth = "token"\ncredentials = { token = { credential = "session-key" } } # <-\n'),
         _conn(TOKEN),
+        at="credential =",
+    ),
+    Case(
+        "secret-scope",
+        C,
+        _conn('auth = "token"\ncredentials = { token = { env = "rpcd_tls_key" } } # <-\n'),
+        _conn(TOKEN),
+        at="env =",
+    ),
+    # plaintext-secret: no literal credential in an endpoint or parameters either
+    Case(
+        "plaintext-secret",
+        C,
+        _conn(TOKEN).replace(
+            'endpoint = "https://moodle.uni-b.example/rest"',
+            'endpoint = "https://svc:hunter2-pass@moodle.uni-b.example/rest" # <-',
+        ),
+        _conn(TOKEN),
+    ),
+    Case(
+        "plaintext-secret",
+        C,
+        _conn(TOKEN).replace(
+            'endpoint = "https://moodle.uni-b.example/rest"',
+            'endpoint = "https://moodle.uni-b.example/rest?moodlewsrestformat=json&'
+            'WsToken=abc123def456" # <-',
+        ),
+        _conn(TOKEN).replace(
+            'endpoint = "https://moodle.uni-b.example/rest"',
+            'endpoint = "https://moodle.uni-b.example/rest?moodlewsrestformat=json&wstoken="',
+        ),
+    ),
+    Case(
+        "plaintext-secret",
+        C,
+        _conn(TOKEN + 'token_param = "sesame"\n').replace(
+            'endpoint = "https://moodle.uni-b.example/rest"',
+            'endpoint = "https://moodle.uni-b.example/rest?Se%73ame=abc123def456" # <-',
+        ),
+        _conn(TOKEN + 'token_param = "sesame"\n'),
+    ),
+    Case(
+        "plaintext-secret",
+        C,
+        _conn(TOKEN + 'http_method = "POST"\nparameters = { api_key = "abc123def456" } # <-\n'),
+        _conn(TOKEN + 'http_method = "POST"\nparameters = { moodlewsrestformat = "json" }\n'),
+        at="api_key",
+    ),
+    # invalid-value: control characters where a request line or header would carry them
+    Case(
+        "invalid-value",
+        C,
+        _conn(TOKEN).replace(
+            'endpoint = "https://moodle.uni-b.example/rest"',
+            'endpoint = "https://moodle.uni-b\\u0000.example/rest" # <-',
+        ),
+        _conn(TOKEN),
+    ),
+    Case(
+        "invalid-value",
+        C,
+        _conn(TOKEN).replace(
+            'endpoint = "https://moodle.uni-b.example/rest"',
+            'endpoint = "https://moodle.uni-b.example/rest\\r\\nX-Evil: 1" # <-',
+        ),
+        _conn(TOKEN),
+    ),
+    Case(
+        "invalid-value",
+        C,
+        _conn(
+            'type = "SOAP"\nauth = "token"\ncredentials = { token = { env = "T" } }\n'
+            'soap_action = "urn:x\\nX-Evil: 1" # <-\n'
+        ),
+        _conn('type = "SOAP"\nauth = "token"\ncredentials = { token = { env = "T" } }\n'),
+    ),
+    Case(
+        "invalid-value",
+        C,
+        _conn('auth = "token"\ncredentials = { token = { file = "/etc/x\\u0000y" } } # <-\n'),
+        _conn(TOKEN),
+        at="file =",
+    ),
+    # nesting-depth: nothing after the parser walks a value nested past the limit
+    Case(
+        "nesting-depth",
+        C,
+        _conn(
+            TOKEN + 'http_method = "POST"\nparameters = { p = ' + "[" * 40 + "]" * 40 + " } # <-\n"
+        ),
+        _conn(TOKEN + 'http_method = "POST"\nparameters = { p = ' + "[" * 20 + "]" * 20 + " }\n"),
+        at="[" * 39 + "]",
     ),
     Case(
         "service-without-grant",
@@ -629,3 +762,100 @@ def test_secret_value_never_in_messages(tmp_path: Path) -> None:
     found = findings(root)
     assert {"plaintext-secret"} <= {f.rule for f in found}
     assert all(secret not in json.dumps([f.message, f.path]) for f in found)
+
+
+# --- secret scopes (rule secret-scope) ---------------------------------------------------------
+
+UNI_B_FILE = "connections.d/uni-b/moodle.toml"
+
+
+def _scope_findings(root: Path) -> list[Finding]:
+    return [f for f in findings(root) if f.rule == "secret-scope"]
+
+
+def _site(uni_a_secrets: str = "") -> str:
+    """SITE with a `secrets` table for uni-a (none when empty)."""
+    extra = f"secrets = {uni_a_secrets}\n" if uni_a_secrets else ""
+    return SITE.replace('name = "University A"\n', f'name = "University A"\n{extra}')
+
+
+def test_a_name_in_two_scopes_belongs_to_neither(tmp_path: Path) -> None:
+    """uni-a's declared prefix UNI_ covers uni-b's default UNI_B_: uni-b's folder may not use
+    a UNI_B_ name any more (uni-a's could take it), and uni-a's may not either."""
+    root = write_tree(tmp_path, {UNI_B_FILE: _conn(TOKEN_B)})
+    assert findings(root) == []
+    write_tree(tmp_path, {"rpcd.toml": _site('{ env_prefixes = ["UNI_"] }'), UNI_B_FILE: None})
+    (found,) = _scope_findings(root)
+    assert "in the secret scopes of both `uni-b` and `uni-a`" in found.message
+    assert (found.file, found.path) == (UNI_B_FILE, "connection[0].credentials.token.env")
+
+
+def test_declared_empty_scope_allows_nothing_of_that_kind(tmp_path: Path) -> None:
+    conn = _conn('auth = "token"\ncredentials = { token = { file = "/etc/rpcd/secrets/uni-b/t" } }')
+    site = SITE.replace(
+        'name = "University B"\n', 'name = "University B"\nsecrets = { file_dirs = [] }\n'
+    )
+    root = write_tree(tmp_path, {"rpcd.toml": site, UNI_B_FILE: conn})
+    (found,) = _scope_findings(root)
+    assert "no files" in found.message
+
+
+def test_undeclared_folder_is_a_site_folder(tmp_path: Path) -> None:
+    """A folder named after no institution is the site's (folder-ownership treats it so)."""
+    conn = _conn('auth = "token"\ncredentials = { token = { env = "ANY_NAME" } }')
+    root = write_tree(tmp_path, {"connections.d/shared/moodle.toml": conn})
+    assert findings(root) == []
+
+
+def test_rebuild_sees_a_scope_change_in_rpcd_toml(tmp_path: Path) -> None:
+    """The scopes live in rpcd.toml: an edit there re-checks the folders' connections on a
+    rebuild, although none of their files changed."""
+    root = write_tree(tmp_path, {UNI_B_FILE: _conn(TOKEN_B)})
+    first = build(root)
+    assert list(first.report) == []
+    site = SITE.replace(
+        'name = "University B"\n', 'name = "University B"\nsecrets = { env_prefixes = ["B_"] }\n'
+    )
+    (root / "rpcd.toml").write_text(site, encoding="utf-8")
+    second = build(root, previous=first.cache)
+    assert [f.rule for f in second.report] == ["secret-scope"]
+    assert second.catalog is None
+    (root / "rpcd.toml").write_text(SITE, encoding="utf-8")
+    third = build(root, previous=second.cache)
+    assert list(third.report) == [] and third.catalog is not None
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://svc:zq-hunter2-pass@moodle.uni-b.example/rest",
+        "https://moodle.uni-b.example/rest?wstoken=zq-hunter2-pass",
+        "https://moodle.uni-b.example/rest?a=1&ACCESS_TOKEN=zq-hunter2-pass#x",
+        "https://moodle.uni-b.example/rest?api%5Fkey=zq-hunter2-pass",
+        "https://moodle.uni-b.example/rest#access_token=zq-hunter2-pass",
+    ],
+)
+def test_endpoint_credential_is_refused_and_never_printed(tmp_path: Path, endpoint: str) -> None:
+    root = write_tree(
+        tmp_path,
+        {C: _conn(TOKEN).replace("https://moodle.uni-b.example/rest", endpoint)},
+    )
+    for fmt in ("text", "json", "github"):
+        proc = run_cli("validate", str(root), "--format", fmt)
+        assert proc.returncode == 1
+        assert "plaintext-secret" in proc.stdout
+        assert "zq-hunter2-pass" not in proc.stdout + proc.stderr
+    show = run_cli("show", str(root))
+    assert show.returncode == 1 and "zq-hunter2-pass" not in show.stdout + show.stderr
+
+
+def test_endpoint_without_credentials_passes(tmp_path: Path) -> None:
+    """Look-alikes are not credentials: other names, empty values, the path, a port."""
+    endpoint = (
+        "https://moodle.uni-b.example:8443/token/rest"
+        "?tokens=1&keyword=x&wstoken=&moodlewsrestformat=json"
+    )
+    root = write_tree(
+        tmp_path, {C: _conn(TOKEN).replace("https://moodle.uni-b.example/rest", endpoint)}
+    )
+    assert findings(root) == []

@@ -112,6 +112,8 @@ def check_never_raises(kind: FileKind, document: Doc, rel: str) -> None:
 ids = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,10}", fullmatch=True)
 names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
 any_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+# A header value: no control characters (soap_action).
+header_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12)
 identifiers = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
 sha256 = st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
 
@@ -198,7 +200,7 @@ def connections(draw: st.DrawFn, class_required: bool = False) -> Doc:
         optional(draw, conn, "wsse_password_type", st.sampled_from(["digest", "text"]))
     if kind == "SOAP":
         optional(draw, conn, "soap_namespace", names)
-        optional(draw, conn, "soap_action", any_text)
+        optional(draw, conn, "soap_action", header_text)
     return conn
 
 
@@ -218,7 +220,7 @@ def fixed_tables(draw: st.DrawFn) -> Doc:
         ("token_header", st.from_regex(r"[A-Za-z0-9-]{1,16}", fullmatch=True)),
         ("wsse_password_type", st.sampled_from(["digest", "text"])),
         ("soap_namespace", names),
-        ("soap_action", any_text),
+        ("soap_action", header_text),
     ):
         optional(draw, fixed, key, strategy)
     return fixed
@@ -265,6 +267,20 @@ def connection_files(draw: st.DrawFn) -> Doc:
     return doc
 
 
+def _unique(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[list[str]]:
+    return st.lists(strategy, max_size=3, unique=True)
+
+
+scopes = st.fixed_dictionaries(
+    {},
+    optional={
+        "env_prefixes": _unique(identifiers),
+        "credential_prefixes": _unique(st.from_regex(r"[A-Za-z0-9_.@-]{1,12}", fullmatch=True)),
+        "file_dirs": _unique(st.from_regex(r"/[a-z0-9/._-]{0,12}", fullmatch=True)),
+    },
+)
+
+
 @st.composite
 def site_files(draw: st.DrawFn) -> Doc:
     doc: Doc = {"version": 1}
@@ -275,7 +291,10 @@ def site_files(draw: st.DrawFn) -> Doc:
         draw,
         doc,
         "institution",
-        st.lists(st.fixed_dictionaries({"id": ids, "name": names}), max_size=4),
+        st.lists(
+            st.fixed_dictionaries({"id": ids, "name": names}, optional={"secrets": scopes}),
+            max_size=4,
+        ),
     )
     return doc
 
@@ -646,6 +665,70 @@ FIXTURES: list[tuple[str, FileKind, Doc, bool]] = [
         False,
     ),
     ("site switch as int", FileKind.SITE, {"version": 1, "connections": {"enabled": 1}}, False),
+    (
+        "institution secret scope",
+        FileKind.SITE,
+        {
+            "version": 1,
+            "institution": [
+                {
+                    "id": "a",
+                    "name": "A",
+                    "secrets": {
+                        "env_prefixes": ["A_", "LEGACY_A_"],
+                        "credential_prefixes": [],
+                        "file_dirs": ["/etc/rpcd/secrets/a/"],
+                    },
+                }
+            ],
+        },
+        True,
+    ),
+    *[
+        (
+            f"institution secret scope: {name}",
+            FileKind.SITE,
+            {"version": 1, "institution": [{"id": "a", "name": "A", "secrets": secrets}]},
+            False,
+        )
+        for name, secrets in [
+            ("env prefix with a dash", {"env_prefixes": ["A-"]}),
+            ("env prefix twice", {"env_prefixes": ["A_", "A_"]}),
+            ("relative folder", {"file_dirs": ["secrets/a"]}),
+            ("NUL in a folder", {"file_dirs": ["/etc/\x00"]}),
+            ("newline after a credential prefix", {"credential_prefixes": ["a-\n"]}),
+            ("a string, not a list", {"env_prefixes": "A_"}),
+            ("unknown key", {"env": ["A_"]}),
+        ]
+    ],
+    *[
+        (
+            f"control character: {name}",
+            FileKind.CONNECTIONS,
+            conn_file(**fields),
+            False,
+        )
+        for name, fields in [
+            ("NUL in the endpoint's host", {"endpoint": "https://h\x00.example/"}),
+            ("DEL in the endpoint's path", {"endpoint": "https://h.example/a\x7fb"}),
+            ("CR LF in the endpoint", {"endpoint": "https://h.example/\r\nX: 1"}),
+            ("tab in the endpoint", {"endpoint": "https://h.example/\tx"}),
+            ("NUL in a secret file", {"credentials": {"token": {"file": "/etc/\x00x"}}}),
+            ("newline after a secret file", {"credentials": {"token": {"file": "/etc/x\n"}}}),
+        ]
+    ],
+    (
+        "SOAP action with a line break",
+        FileKind.CONNECTIONS,
+        conn_file(type="SOAP", soap_action="urn:a\r\nX-Evil: 1"),
+        False,
+    ),
+    (
+        "SOAP action plain",
+        FileKind.CONNECTIONS,
+        conn_file(type="SOAP", soap_action="urn:a/{function}"),
+        True,
+    ),
     (
         "peer with plaintext token",
         FileKind.SERVICES,

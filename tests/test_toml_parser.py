@@ -342,3 +342,21 @@ def test_values_are_the_same_on_the_example_tree() -> None:
 @given(st.text(st.sampled_from(list("[]{}\"'#\\ ab=,.\t")), max_size=30))
 def test_bracket_delta_matches_the_character_walk(line: str) -> None:
     assert _bracket_delta(line) == _bracket_delta_slow(line)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version = 1\n\na = " + "[" * 1005 + "]" * 1005 + "\n",
+        "version = 1\n\na = " + "{ b = " * 1005 + "1" + " }" * 1005 + "\n",
+        "version = 1\n\n" + ".".join(["a"] * 1005) + " = 1\n",
+    ],
+    ids=["arrays", "inline tables", "dotted key"],
+)
+def test_past_the_parser_limit_the_finding_has_a_line(text: str) -> None:
+    """Past tomli's own limits (1,000 levels, 1,000 key parts) the finding still says where."""
+    assert TOMLI is not None
+    found = _finding(TOMLI, text)
+    assert found is not None and found.rule == "toml-syntax"
+    assert (found.file, found.line) == ("connections.d/x.toml", 3)
+    assert "nested more than 1,000 levels" in found.message

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from rpcd.config.document import FileResult
+from rpcd.config.endpoints import MASK, is_secret_param, mask_endpoint
 from rpcd.config.findings import Finding, Report
 from rpcd.config.incremental import (
     BuildState,
@@ -146,6 +147,13 @@ class Catalog:
         for conn in sorted(self.connections.values(), key=lambda c: (c.class_id, c.priority, c.id)):
             item = dump(conn)
             item["credentials"] = {k: str(v) for k, v in conn.credentials.items()}
+            # validate refuses literal credentials (plaintext-secret); a catalog built some
+            # other way still never shows one.
+            item["endpoint"] = mask_endpoint(conn.endpoint, (conn.token_param,))
+            item["parameters"] = {
+                k: MASK if is_secret_param(k, (conn.token_param,)) else v
+                for k, v in item.get("parameters", {}).items()
+            }
             connections.append(item)
         return {
             "version": 1,

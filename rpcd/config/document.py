@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from rpcd.config import schema
 from rpcd.config.findings import Finding
 from rpcd.config.models import ID_PATTERN, ConnectionsFile, ServicesFile, SiteFile
+from rpcd.config.nesting import MAX_DEPTH, too_deep
 from rpcd.config.parse import KeyIndex, Path_, decode_text, format_path, parse_toml
 from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, FileKind, SourceFile, read_bytes
 
@@ -101,6 +102,19 @@ def check_structure(
     document = parse_toml(source.rel, text)
     if isinstance(document, Finding):
         result.findings.append(document)
+        return result, None
+    deep = too_deep(document)
+    if deep is not None:
+        # Before anything walks the document: every later stage recurses into it.
+        result.findings.append(
+            result.finding(
+                "nesting-depth",
+                f"`{format_path(deep[:6])}…` lies more than {MAX_DEPTH} tables and arrays deep "
+                "(arrays, inline tables, dotted keys and [table] headers all count): no rpcd "
+                "setting needs that; flatten the structure",
+                deep,
+            )
+        )
         return result, None
     if not _check_version(result, document):
         return result, None

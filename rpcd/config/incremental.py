@@ -5,12 +5,13 @@ still have to answer for the whole catalog. Running them over 10,000 connections
 more than everything else; yet what they find about a connection depends only on:
 
 - the ids every file declares (institutions, classes, peers) and the ids of broken parts,
+- the institutions' secret scopes (rpcd.toml),
 - the class models, and which files could not be read,
 - the other instances of the connection's own class (duplicates, global, overlap).
 
-So when the edited files declare the same institution ids and the same class models as before,
-and break or lose the same parts, every finding about a connection in a file that is not
-*involved* is the one the last build found. The involved files are the edited ones, every file
+So when the edited files declare the same institution ids and scopes and the same class models
+as before, and break or lose the same parts, every finding about a connection in a file that is
+not *involved* is the one the last build found. The involved files are the edited ones, every file
 declaring anything but connections (few: rpcd.toml, class files, services), and, class by
 class, every file holding an instance of a class that an involved file has an instance of
 (until nothing is added). The rules run on a draft of those files only, which holds whole
@@ -127,16 +128,19 @@ def _is_anchor(result: FileResult) -> bool:
 
 def same_outline(old: FileResult, new: FileResult) -> bool:
     """Whether ``new`` leaves every finding about the connections of other, uninvolved files
-    as ``old`` did: same institution ids and class models, same broken parts, readable or not
-    alike. (Its own connections and its services and peers may differ: they are re-checked.)"""
+    as ``old`` did: same institution ids and scopes, same class models, same broken parts,
+    readable or not alike. (Its own connections and its services and peers may differ: they
+    are re-checked.)"""
     if old.broken_ids != new.broken_ids or (old.model is None) != (new.model is None):
         return False
     if new.model is None:
         return True
     was, now = parts_of(old), parts_of(new)
-    return [x.value.id for x in was.institutions] == [x.value.id for x in now.institutions] and [
-        x.value for x in was.classes
-    ] == [x.value for x in now.classes]
+    # The institutions' secret scopes too, not only their ids: they decide the findings
+    # (rule secret-scope) about the connections in their folders.
+    return [(x.value.id, x.value.secrets) for x in was.institutions] == [
+        (x.value.id, x.value.secrets) for x in now.institutions
+    ] and [x.value for x in was.classes] == [x.value for x in now.classes]
 
 
 def involved(state: BuildState, changed: list[int], results: list[FileResult]) -> set[int] | None:

@@ -22,6 +22,16 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*(?!\n)$"
+ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$"
+CREDENTIAL_PATTERN = r"^[A-Za-z0-9_.@-]+(?!\n)$"
+# An absolute path without control characters (a NUL would make open() raise, not fail).
+FILE_PATTERN = r"^/[^\x00-\x1f\x7f]*(?!\n)$"
+# An http(s) URL without whitespace or control characters (C0, DEL) anywhere: they have no
+# place in a request line. The host run stops at the first / ? or #, so no text can be split
+# two ways between the two runs (matching stays linear in the length).
+ENDPOINT_PATTERN = r"^https?://[^\s\x00-\x1f\x7f/?#]+(?:[/?#][^\s\x00-\x1f\x7f]*)?(?!\n)$"
+# A header value: no control characters (CR/LF would start a new header).
+HEADER_VALUE_PATTERN = r"^[^\x00-\x1f\x7f]*(?!\n)$"
 
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
@@ -80,9 +90,9 @@ def _unique(items: tuple[str, ...], what: str) -> tuple[str, ...]:
 class SecretRef(Model):
     """Where a secret lives, never the secret: exactly one of env, file, credential."""
 
-    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$")] | None = None
-    file: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
-    credential: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]+(?!\n)$")] | None = None
+    env: Annotated[str, StringConstraints(pattern=ENV_PATTERN)] | None = None
+    file: Annotated[str, StringConstraints(pattern=FILE_PATTERN)] | None = None
+    credential: Annotated[str, StringConstraints(pattern=CREDENTIAL_PATTERN)] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
@@ -173,7 +183,7 @@ class Connection(Model):
     type: ConnType = "REST"
     payload: Payload | None = None
     auth: Auth
-    endpoint: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s]*(?!\n)$")]
+    endpoint: Annotated[str, StringConstraints(pattern=ENDPOINT_PATTERN)]
     credentials: Credentials
     parameters: dict[str, Value] = {}
     http_method: HttpMethod | None = None
@@ -184,7 +194,7 @@ class Connection(Model):
     wsse_password_type: Literal["digest", "text"] | None = None
     oauth_placement: Literal["header", "query", "body"] | None = None
     soap_namespace: NonEmpty | None = None
-    soap_action: str | None = None
+    soap_action: Annotated[str, StringConstraints(pattern=HEADER_VALUE_PATTERN)] | None = None
     soap_qualified: bool | None = None
     config: dict[str, Value] = {}
 
@@ -252,7 +262,7 @@ class Fixed(Model):
     token_header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]+(?!\n)$")] | None = None
     wsse_password_type: Literal["digest", "text"] | None = None
     soap_namespace: NonEmpty | None = None
-    soap_action: str | None = None
+    soap_action: Annotated[str, StringConstraints(pattern=HEADER_VALUE_PATTERN)] | None = None
     soap_qualified: bool | None = None
 
 
@@ -295,9 +305,35 @@ class ConnectionsFile(Model):
 # --- rpcd.toml --------------------------------------------------------------------------------
 
 
+class InstitutionSecrets(Model):
+    """Where the secrets of an institution's folder may live (rules.py, scopes.py); a key
+    left out keeps its default, derived from the institution's id."""
+
+    env_prefixes: (
+        Annotated[tuple[Annotated[str, StringConstraints(pattern=ENV_PATTERN)], ...], Frozen] | None
+    ) = None
+    credential_prefixes: (
+        Annotated[tuple[Annotated[str, StringConstraints(pattern=CREDENTIAL_PATTERN)], ...], Frozen]
+        | None
+    ) = None
+    file_dirs: (
+        Annotated[tuple[Annotated[str, StringConstraints(pattern=FILE_PATTERN)], ...], Frozen]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _unique_lists(self) -> InstitutionSecrets:
+        for name in ("env_prefixes", "credential_prefixes", "file_dirs"):
+            items = getattr(self, name)
+            if items is not None:
+                _unique(items, f"secrets.{name}")
+        return self
+
+
 class Institution(Model):
     id: Id
     name: NonEmpty
+    secrets: InstitutionSecrets | None = None
 
 
 class ConnectionsSwitch(Model):

@@ -92,7 +92,7 @@ def parse_toml(rel: str, text: str, *, parser: TomlParser = PARSER) -> dict[str,
     except RecursionError:
         if parser.name == "tomllib":
             return _parse_deep(rel, text, parser)
-        return _too_deep(rel)
+        return _too_deep(rel, text)
     except parser.error as exc:
         return _syntax_finding(rel, text, str(exc))
 
@@ -111,7 +111,7 @@ def _parse_deep(rel: str, text: str, parser: TomlParser) -> dict[str, Any] | Fin
     try:
         document = parser.loads(text)
     except RecursionError:
-        return _too_deep(rel)
+        return _too_deep(rel, text)
     except parser.error as exc:
         # tomli stops at the first value too deep, before an error further on
         src = text.replace("\r\n", "\n")
@@ -121,11 +121,11 @@ def _parse_deep(rel: str, text: str, parser: TomlParser) -> dict[str, Any] | Fin
             line, column = int(at.group(1)), int(at.group(2))
             end = sum(len(row) + 1 for row in src.split("\n")[: line - 1]) + column - 1
         if _too_deep_before(src, end):
-            return _too_deep(rel)
+            return _too_deep(rel, text)
         return _syntax_finding(rel, text, str(exc))
     finally:
         sys.setrecursionlimit(limit)
-    return _too_deep(rel) if _too_deep_before(text, len(text)) else document
+    return _too_deep(rel, text) if _too_deep_before(text, len(text)) else document
 
 
 _TOKENS = re.compile(
@@ -138,6 +138,12 @@ _TOKENS = re.compile(
 def _too_deep_before(text: str, end: int) -> bool:
     """Whether ``text[:end]`` has a value inside more than ``MAX_NESTING`` arrays or inline
     tables: where compiled tomli stops (a key in an inline table counts, its value follows)."""
+    return _too_deep_at(text, end) is not None
+
+
+def _too_deep_at(text: str, end: int) -> int | None:
+    """The offset of the first value of ``text[:end]`` inside more than ``MAX_NESTING``
+    arrays or inline tables, or None."""
     depth = 0
     for match in _TOKENS.finditer(text, 0, end):
         token = match.group()
@@ -145,10 +151,22 @@ def _too_deep_before(text: str, end: int) -> bool:
             depth = max(depth - 1, 0)
             continue
         if depth > MAX_NESTING:
-            return True
+            return match.start()
         if token in ("[", "{"):
             depth += 1
-    return False
+    return None
+
+
+def _deep_line(text: str) -> int | None:
+    """The line where nesting passes the parser's limit: the first value too deep, else the
+    first line with a key of more than ``MAX_NESTING`` dotted parts (tomli's other limit)."""
+    at = _too_deep_at(text, len(text))
+    if at is not None:
+        return text.count("\n", 0, at) + 1
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.count(".") >= MAX_NESTING:
+            return number
+    return None
 
 
 def _syntax_finding(rel: str, text: str, message: str) -> Finding:
@@ -176,12 +194,13 @@ def _syntax_finding(rel: str, text: str, message: str) -> Finding:
     return Finding("toml-syntax", message, file=rel, line=line, column=column)
 
 
-def _too_deep(rel: str) -> Finding:
+def _too_deep(rel: str, text: str) -> Finding:
     return Finding(
         "toml-syntax",
-        f"arrays or inline tables are nested more than {MAX_NESTING:,} levels deep: "
-        "flatten the structure",
+        f"arrays, inline tables or dotted keys are nested more than {MAX_NESTING:,} levels "
+        "deep: flatten the structure",
         file=rel,
+        line=_deep_line(text.replace("\r\n", "\n")),
     )
 
 
@@ -310,6 +329,9 @@ def format_path(path: Path_) -> str:
     return out
 
 
+# How many leading parts of one dotted key or header get a position of their own (a finding
+# deeper than this points at the key's line; a 1,000-part key must not cost 1,000² steps).
+_MAX_PREFIXES = 64
 _BARE = r"[A-Za-z0-9_-]+"
 _KEY_PART = rf'(?:{_BARE}|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
 _DOTTED = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
@@ -368,7 +390,10 @@ class KeyIndex:
                 else:
                     resolved = self._resolve(names, aot_count)
                 prefix = tuple(resolved)
-                self._pos.setdefault(prefix, (number, header.start(2) + 1))
+                column = header.start(2) + 1
+                for cut in range(1, min(len(prefix), _MAX_PREFIXES) + 1):
+                    self._pos.setdefault(prefix[:cut], (number, column))
+                self._pos.setdefault(prefix, (number, column))
                 continue
             assign = _ASSIGN.match(line)
             if assign:
@@ -379,10 +404,12 @@ class KeyIndex:
                     path = (*prefix, name)
                     self._pos.setdefault(path, (number, start + offset))
                 else:
-                    path = prefix
-                    for name, offset in parts:
-                        path = (*path, name)
-                        self._pos.setdefault(path, (number, start + offset))
+                    names = [name for name, _ in parts]
+                    # a 1,000-part key: positions for its first parts and the whole key only
+                    for i, (_, offset) in enumerate(parts[:_MAX_PREFIXES]):
+                        self._pos.setdefault((*prefix, *names[: i + 1]), (number, start + offset))
+                    path = (*prefix, *names)
+                    self._pos.setdefault(path, (number, start + parts[-1][1]))
                 self._line_path[number] = path
                 rest = line[assign.end() :]
                 if '"""' in rest or "'''" in rest:

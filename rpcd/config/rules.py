@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from rpcd.config.document import UNKNOWN_ID, FileResult
+from rpcd.config.endpoints import is_secret_param, literal_secrets
 from rpcd.config.findings import Finding, Severity
 from rpcd.config.models import (
     DEFAULT_PAYLOAD,
@@ -29,7 +30,8 @@ from rpcd.config.models import (
     SiteFile,
 )
 from rpcd.config.parse import Path_
-from rpcd.config.sources import CONNECTIONS_DIR, FileKind
+from rpcd.config.scopes import ScopeTable, folder_of, reserved_problem
+from rpcd.config.sources import FileKind
 
 T = TypeVar("T")
 
@@ -574,7 +576,7 @@ def _owner(origin: FileResult, institutions: set[str]) -> str | None:
     # The folder a file lies in never changes: split its path once per file result.
     folder = origin.memo.get("folder", False)
     if folder is False:
-        folder = origin.memo["folder"] = _folder_of(origin.source.rel)
+        folder = origin.memo["folder"] = folder_of(origin.source.rel)
     return folder if folder is not None and folder in institutions else None
 
 
@@ -586,14 +588,15 @@ class _Local:
     config: list[Finding]
     placement: list[Finding]
     folder: list[Finding]
+    endpoint: list[Finding]
 
 
-_NOTHING: tuple[list[Finding], ...] = ([], [], [], [])
+_NOTHING: tuple[list[Finding], ...] = ([], [], [], [], [])
 
 
 def _local(draft: Draft) -> _Local:
-    """fixed-attribute, config-field, function-placement and folder-ownership of every
-    connection, in one pass over them.
+    """fixed-attribute, config-field, function-placement, folder-ownership and the literal
+    credentials of endpoints (plaintext-secret) of every connection, in one pass over them.
 
     A connection depends on nothing but itself, its class and whether its folder belongs to an
     institution. So when these are what they were in the last build (its file did not change,
@@ -612,7 +615,7 @@ def _local(draft: Draft) -> _Local:
         for x in draft.classes
     }
     institutions = draft.known("institution")
-    local = _Local([], [], [], [])
+    local = _Local([], [], [], [], [])
     for class_id, conn in draft.connections:
         klass = classes.get(class_id)
         owner = _owner(conn.origin, institutions)
@@ -628,6 +631,7 @@ def _local(draft: Draft) -> _Local:
                 _config_of(conn, class_id, klass),
                 _placement_of(conn, class_id, klass),
                 _folder_of_conn(conn, owner),
+                _endpoint_of(conn, klass),
             )
             if not any(found):
                 found = _NOTHING
@@ -637,16 +641,125 @@ def _local(draft: Draft) -> _Local:
             local.config.extend(found[1])
             local.placement.extend(found[2])
             local.folder.extend(found[3])
+            local.endpoint.extend(found[4])
     draft.cached["local"] = local
     return local
 
 
-def _folder_of(rel: str) -> str | None:
-    """``connections.d/<folder>/…`` → ``<folder>`` (an institution's folder if one is so named)."""
-    parts = rel.split("/")
-    if len(parts) >= 3 and parts[0] == CONNECTIONS_DIR:
-        return parts[1]
-    return None
+def endpoint_credentials(draft: Draft) -> Iterator[Finding]:
+    yield from _local(draft).endpoint
+
+
+_USE_CREDENTIALS = (
+    "credentials never go in the endpoint, which git, logs and `rpcd show` print: remove it "
+    "and reference the secret in `credentials`"
+)
+
+
+def _endpoint_of(conn: Located[Connection], klass: ConnectionClass | None) -> list[Finding]:
+    """Literal credentials in the endpoint or ``parameters`` (rule plaintext-secret); the
+    message names where, never the value."""
+    value = conn.value
+    extra = (value.token_param, klass.fixed.token_param if klass is not None else None)
+    found: list[Finding] = []
+    for secret in literal_secrets(value.endpoint, extra):
+        if secret.where == "userinfo":
+            what = (
+                "a user name and password before the host (`…@`); "
+                f'{_USE_CREDENTIALS}: auth = "userpass" with credentials = '
+                '{ username = { env = "NAME" }, password = { env = "NAME" } }'
+            )
+        else:
+            what = (
+                f"the {secret.where} parameter `{secret.name}`, which carries a credential; "
+                f'{_USE_CREDENTIALS}: auth = "token" with credentials = '
+                f'{{ token = {{ env = "NAME" }} }} and token_param = "{secret.name}"'
+            )
+        found.append(
+            conn.finding(
+                "plaintext-secret",
+                f"`{conn.value.id}`'s endpoint holds a literal credential (value hidden) in {what}",
+                "endpoint",
+            )
+        )
+    for name, param in value.parameters.items():
+        literal = isinstance(param, str | int) and not isinstance(param, bool) and str(param)
+        if literal and is_secret_param(name, extra):
+            found.append(
+                conn.finding(
+                    "plaintext-secret",
+                    f"parameters.{name} holds a literal credential (value hidden): "
+                    "parameters are sent, logged and shown as written; remove it and "
+                    f'reference the secret in `credentials` (auth = "token", token_param = '
+                    f'"{name}")',
+                    "parameters",
+                    name,
+                )
+            )
+    return found
+
+
+def secret_scope(draft: Draft) -> Iterator[Finding]:
+    """No connection references the daemon's own secrets; one in an institution's folder
+    references only that institution's (``scopes.py``)."""
+    table = _scope_table(draft)
+    institutions = draft.known("institution")
+    for _, conn in draft.connections:
+        owner = _owner(conn.origin, institutions)
+        memo, key = conn.origin.memo, ("scope", conn.path)
+        hit = memo.get(key)
+        found: list[Finding]
+        if hit is not None and hit[0] is table and hit[1] == owner:
+            found = hit[2]
+        else:
+            found = _scope_of_conn(conn, owner, table)
+            memo[key] = (table, owner, found)
+        yield from found
+
+
+def _scope_table(draft: Draft) -> ScopeTable:
+    """The institutions' scopes, made once per rpcd.toml result (kept in its memo: a rebuild
+    that did not change rpcd.toml finds the same table, so each connection's memo holds)."""
+    table: ScopeTable | None = draft.cached.get("scopes")
+    if table is not None:
+        return table
+    values = tuple(x.value for x in draft.institutions)
+    home = draft.institutions[0].origin.memo if draft.institutions else {}
+    hit = home.get("scope-table")
+    if hit is not None and len(hit[0]) == len(values) and all(map(operator.is_, hit[0], values)):
+        table = hit[1]
+    else:
+        table = ScopeTable.of(values)
+        home["scope-table"] = (values, table)
+    draft.cached["scopes"] = table
+    return table
+
+
+def _scope_of_conn(
+    conn: Located[Connection], owner: str | None, table: ScopeTable
+) -> list[Finding]:
+    found: list[Finding] = []
+    for key, ref in conn.value.credentials.refs().items():
+        problem = reserved_problem(ref)
+        fix = "no connection may use it; give the connection a secret of its own"
+        if problem is None and owner is not None:
+            problem = table.problem(owner, ref)
+            fix = (
+                f"reference a secret within `{owner}`'s scope, or move the connection to a "
+                f"site-level file, or have a site admin declare the name's prefix or folder in "
+                f"`secrets` of institution `{owner}` in rpcd.toml"
+            )
+        if problem is not None:
+            found.append(
+                conn.finding(
+                    "secret-scope",
+                    f"credentials.{key}: {problem}: {fix}",
+                    "credentials",
+                    key,
+                    ref.kind,
+                )
+            )
+    return found
 
 
 def grants(draft: Draft) -> Iterator[Finding]:
@@ -692,6 +805,8 @@ RULES: list[Rule] = [
     config_fields,
     function_placement,
     folder_ownership,
+    secret_scope,
+    endpoint_credentials,
     grants,
     peer_credentials_unique,
 ]
