@@ -4,17 +4,23 @@ Pure data, no I/O. Only changed fields are listed (decK's whole-object diffs hid
 that matters). Secrets are never resolved here: a connection's credentials are compared as
 references (``env:NAME``…), and a peer's credential hashes are compared but never carried in
 the result, so no reporter can print them.
+
+Secret scopes (rule secret-scope) are judged here too: an added or changed reference of a
+connection in an institution's folder is flagged when it lies outside that folder's scope on
+either side (a scope widened in the same change admits it only on HEAD), or names the
+daemon's own secrets; a change to an institution's ``secrets`` is flagged as such.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from rpcd.config import Catalog
-from rpcd.config.models import ConnectionClass, Institution, Method, Peer, Service
+from rpcd.config.models import ConnectionClass, Institution, Method, Peer, SecretRef, Service
+from rpcd.config.scopes import ScopeTable, folder_of, reserved_problem
 from rpcd.routing import caller_sets, routing_table
 
 Json = Any  # a JSON-able value: str, int, float, bool, list, dict
@@ -43,6 +49,9 @@ class FieldChange:
     old: Json
     new: Json
     secret: Secret | None = None
+    #: Why a reviewer must look at this field's secret scope: a reference outside the scope of
+    #: its connection's folder, or an institution's scope that changes; None otherwise.
+    scope: str | None = None
 
     @property
     def note(self) -> str | None:
@@ -214,6 +223,7 @@ def _concerns(institution: str | None, *entities: _Entity | None) -> bool:
 
 def _entity_changes(base: Catalog, head: Catalog, institution: str | None) -> list[EntityChange]:
     old_all, new_all = _entities(base), _entities(head)
+    scopes = _Scopes(base, head)
     changes: list[EntityChange] = []
     for kind in KINDS:
         old, new = old_all[kind], new_all[kind]
@@ -225,12 +235,61 @@ def _entity_changes(base: Catalog, head: Catalog, institution: str | None) -> li
                 changes.append(EntityChange(kind, ident, Action.REMOVED))
             elif before is None:
                 fields = tuple(_field(kind, k, None, v) for k, v in after.fields.items())
+                fields = scopes.flag(kind, ident, fields, added=True)
                 changes.append(EntityChange(kind, ident, Action.ADDED, fields))
             else:
                 fields = _field_changes(kind, before.fields, after.fields)
                 if fields:
+                    fields = scopes.flag(kind, ident, fields, added=False)
                     changes.append(EntityChange(kind, ident, Action.CHANGED, fields))
     return changes
+
+
+class _Scopes:
+    """Both sides' secret scopes, to flag the fields a reviewer of secret scopes must see."""
+
+    def __init__(self, base: Catalog, head: Catalog) -> None:
+        self.base, self.head = base, head
+        self.before = ScopeTable.of(base.institutions.values())
+        self.after = ScopeTable.of(head.institutions.values())
+
+    def flag(
+        self, kind: str, ident: str, fields: tuple[FieldChange, ...], *, added: bool
+    ) -> tuple[FieldChange, ...]:
+        if kind == "institution" and not added:
+            what = f"what connections.d/{ident}/ may reference changes"
+            return tuple(
+                replace(f, scope=what) if f.field.startswith("secrets.") else f for f in fields
+            )
+        if kind != "connection":
+            return fields
+        conn = self.head.connections.get(ident)
+        if conn is None:
+            return fields
+        folder = folder_of(conn.source)
+        out = []
+        for f in fields:
+            key = f.field.removeprefix("credentials.")
+            ref = conn.credentials.get(key) if f.secret is Secret.REFERENCE else None
+            if ref is not None and f.new is not None:
+                f = replace(f, scope=self._problem(folder, ref))
+            out.append(f)
+        return tuple(out)
+
+    def _problem(self, folder: str | None, ref: SecretRef) -> str | None:
+        reserved = reserved_problem(ref)
+        if reserved is not None:
+            return f"{reserved}: no connection may use it"
+        if folder is None or folder not in self.head.institutions:
+            return None  # a site-level file: the site's whole namespace
+        now = self.after.problem(folder, ref)
+        if now is not None:
+            return now
+        if folder in self.base.institutions:
+            then = self.before.problem(folder, ref)
+            if then is not None:
+                return f"allowed only by this change to rpcd.toml; before it, {then}"
+        return None
 
 
 # --- effective routing ------------------------------------------------------------------------

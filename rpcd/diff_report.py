@@ -14,7 +14,7 @@ from typing import Any
 
 from rpcd.diff import KINDS, Action, Diff, EntityChange, FieldChange, Json, RouteChange, Secret
 
-DIFF_FORMAT_VERSION = "1.0"
+DIFF_FORMAT_VERSION = "1.1"
 MARKDOWN_MARKER = "<!-- rpcd-diff -->"  # lets CI find and update its own earlier comment
 MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
 
@@ -97,14 +97,22 @@ class _Style:
 _ACTION_COLOR = {Action.ADDED: "32", Action.REMOVED: "31", Action.CHANGED: "33"}
 
 
+def _scope_text(field: FieldChange, style: _Style) -> str:
+    """The secret-scope flag of a field, on its own line under it."""
+    if field.scope is None:
+        return ""
+    return "\n        " + style("31;1", "!! secret scope: " + _printable(field.scope))
+
+
 def _field_text(field: FieldChange, action: Action, style: _Style) -> str:
     name = _printable(field.field)
     if action is Action.ADDED:
-        return f"      {name}: {show(field, field.new)}"
+        return f"      {name}: {show(field, field.new)}" + _scope_text(field, style)
     if field.note == "credential rotated":
         return f"      {name}: {style('35;1', 'credential rotated')}"
     line = f"      {name}: {show(field, field.old)} → {show(field, field.new)}"
-    return line + (f"  {style('35;1', '(' + field.note + ')')}" if field.note else "")
+    line += f"  {style('35;1', '(' + field.note + ')')}" if field.note else ""
+    return line + _scope_text(field, style)
 
 
 def render_text(diff: Diff, base: SideInfo, head: SideInfo, *, color: bool = False) -> str:
@@ -163,6 +171,14 @@ def _md_value(field: FieldChange, value: Json) -> str:
     return "" if value is None else code(show(field, value))
 
 
+def _md_text(text: str) -> str:
+    """Plain text safe in a table cell: printable, pipes escaped, no markup of its own."""
+    plain = _printable(text).replace("|", chr(92) + "|")
+    for mark in "`*_<>[]":
+        plain = plain.replace(mark, chr(92) + mark)
+    return plain
+
+
 def _md_entities(kind: str, changes: list[EntityChange]) -> list[str]:
     lines = [
         f"#### {TITLES[kind]}",
@@ -180,6 +196,8 @@ def _md_entities(kind: str, changes: list[EntityChange]) -> list[str]:
             else:
                 before = _md_value(field, field.old)
                 after = _md_value(field, field.new) + (f" **({field.note})**" if field.note else "")
+                if field.scope is not None:
+                    after += f" ⚠️ **secret scope:** {_md_text(field.scope)}"
             lines.append(
                 f"{head if i == 0 else '| | |'} {code(field.field)} | {before} | {after} |"
             )
@@ -256,6 +274,7 @@ def _field_json(field: FieldChange) -> dict[str, Any]:
         "new": field.new,
         "secret": None if field.secret is None else field.secret.value,
         "note": field.note,
+        "scope": field.scope,
     }
 
 

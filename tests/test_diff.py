@@ -8,6 +8,7 @@ from the repository root, so an edit to the examples may need a regeneration too
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -26,6 +27,7 @@ import pytest
 
 from rpcd.cli import main
 from rpcd.config import Catalog, build
+from rpcd.config.models import SecretRef
 from rpcd.diff import Action, diff_catalogs
 from rpcd.diff_report import code
 
@@ -136,7 +138,7 @@ priority = 2
 institutions = ["college-c"]
 auth = "token"
 endpoint = "https://moodle.college-c.example/webservice/rest/server.php"
-credentials = { token = { env = "MOODLE_COLLEGE_C_TOKEN" } }
+credentials = { token = { env = "COLLEGE_C_MOODLE_TOKEN" } }
 config = { match_field = "username" }
 """
 
@@ -290,7 +292,7 @@ def test_add_and_remove(repo: Path) -> None:
     found = changes(doc(repo, "base", "add-remove"))
     added = found["connection", "moodle_users/college-c"]
     assert added["action"] == "added"
-    assert fields(added)["credentials.token"]["new"] == "env:MOODLE_COLLEGE_C_TOKEN"
+    assert fields(added)["credentials.token"]["new"] == "env:COLLEGE_C_MOODLE_TOKEN"
     assert fields(added)["file"]["new"] == "connections.d/college-c/moodle_users.toml"
     assert found["connection", "sis_enrolments/uni-b"] == {
         "kind": "connection",
@@ -312,6 +314,7 @@ def test_reorder_changes_only_priority_and_routing_for_multi_institution_callers
         "new": "https://portfolio.uni-a.example/api/xmlrpc/server.php",
         "secret": None,
         "note": None,
+        "scope": None,
     }
     assert document["routing"] == [
         {
@@ -340,6 +343,7 @@ def test_rotation_marks_reference_and_hides_hash(repo: Path) -> None:
             "new": "(hidden)",
             "secret": "hash",
             "note": "credential rotated",
+            "scope": None,
         }
     }
     old_hash = re.search(r'"([0-9a-f]{64})"', (REPO_ROOT / "services.d" / "peers.toml").read_text())
@@ -531,6 +535,7 @@ def test_no_secret_value_in_any_format(tmp_path: Path) -> None:
     copy_example(repo)
     moodle_a = repo / "connections.d" / "uni-a" / "moodle_users.toml"
     edit(moodle_a, '{ env = "MOODLE_UNI_A_TOKEN" }', f'{{ file = "{secrets}/token-a" }}')
+    edit(repo / "rpcd.toml", '"/etc/rpcd/secrets/uni-a/"', f'"{secrets}/"')  # uni-a's scope
     git(repo, "init", "-q", "-b", "main")
     commit(repo, "base")
     edit(moodle_a, f'{{ file = "{secrets}/token-a" }}', f'{{ file = "{secrets}/token-b" }}')
@@ -667,3 +672,87 @@ def test_pure_diff_services_methods_classes_peers(tmp_path: Path) -> None:
     assert diff_catalogs(base, head, "college-c").changes == ()  # none of it reaches college-c
     uni_a = {(c.kind, c.id) for c in diff_catalogs(base, head, "uni-a").changes}
     assert uni_a == {("service", "hello"), ("method", "hello.add"), ("class", "moodle_users")}
+
+
+# --- secret scopes (rule secret-scope) --------------------------------------------------------
+
+
+def test_scope_widened_in_the_same_change_is_flagged(tmp_path: Path) -> None:
+    """uni-a's folder takes a secret that only this change's rpcd.toml lets it take: valid,
+    and both the scope change and the reference are flagged, in every format."""
+    repo = tmp_path / "repo"
+    copy_example(repo)
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, "base")
+    edit(repo / "rpcd.toml", '"MOODLE_UNI_A_"]', '"MOODLE_UNI_A_", "SHARED_"]')
+    edit(
+        repo / "connections.d" / "uni-a" / "moodle_users.toml",
+        '{ env = "MOODLE_UNI_A_TOKEN" }',
+        '{ env = "SHARED_MOODLE_TOKEN" }',
+    )
+    commit(repo, "widen")
+    found = changes(doc(repo, "base", "widen"))
+    token = fields(found["connection", "moodle_users/uni-a"])["credentials.token"]
+    assert token["scope"] is not None
+    assert token["scope"].startswith("allowed only by this change to rpcd.toml")
+    assert "env:SHARED_MOODLE_TOKEN is outside institution `uni-a`'s secret scope" in token["scope"]
+    scope = fields(found["institution", "uni-a"])["secrets.env_prefixes"]
+    assert scope["scope"] == "what connections.d/uni-a/ may reference changes"
+    text = cli(repo, "base", "widen").out
+    assert "!! secret scope: allowed only by this change to rpcd.toml" in text
+    markdown = cli(repo, "base", "widen", "--format", "markdown").out
+    assert "⚠️ **secret scope:** allowed only by this change to rpcd.toml" in markdown
+    schema = json.loads((REPO_ROOT / "schemas" / "diff.schema.json").read_text())
+    jsonschema.validate(json.loads(cli(repo, "base", "widen", "--format", "json").out), schema)
+    assert all(
+        f["scope"] is None
+        for c in found.values()
+        for f in c["fields"]
+        if f["field"] not in ("credentials.token", "secrets.env_prefixes")
+    )
+
+
+def test_reference_outside_the_folder_scope_is_refused(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    copy_example(repo)
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, "base")
+    edit(
+        repo / "connections.d" / "uni-a" / "moodle_users.toml",
+        '{ env = "MOODLE_UNI_A_TOKEN" }',
+        '{ credential = "moodle-uni-b-token" }',
+    )
+    commit(repo, "steal")
+    run = cli(repo, "base", "steal", "--format", "json")
+    assert run.code == 1 and run.out == ""
+    assert "error[secret-scope]" in run.err and "credential:moodle-uni-b-token" in run.err
+
+
+def test_pure_diff_flags_references_outside_scope(tmp_path: Path) -> None:
+    """On catalogs that did not go through validate (diff_catalogs is pure): a folder's
+    reference outside its scope, and a daemon secret anywhere, are flagged."""
+    base, head = catalogs(tmp_path, lambda root: None)
+    uni_a = head.connections["moodle_users/uni-a"]
+    badges = head.connections["badges_publish/global"]
+    stolen = uni_a.model_copy(
+        update={"credentials": {"token": SecretRef(credential="moodle-uni-b-token")}}
+    )
+    session = badges.model_copy(
+        update={
+            "credentials": {
+                "consumer_key": badges.credentials["consumer_key"],
+                "consumer_secret": SecretRef(env="RPCD_SESSION_KEY"),
+            }
+        }
+    )
+    connections = {
+        **head.connections,
+        "moodle_users/uni-a": stolen,
+        "badges_publish/global": session,
+    }
+    diff = diff_catalogs(base, dataclasses.replace(head, connections=connections))
+    flags = {(c.id, f.field): f.scope for c in diff.changes for f in c.fields}
+    assert "outside institution `uni-a`'s secret scope" in str(
+        flags["moodle_users/uni-a", "credentials.token"]
+    )
+    assert "daemon" in str(flags["badges_publish/global", "credentials.consumer_secret"])
