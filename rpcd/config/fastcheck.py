@@ -11,6 +11,7 @@ time, so the caller falls back to fastjsonschema instead of guessing.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -198,9 +199,11 @@ class _Compiler:
         for keyword, op in _BOUNDS.items():
             if keyword in node:
                 bound = node[keyword]
-                if not _is_number(bound):
+                if not _is_number(bound) or not math.isfinite(bound):
                     raise Unsupported(f"{keyword} {bound!r}")
-                out.append(f"not _is_number({var}) or {var} {op} {bound!r}")
+                # Not ``v >= bound``: Draft 7 fails a value only when the comparison says
+                # it is out of range, and nan compares false, so nan passes every bound.
+                out.append(f"not _is_number({var}) or not ({var} {op} {bound!r})")
         return out
 
     def type_test(self, kind: Any, var: str) -> str:
@@ -319,7 +322,8 @@ class _Compiler:
         return out
 
 
-_BOUNDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+# Each bound keyword and the comparison that makes a value fail it (as jsonschema writes it).
+_BOUNDS = {"minimum": "<", "maximum": ">", "exclusiveMinimum": "<=", "exclusiveMaximum": ">="}
 # Draft-07 assertions this compiler does not generate (any other unknown key is an annotation,
 # ignored by jsonschema too, such as rpcd's own ``x-rpcd-rule``).
 _NOT_HANDLED = frozenset({"multipleOf", "additionalItems", "dependencies"})
