@@ -50,7 +50,10 @@ def prepare(args: argparse.Namespace) -> tuple[Settings, Loaded] | int:
     setup_logging(settings.log_format, settings.log_level, flush_interval=settings.access_log_flush)
     root = Path(args.root_arg or args.root or ".")
     loaded = load(
-        root, strict_secrets=settings.strict_secrets, short_secrets=settings.short_secrets
+        root,
+        strict_secrets=settings.strict_secrets,
+        short_secrets=settings.short_secrets,
+        settings=settings,
     )
     if isinstance(loaded, Report):
         sys.stderr.write(REPORTERS["text"](loaded))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -22,11 +23,30 @@ from typing import Any
 
 from rpcd.config import Catalog, FileCache, Finding, Report, Severity, build
 from rpcd.config.models import Method, Peer, Service
+from rpcd.config.rules import Located, parts_of
+from rpcd.config.scopes import (
+    DAEMON_FILES,
+    RealPaths,
+    ScopeTable,
+    daemon_env_names,
+    folder_of,
+    real_paths,
+    reserved_problem,
+    resolved_problem,
+)
 from rpcd.secrets import SecretStore, resolve_catalog, short_secret_findings
 from rpcd.server.auth import PeerIndex
 from rpcd.server.signatures import Check, arity, param_checks, param_types
 
-__all__ = ["CatalogHolder", "Loaded", "MethodEntry", "build_methods", "load", "may_call"]
+__all__ = [
+    "CatalogHolder",
+    "Loaded",
+    "MethodEntry",
+    "build_methods",
+    "load",
+    "may_call",
+    "secret_scope_findings",
+]
 
 log = logging.getLogger("rpcd.server")
 
@@ -195,12 +215,15 @@ def load(
     *,
     strict_secrets: bool = True,
     short_secrets: str = "refuse",
+    settings: Any = None,
 ) -> Loaded | Report:
     """Build, validate, import and resolve; a ``Loaded`` only when nothing is an error.
 
     With ``strict_secrets=False`` (development only) an unresolved secret is a warning: the
     daemon starts, and a call over that connection fails naming the reference. A secret too
     short to mask in logs is an error unless ``short_secrets="warn"`` (development only).
+    ``settings`` (``rpcd.settings.Settings``) names the daemon's own secrets, which no
+    connection may reference (without it, the ``RPCD_*`` environment does).
     """
     root = Path(root)
     result = build(root, previous=previous.cache if previous else None, check_imports=True)
@@ -208,6 +231,11 @@ def load(
     if result.catalog is None:
         return report
     catalog = result.catalog
+    # Where each reference really leads, before any is read: a tree that bypassed CI, or a
+    # symlink placed beside the secrets, is refused here (rule secret-scope).
+    report.extend(secret_scope_findings(catalog, result.cache, settings))
+    if not report.valid:
+        return report
     secrets, findings = resolve_catalog(catalog)  # env and file references are read again
     findings = short_secret_findings(findings, short_secrets)
     if not strict_secrets:
@@ -236,3 +264,70 @@ def load(
         secrets=secrets,
         cache=result.cache,
     )
+
+
+# The settings that name the daemon's own secret files.
+_DAEMON_FILE_SETTINGS = ("session_key_file", "tls_key", "tls_cert")
+
+
+def _daemon_files(settings: Any, environ: Mapping[str, str]) -> frozenset[str]:
+    """The real paths of the daemon's own secret files: its settings' key files and settings
+    file, the same read from ``RPCD_*`` variables, and the documented places."""
+    upper = {k.upper(): v for k, v in environ.items() if k.upper().startswith("RPCD_")}
+    paths: list[Any] = [*DAEMON_FILES, upper.get("RPCD_SETTINGS_FILE")]
+    paths += [upper.get(f"RPCD_{name.upper()}") for name in _DAEMON_FILE_SETTINGS]
+    if settings is not None:
+        fields = getattr(type(settings), "model_fields", {})
+        paths += [getattr(settings, name) for name in fields if name.endswith(("_file", "_key"))]
+        paths += [getattr(settings, name, None) for name in _DAEMON_FILE_SETTINGS]
+        paths.append(getattr(settings, "model_config", {}).get("toml_file"))
+    return real_paths(p for p in paths if isinstance(p, str | Path))
+
+
+def secret_scope_findings(
+    catalog: Catalog,
+    cache: FileCache,
+    settings: Any = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Finding]:
+    """Rule secret-scope, judged as the daemon will read each reference: no connection names
+    one of the daemon's settings or reaches its secret files (symlinks followed), a
+    credential stays in ``$CREDENTIALS_DIRECTORY``, and a file of an institution's folder
+    resolves inside that institution's folders. Reads no secret."""
+    env = os.environ if environ is None else environ
+    setting_names = getattr(type(settings), "model_fields", {}) if settings is not None else {}
+    env_names = daemon_env_names(setting_names)
+    daemon_files = _daemon_files(settings, env)
+    credentials_dir = env.get("CREDENTIALS_DIRECTORY")
+    table = ScopeTable.of(catalog.institutions.values())
+    paths = RealPaths()
+    found: list[Finding] = []
+    for full_id in sorted(catalog.connections):
+        conn = catalog.connections[full_id]
+        folder = folder_of(conn.source)
+        scope = table.scopes.get(folder) if folder is not None else None
+        for key, ref in conn.credentials.items():
+            problem = reserved_problem(ref, env_names) or resolved_problem(
+                ref, scope, daemon_files, credentials_dir, paths
+            )
+            if problem is None:
+                continue
+            message = f"connection {full_id} credentials.{key}: {problem}: the daemon refuses it"
+            located = _located(cache, conn.source, conn.class_id, conn.id)
+            if located is not None:
+                found.append(located.finding("secret-scope", message, "credentials", key))
+            else:
+                path = f"{full_id}.credentials.{key}"
+                found.append(Finding("secret-scope", message, file=conn.source, path=path))
+    return found
+
+
+def _located(cache: FileCache, rel: str, class_id: str, ident: str) -> Located[Any] | None:
+    """Where a catalog connection is written, for the line of a finding."""
+    origin = cache.get(rel)
+    if origin is None or origin.model is None:
+        return None
+    for owner_class, located in parts_of(origin).connections:
+        if owner_class == class_id and located.value.id == ident:
+            return located
+    return None
