@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     #: it is weak, and masking it in logs would show where it was) or "warn" (development
     #: only: used, never masked in logs).
     short_secrets: Literal["refuse", "warn"] = "refuse"
+    #: Seconds a reload may take (build, handler imports, secrets); past it the reload fails,
+    #: the old catalog keeps serving, and a handler import still running is named.
+    reload_timeout: float = Field(default=30.0, gt=0, le=3600)
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: Access lines are written in batches, at most this many seconds after the request

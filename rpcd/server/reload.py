@@ -2,12 +2,16 @@
 
 ``reload(holder, root)`` runs ``rpcd.server.loading.load`` (build with the previous file cache
 for the incremental path, handler imports, secrets resolved again — env and file references
-are re-read on every reload) in a worker thread so the event loop keeps serving, then:
+are re-read on every reload) on a thread of its own so the event loop keeps serving, then:
 
 - valid: ``holder.swap(new)`` — one reference assignment; a request already running keeps the
   ``Loaded`` it took at its start, so in-flight calls finish on the catalog they began with;
 - invalid: the live catalog stays, every finding is logged and kept for ``/v1/status``, and the
-  failure is counted (``rpcd_reloads_total{result="failed"}``).
+  failure is counted (``rpcd_reloads_total{result="failed"}``);
+- not done after ``reload_timeout`` seconds (a handler module whose import blocks): the same,
+  with a ``reload-timeout`` finding naming the module; the build is left running on its
+  thread (``reload_build``), and a later reload that would wait for that module's import
+  fails at once (``reload-blocked``) instead of waiting for ever.
 
 ``Reloader`` runs one reload at a time. ``Reloader.request()`` (what SIGHUP calls) coalesces a
 burst: while a reload runs, further requests set one pending flag, and exactly one more reload
@@ -22,16 +26,18 @@ import functools
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from rpcd.config import Report, Severity
+from rpcd.config import Finding, Report, Severity
 from rpcd.server import memory
 from rpcd.server.loading import CatalogHolder, Loaded, load
 from rpcd.server.metrics import METRICS, Metrics
+from rpcd.server.reload_build import STUCK, BuildThread, Stuck, blocked_on, held_imports, where
 from rpcd.server.sdnotify import Notifier
 
 __all__ = [
@@ -49,6 +55,11 @@ log = logging.getLogger("rpcd.reload")
 
 #: Findings kept in a result (and shown on /v1/status); the count says how many there were.
 MAX_FINDINGS = 50
+#: ``Settings.reload_timeout``'s default, for callers without settings.
+DEFAULT_TIMEOUT = 30.0
+#: While a timed-out build still runs, how often a reload checks whether its build waits
+#: for a module that build is importing (seconds).
+BLOCKED_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -118,15 +129,21 @@ async def reload(
 ) -> ReloadResult:
     """Build, validate and (only when valid) swap in a new catalog; never raises for bad trees.
 
-    ``settings`` (``rpcd.settings.Settings``) gives ``strict_secrets``, as at start-up.
+    ``settings`` (``rpcd.settings.Settings``) gives ``strict_secrets`` and ``short_secrets``,
+    as at start-up, and ``reload_timeout``.
     """
     strict = bool(getattr(settings, "strict_secrets", True))
+    short = str(getattr(settings, "short_secrets", "refuse"))
+    timeout = float(getattr(settings, "reload_timeout", DEFAULT_TIMEOUT))
     started, t0 = time.time(), time.perf_counter()
     old = holder.current
     old_hash = old.catalog.content_hash
     try:
-        outcome: Loaded | Report = await asyncio.to_thread(
-            functools.partial(load, root, old, strict_secrets=strict)
+        outcome = await _build(
+            functools.partial(
+                load, root, old, strict_secrets=strict, short_secrets=short, settings=settings
+            ),
+            timeout,
         )
     except Exception as exc:  # a bug or an I/O error in the build: still keep the old catalog
         log.exception("reload of %s failed unexpectedly; the old catalog keeps serving", root)
@@ -137,6 +154,21 @@ async def reload(
         if metrics is not None:
             metrics.reload(False)
         return result
+    if isinstance(outcome, Overran):
+        log.error("reload failed: %s", outcome.finding.as_text())
+        if metrics is not None:
+            metrics.reload(False)
+        return ReloadResult(
+            ok=False,
+            changed=False,
+            content_hash=old_hash,
+            previous_hash=old_hash,
+            started_at=started,
+            duration_s=time.perf_counter() - t0,
+            error=outcome.error,
+            error_count=1,
+            findings=_finding_dicts(Report([outcome.finding])),
+        )
     if isinstance(outcome, Report):
         findings = _finding_dicts(outcome)
         count = outcome.error_count
@@ -190,6 +222,83 @@ async def reload(
         started_at=started,
         duration_s=time.perf_counter() - t0,
     )
+
+
+@dataclass(frozen=True)
+class Overran:
+    """A build that did not end in time: the finding that says why, and its one-line error."""
+
+    finding: Finding
+    error: str
+
+
+async def _build(fn: Callable[[], Loaded | Report], timeout: float) -> Loaded | Report | Overran:
+    """``fn()`` on its own thread (``reload_build.BuildThread``), waited for at most
+    ``timeout`` seconds; earlier when it waits for an import a timed-out build holds."""
+    build = BuildThread(fn)
+    build.start()
+    waiter = asyncio.wrap_future(build.future)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while True:
+            held = held_imports()
+            remaining = deadline - loop.time()
+            wait = min(remaining, BLOCKED_POLL) if held else remaining
+            await asyncio.wait({waiter}, timeout=max(0.0, wait))
+            if waiter.done():
+                result: Loaded | Report = waiter.result()
+                return result
+            name = blocked_on(build, held) if held else None
+            if name is not None:
+                STUCK.add(build)
+                return _blocked(name, held[name])
+            if loop.time() >= deadline:
+                overran = _timed_out(build, timeout)
+                STUCK.add(build)
+                return overran
+    finally:
+        if not waiter.done():
+            waiter.cancel()
+
+
+def _timed_out(build: BuildThread, timeout: float) -> Overran:
+    module, place = where(build)
+    if module is None:
+        message = (
+            f"the reload did not end within reload_timeout ({timeout:g} s): it is still "
+            f"running at {place}. The old catalog keeps serving; fix what it waits for "
+            "(a secret file that is a pipe, a hung file system), then reload again"
+        )
+        error = f"reload timed out after {timeout:g} s; the old catalog keeps serving"
+    else:
+        message = (
+            f"the reload did not end within reload_timeout ({timeout:g} s): it is still "
+            f"importing module `{module}` ({place}). The old catalog keeps serving. A handler "
+            "module must not block when imported (network, locks, input): fix it, then reload "
+            "again. Python cannot abandon an import: until this one ends, a reload that "
+            f"imports `{module}` fails at once, and a restart (systemctl restart rpcd) clears it"
+        )
+        error = (
+            f"reload timed out after {timeout:g} s importing module `{module}`; "
+            "the old catalog keeps serving"
+        )
+    return Overran(Finding("reload-timeout", message), error)
+
+
+def _blocked(name: str, stuck: Stuck) -> Overran:
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stuck.timed_out_at))
+    message = (
+        f"the reload imports module `{name}`, which a reload that timed out at {since} is "
+        "still importing, and Python lets no other import of it go on until that one ends. "
+        "The old catalog keeps serving. Restart the daemon (systemctl restart rpcd) to import "
+        f"`{name}` afresh; meanwhile a reload that does not import it works"
+    )
+    error = (
+        f"reload needs module `{name}`, still being imported by a reload that timed out: "
+        "restart the daemon; the old catalog keeps serving"
+    )
+    return Overran(Finding("reload-blocked", message), error)
 
 
 def status_line(loaded: Loaded, last: ReloadResult | None) -> str:
