@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import itertools
+import re
 import socket
 import ssl
 import zlib
@@ -21,7 +22,7 @@ from typing import Literal
 import pytest
 import trustme
 import uvloop
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from peers.raw import (
     SECRET,
@@ -432,6 +433,66 @@ def test_an_answer_read_in_any_pieces_is_read_as_in_one(answer: bytes, cuts: lis
     whole = run(answering(answer, close=True), one_call)
     assert run(trickling(_pieces(answer, cuts)), one_call) == whole
     assert not isinstance(whole, str)
+
+
+def _verdict(lines: list[bytes], settings: TransportSettings) -> str:
+    """What the head limits say of a head of ``lines`` (status line first, each without its
+    CRLF), checked line by line in the order the client reads: "ok", "line", "block" or
+    "lines" (the first limit passed)."""
+    total = 0
+    for number, line in enumerate(lines):
+        if len(line) > settings.max_line_bytes:
+            return "line"
+        total += len(line) + 2
+        if total > settings.max_header_bytes:
+            return "block"
+        if number > settings.max_headers:
+            return "lines"
+    return "block" if total + 2 > settings.max_header_bytes else "ok"
+
+
+VERDICTS = {
+    "line": r"line of the answer is over",
+    "block": r"header block is over",
+    "lines": r"more than \d+ header lines",
+}
+
+
+@pytest.mark.fuzz
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(
+    reason=st.integers(2, 60),
+    sizes=st.lists(st.integers(6, 60), max_size=10),
+    limits=st.tuples(st.integers(60, 700), st.integers(1, 10), st.integers(30, 120)),
+    cuts=st.lists(st.integers(min_value=0, max_value=800), max_size=6),
+)
+def test_the_head_limits_hold_exactly_in_one_read_or_in_pieces(
+    reason: int, sizes: list[int], limits: tuple[int, int, int], cuts: list[int]
+) -> None:
+    status = b"HTTP/1.1 200 " + b"R" * reason
+    pads = [b"X%d: " % i + b"v" * max(1, size - 4 - len(str(i))) for i, size in enumerate(sizes)]
+    lines = [status, b"Content-Length: 2", *pads]
+    answer = b"\r\n".join(lines) + b"\r\n\r\n" + b"ok"
+    limit = TransportSettings(
+        max_header_bytes=limits[0], max_headers=limits[1], max_line_bytes=limits[2]
+    )
+    verdict = _verdict(lines, limit)
+    event(verdict)
+
+    async def call(peer: Peer, transport: Transport) -> str:
+        try:
+            assert (await post(transport, peer, timeout=2.0)).body == b"ok"
+        except ConnectionCallError as exc:
+            return str(exc)
+        return "ok"
+
+    whole = run(answering(answer), call, limit)
+    pieces = run(trickling(_pieces(answer, cuts)), call, limit)
+    if verdict == "ok":
+        assert whole == pieces == "ok"
+    else:
+        assert re.search(VERDICTS[verdict], whole), (verdict, whole)
+        assert re.search(r"\(outbound setting max_(header_bytes|headers|line_bytes)\)", pieces)
 
 
 def _mutated(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
