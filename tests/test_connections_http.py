@@ -38,7 +38,7 @@ from peers.raw import (
 )
 
 from rpcd.connections import Transport, TransportSettings
-from rpcd.connections.request import OutboundRequest, Response
+from rpcd.connections.request import OutboundRequest, Response, endpoint_url
 from rpcd.errors import ConnectionCallError
 
 # ------------------------------------------------------------------------------ framing
@@ -360,6 +360,34 @@ def test_a_control_character_in_any_part_of_the_request_never_reaches_the_wire(
     assert named in message
     assert SECRET not in message
     assert message.isprintable()
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:{port}/p\r\nX-Injected: 1",
+        "http://127.0.0.1:{port}/p?q=a\tb",
+        "http://127.0.0.1\x00.evil:{port}/p",
+        "http://127.0.0.1:{port}/p\x1b[2J",
+    ],
+    ids=["crlf", "tab", "nul-in-host", "escape"],
+)
+def test_a_control_character_in_a_configured_endpoint_is_refused_not_dropped(
+    endpoint: str,
+) -> None:
+    """The endpoint as the protocol clients build it (``endpoint_url``): the URL parser would
+    drop a tab, CR or LF and send what is left; the request is refused instead."""
+
+    async def calls(peer: Peer, transport: Transport) -> tuple[str, bytes]:
+        url = endpoint_url(endpoint.format(port=peer.port))
+        with pytest.raises(ConnectionCallError) as info:
+            await transport.send(OutboundRequest("POST", url), timeout=5.0, label=LABEL)
+        await asyncio.sleep(0.05)
+        return str(info.value), bytes(peer.received)
+
+    message, received = run(answer_ok, calls)
+    assert received == b""
+    assert message == f"{LABEL}: the endpoint URL contains a control character or a space"
 
 
 def test_a_tab_in_a_header_value_is_allowed() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -107,8 +108,17 @@ def endpoint_url(endpoint: str, function: str | None = None) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _encoded_endpoint(endpoint: str) -> str:
-    """Parsed once per endpoint (yarl's parse is the costly part), not on every call."""
+    """Parsed once per endpoint (yarl's parse is the costly part), not on every call.
+
+    An endpoint with a control character is returned as written: the URL parser would drop a
+    tab, CR or LF and keep a NUL for the resolver, and the request builder
+    (``Transport.prepare``) refuses it, naming the connection."""
+    if _CONTROL.search(endpoint):
+        return endpoint
     return str(URL(endpoint))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def decoded(
