@@ -650,9 +650,9 @@ def endpoint_credentials(draft: Draft) -> Iterator[Finding]:
     yield from _local(draft).endpoint
 
 
-_USE_CREDENTIALS = (
-    "credentials never go in the endpoint, which git, logs and `rpcd show` print: remove it "
-    "and reference the secret in `credentials`"
+_NOT_IN_ENDPOINTS = (
+    "credentials never go in the endpoint, which git, logs and `rpcd show` print; remove "
+    "{them} and reference the secret in `credentials`: "
 )
 
 
@@ -664,21 +664,21 @@ def _endpoint_of(conn: Located[Connection], klass: ConnectionClass | None) -> li
     found: list[Finding] = []
     for secret in literal_secrets(value.endpoint, extra):
         if secret.where == "userinfo":
-            what = (
-                "a user name and password before the host (`…@`); "
-                f'{_USE_CREDENTIALS}: auth = "userpass" with credentials = '
+            where = "a user name and password before the host (`…@`, "
+            fix = _NOT_IN_ENDPOINTS.format(them="them") + (
+                'auth = "userpass", credentials = '
                 '{ username = { env = "NAME" }, password = { env = "NAME" } }'
             )
         else:
-            what = (
-                f"the {secret.where} parameter `{secret.name}`, which carries a credential; "
-                f'{_USE_CREDENTIALS}: auth = "token" with credentials = '
-                f'{{ token = {{ env = "NAME" }} }} and token_param = "{secret.name}"'
+            where = f"its {secret.where} parameter `{secret.name}` ("
+            fix = _NOT_IN_ENDPOINTS.format(them="it") + (
+                'auth = "token", credentials = { token = { env = "NAME" } }, '
+                f'token_param = "{secret.name}"'
             )
         found.append(
             conn.finding(
                 "plaintext-secret",
-                f"`{conn.value.id}`'s endpoint holds a literal credential (value hidden) in {what}",
+                f"`{value.id}`'s endpoint carries a credential in {where}value hidden): {fix}",
                 "endpoint",
             )
         )
