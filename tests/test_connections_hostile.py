@@ -110,6 +110,11 @@ HEAD_CASES = {
         b"0" * 65536,
         r"a chunk-size line or trailer of the answer is over the 8190-byte limit" + LIMIT,
     ),
+    "long-chunk-extensions-between-tiny-chunks": (
+        CHUNKED_HEAD,
+        b"1;ext=" + b"e" * 20000 + b"\r\nx\r\n",
+        r"a chunk-size line or trailer of the answer is over the 8190-byte limit" + LIMIT,
+    ),
     "endless-trailer-value": (
         CHUNKED_HEAD + b"3\r\nabc\r\n0\r\nX-Trailer: ",
         b"t" * 65536,
@@ -182,6 +187,19 @@ def test_a_large_head_within_the_default_limits_is_read() -> None:
         return response.headers["X-Pad-119"]
 
     assert run(answering(answer), calls) == "v" * 400
+
+
+def test_a_chunked_answer_of_many_small_chunks_with_extensions_and_trailers_is_read() -> None:
+    """The framing bound counts per chunk: many chunks, each with a long (but not too long)
+    extension, and trailers within the limits, make a good answer."""
+    body = b"".join(b"1;ext=%s\r\n%c\r\n" % (b"e" * 8000, 97 + i % 26) for i in range(300))
+    trailers = b"".join(b"X-T%d: %s\r\n" % (i, b"t" * 8000) for i in range(100))
+    answer = CHUNKED_HEAD + body + b"0\r\n" + trailers + b"\r\n"
+
+    async def calls(peer: Peer, transport: Transport) -> bytes:
+        return (await post(transport, peer)).body
+
+    assert run(answering(answer), calls) == bytes(97 + i % 26 for i in range(300))
 
 
 # ----------------------------------------------------------------------- framing abuse

@@ -141,8 +141,8 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._complete_at_eof = False  # no Content-Length and not chunked: ends at close
         self._chunked = False
-        self._events = 0  # parser events of a chunked body (chunk, data, trailer)
-        self._framing = 0  # bytes of a chunked body that brought no event yet
+        self._framing = 0  # bytes of a chunked body that are not data: sizes, CRLFs, trailers
+        self._framing_room = 0  # ... at most, before some line must be over max_line_bytes
         self._trailers = 0
         self.received = False
 
@@ -236,15 +236,14 @@ class _Connection(asyncio.Protocol):
                 parser.feed_data(rest)
 
     def _feed_chunked(self, data: bytes | memoryview) -> None:
-        """A chunked body: bytes that bring no parser event (a chunk-size line with endless
-        extensions, an endless trailer) count towards ``max_line_bytes``."""
-        events = self._events
+        """A chunked body. Its framing (each chunk's size line with its extensions and the CRLF
+        after its data; trailer fields) takes at most ``max_line_bytes`` + 4 bytes per chunk
+        and trailer so far, plus the line in progress; past that one of its lines is longer
+        (an endless chunk extension, a size of endless zeros, an endless trailer)."""
+        size = self._size
         self.parser.feed_data(data)
-        if self._events != events:
-            self._framing = 0
-            return
-        self._framing += len(data)
-        if self._framing > self._limits.max_line_bytes:
+        self._framing += len(data) - (self._size - size)
+        if self._framing > self._framing_room:
             raise AnswerOverLimit(
                 "a chunk-size line or trailer of the answer is over the "
                 f"{self._limits.max_line_bytes}-byte limit",
@@ -283,7 +282,7 @@ class _Connection(asyncio.Protocol):
             return
         # A trailer field of a chunked answer: counted, then dropped (an RPC answer needs
         # none, and one must not change what the head said, its Content-Encoding say).
-        self._events += 1
+        self._framing_room += self._limits.max_line_bytes + 4
         self._trailers += 1
         if self._trailers > self._limits.max_headers:
             raise AnswerOverLimit(
@@ -311,19 +310,16 @@ class _Connection(asyncio.Protocol):
         if length is not None and length > self._limit:
             raise ResponseTooLarge(length)
         self._chunked = chunked
+        self._framing_room = self._limits.max_line_bytes + 4
         self._complete_at_eof = length is None and not chunked and status not in (204, 304)
 
     def on_chunk_header(self) -> None:
-        self._events += 1
-
-    def on_chunk_complete(self) -> None:
-        self._events += 1
+        self._framing_room += self._limits.max_line_bytes + 4
 
     def on_body(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._size > self._limit:
             raise ResponseTooLarge(None)
-        self._events += 1
         self._body.append(chunk)
 
     def on_message_complete(self) -> None:
