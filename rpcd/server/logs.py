@@ -193,21 +193,17 @@ class TextFormatter(logging.Formatter):
     def access_lines(self, items: Iterable[AccessItem]) -> list[str]:
         """What ``format`` makes of the access log's records for these values, built in one
         loop: the duration with integer arithmetic (``round`` and a float's repr each cost
-        more than the rest of the line), the timestamp text cached for the second. One
-        check of the whole batch for control characters; only a batch with some is built
-        again from escaped values."""
-        items = list(items)
-        out = self._access_lines(items)
-        if not "".join(out).isprintable():
-            out = self._access_lines([_escaped(item) for item in items])
-        return out
-
-    def _access_lines(self, items: list[AccessItem]) -> list[str]:
+        more than the rest of the line), the timestamp text cached for the second; the texts
+        of a request checked for control characters at once, escaped only when they hold
+        one."""
         out: list[str] = []
         append = out.append
         cached_second, cached_text = self._second
         strftime, converter, time_format = time.strftime, self.converter, self.default_time_format
-        for created, method, path, status, request_id, peer, rpc_method, seconds in items:
+        for item in items:
+            created, method, path, status, request_id, peer, rpc_method, seconds = item
+            if not f"{method}{path}{request_id}{peer}{rpc_method}".isprintable():
+                _, method, path, _, request_id, peer, rpc_method, _ = _escaped(item)
             second = int(created)
             if second != cached_second:
                 cached_second, cached_text = second, strftime(time_format, converter(second))
