@@ -53,10 +53,12 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(default=10.0, gt=0, le=600)
     #: Connections (``rpcd.server.conn_guard``): seconds to send a request's line and headers
     #: (from connect, or from the first byte of the next request on a kept-alive connection),
-    #: seconds to send its body, seconds a kept-alive connection may idle, and how many
-    #: connections may be open at once (the oldest idle one is closed to make room).
+    #: seconds to send its body, seconds a client may stop reading its response, seconds a
+    #: kept-alive connection may idle, and how many connections may be open at once (the
+    #: longest idle one is closed to make room).
     header_timeout: float = Field(default=20.0, gt=0, le=3600)
     body_timeout: float = Field(default=60.0, gt=0, le=3600)
+    send_timeout: float = Field(default=60.0, gt=0, le=3600)
     keepalive_timeout: float = Field(default=75.0, gt=0, le=3600)
     max_connections: int = Field(default=512, ge=1, le=1_000_000)
     #: Failed password checks (HTTP Basic, ``system.login``) allowed per client address and

@@ -14,8 +14,8 @@ from aiohttp import web
 from rpcd.config.models import Peer
 from rpcd.errors import Fault
 from rpcd.server.guard import guarded
-from rpcd.server.http import call_context, unauthorized_json
-from rpcd.server.keys import HOLDER, TRANSPORT
+from rpcd.server.http import call_context, read_body, unauthorized_json
+from rpcd.server.keys import HOLDER, SETTINGS, TRANSPORT
 from rpcd.server.metrics import METRICS
 from rpcd.server.outbound import run_call
 from rpcd.server.reload import RELOADER
@@ -69,8 +69,10 @@ async def call(request: web.Request) -> web.Response:
     peer = await _peer(request)
     loaded = request.app[HOLDER].current
     class_id = request.match_info["class"]
+    settings = request.app[SETTINGS]
+    data = await read_body(request, settings.max_body_bytes, settings.body_timeout)
     try:
-        body = await request.json()
+        body = json.loads(data)
     except ValueError:
         return _error(400, "send a JSON object {function, params, institutions}")
     if not isinstance(body, dict) or not isinstance(body.get("function"), str):

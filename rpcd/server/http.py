@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -95,8 +96,10 @@ def check_content_type(request: web.Request, content_types: frozenset[str], limi
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body as one ``bytes``, 413 past ``limit`` (also without a Content-Length).
+async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
+    """The whole body as one ``bytes``, 413 past ``limit`` (also without a Content-Length),
+    408 when it has not all arrived within ``timeout`` seconds (``body_timeout``: a client
+    trickling its body cannot hold a connection and a handler's slot for longer).
 
     ``Request.read`` copies every chunk into a bytearray and that into bytes; here a body that
     arrived whole (any small call, the usual case) is taken as it is, in one chunk without a
@@ -110,14 +113,22 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         return data
     chunks: list[bytes] = []
     size = 0
-    while True:
-        chunk = await content.readany()
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text=f"request body not received within {timeout:g} s (body_timeout): "
+            "send it faster, or ask the operator to raise RPCD_BODY_TIMEOUT\n",
+            headers={"Connection": "close"},
+        ) from None
     if len(chunks) == 1:
         return chunks[0]
     return b"".join(chunks)

@@ -101,7 +101,7 @@ class JsonRpcEndpoint(Endpoint):
         """The response body (empty: notifications only, 204); HTTP errors are raised."""
         settings = self.settings
         check_content_type(request, CONTENT_TYPES, settings.max_body_bytes)
-        data = await read_body(request, settings.max_body_bytes)
+        data = await read_body(request, settings.max_body_bytes, settings.body_timeout)
         loaded = self.holder.current
         principal = Authenticator.bearer(request.headers.get("Authorization", ""), loaded.peers)
         if principal is NOT_BEARER:

@@ -56,6 +56,9 @@ MAX_FAULT_CODES = 64
 #: The ``reason`` label values of ``rpcd_auth_failures_total`` (anything else is "other").
 AUTH_FAILURE_REASONS = ("password", "token", "session", "cert", "malformed")
 
+#: The ``reason`` label values of ``rpcd_connections_closed_total``.
+CONNECTION_CLOSE_REASONS = ("header_timeout", "send_timeout", "evicted", "refused")
+
 #: Latency buckets (seconds): RPC handlers from sub-millisecond to the handler timeout.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -123,6 +126,18 @@ class Metrics:
             "or for the user name",
             registry=r,
         )
+        self.connections_closed = Counter(
+            "rpcd_connections_closed",
+            "Connections the daemon closed or refused, by reason (header_timeout, send_timeout, "
+            "evicted: closed for room at max_connections, refused: at max_connections, all busy)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in CONNECTION_CLOSE_REASONS:
+            self.connections_closed.labels(reason)
+        self.connections_open = Gauge(
+            "rpcd_connections_open", "Client connections open now", registry=r
+        )
         self.outbound_duration = Histogram(
             "rpcd_outbound_duration_seconds",
             "Time of one outbound call attempt, by connection",
@@ -178,6 +193,15 @@ class Metrics:
 
     def auth_throttled(self) -> None:
         self.auth_throttled_total.inc()
+
+    # -- connections -------------------------------------------------------------------------
+
+    def connection_closed(self, reason: str) -> None:
+        self.connections_closed.labels(reason).inc()
+
+    def watch_connections(self, count: Callable[[], float]) -> None:
+        """``rpcd_connections_open`` reads ``count()`` on every scrape."""
+        self.connections_open.set_function(count)
 
     # -- reloads and catalog -----------------------------------------------------------------
 

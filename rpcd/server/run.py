@@ -17,17 +17,36 @@ from pathlib import Path
 
 from aiohttp import web
 
+from rpcd.connections.transport import TransportSettings
 from rpcd.server import memory, reload
 from rpcd.server.app import create_app
-from rpcd.server.keys import HOLDER
+from rpcd.server.conn_guard import RESERVED_FDS, ConnectionGuard, GuardedSite, connection_cap
+from rpcd.server.keys import HOLDER, SETTINGS
 from rpcd.server.loading import Loaded
 from rpcd.server.loops import loop_name
+from rpcd.server.metrics import METRICS
 from rpcd.server.sdnotify import Notifier
 from rpcd.settings import Settings
 
-__all__ = ["serve", "tls_context"]
+__all__ = ["guard", "serve", "tls_context"]
 
 log = logging.getLogger("rpcd.server")
+
+
+def guard(app: web.Application) -> ConnectionGuard:
+    """The connection guard of ``app``'s listener: its limits from the settings, the cap
+    fitted to the open-file limit, its counts in the app's metrics."""
+    settings = app[SETTINGS]
+    reserve = RESERVED_FDS + TransportSettings().pool_limit
+    cap, warning = connection_cap(settings.max_connections, reserve)
+    if warning is not None:
+        log.warning("%s", warning)
+    app_metrics = app[METRICS]
+    connections = ConnectionGuard(
+        cap, settings.header_timeout, settings.send_timeout, metrics=app_metrics
+    )
+    app_metrics.watch_connections(lambda: connections.open)
+    return connections
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -61,10 +80,15 @@ async def serve(
     app = create_app(settings, loaded)
     notifier = Notifier()
     reloader = reload.install(app, root, notifier=notifier) if root is not None else None
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+    )
     await runner.setup()
     tls = tls_context(settings)
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
+    site = GuardedSite(runner, settings.host, settings.port, guard(app), ssl_context=tls)
     try:
         await site.start()
     except OSError as exc:

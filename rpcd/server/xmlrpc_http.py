@@ -59,7 +59,7 @@ class XmlRpcEndpoint(Endpoint):
         try:
             settings = self.settings
             check_content_type(request, CONTENT_TYPES, settings.max_body_bytes)
-            data = await read_body(request, settings.max_body_bytes)
+            data = await read_body(request, settings.max_body_bytes, settings.body_timeout)
             loaded = self.holder.current
             auth = request.headers.get("Authorization", "")
             principal = Authenticator.bearer(auth, loaded.peers)

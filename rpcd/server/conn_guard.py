@@ -1,0 +1,371 @@
+"""Connections: a deadline for every request head, a send deadline, a cap on open connections.
+
+aiohttp reads a request's line and headers without a deadline of its own (its keep-alive
+timer, an hour by default, is the only bound), so a few hundred clients that send half a
+request line and stall hold a descriptor each until the process cannot accept any more:
+slowloris. This module puts rpcd's own bookkeeping between the listening socket and
+aiohttp's protocol, the way nginx bounds its connections:
+
+- ``header_timeout`` (nginx's ``client_header_timeout``): a connection must complete its
+  request head within that many seconds of connecting, and a kept-alive connection within
+  that many seconds of the first byte of its next request; otherwise it is closed. (Between
+  requests an idle kept-alive connection waits for ``keepalive_timeout``, aiohttp's timer.)
+- ``send_timeout`` (nginx's ``send_timeout``): a client that stops reading its response for
+  that long, the socket's buffer full, is cut off.
+- ``max_connections`` (nginx's ``worker_connections``): at the cap, a new connection makes
+  room by closing the connection that has waited longest without a request in progress
+  (idle between requests, or still sending its head) — nginx likewise reuses idle
+  keep-alive connections when it runs out — and is closed at once only when every open
+  connection is busy with a request. So idle and half-open sockets cannot starve real
+  callers: each new caller displaces the stalest of them.
+
+The body has its own deadline, ``body_timeout``, where it is read (``http.read_body``: 408).
+A TLS handshake is bounded by ``header_timeout`` too (the listener's handshake timeout);
+connections count against the cap once their handshake is done.
+
+How it plugs in: ``GuardedSite`` listens like aiohttp's ``TCPSite`` but wraps each aiohttp
+protocol in a ``_Conn``; ``ConnectionGuard.install`` wraps the server's request factory (a
+request head is complete) and request handler (its response was written). Both are the low
+level ``web.Server``'s public attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
+
+from aiohttp import StreamReader, web
+from aiohttp.web import RequestHandler
+
+__all__ = ["RESERVED_FDS", "ConnectionGuard", "GuardedSite", "connection_cap"]
+
+log = logging.getLogger("rpcd.server")
+
+#: Descriptors kept for everything but inbound connections: files, the event loop's own,
+#: the handler threads', journald, sd_notify (the outbound pool's are added to it).
+RESERVED_FDS = 64
+#: Seconds between two summary lines of closed connections in the log (the metric counts each).
+NOTICE_INTERVAL = 60.0
+
+
+class ConnectionCounter(Protocol):
+    """What the guard counts on (``rpcd.server.metrics.Metrics``)."""
+
+    def connection_closed(self, reason: str) -> None: ...
+
+
+def connection_cap(max_connections: int, reserve: int) -> tuple[int, str | None]:
+    """The number of connections to allow: ``max_connections`` when the open-file limit
+    (RLIMIT_NOFILE) leaves ``reserve`` descriptors beside them, raising the soft limit up to
+    the hard one if needed (as Go's runtime does); else as many as fit, with a warning."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = max_connections + reserve
+    unlimited = resource.RLIM_INFINITY
+    if soft != unlimited and soft < need:
+        target = need if hard == unlimited else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft == unlimited or soft >= need:
+        return max_connections, None
+    cap = max(1, soft - reserve, soft // 2)
+    return cap, (
+        f"max_connections {max_connections} lowered to {cap}: the open-file limit "
+        f"(RLIMIT_NOFILE) is {soft} and {reserve} descriptors are kept for outbound calls and "
+        f"files; raise LimitNOFILE (the unit sets it) or lower RPCD_MAX_CONNECTIONS"
+    )
+
+
+class _Conn(asyncio.Protocol):
+    """One client connection: aiohttp's protocol inside, the guard's state around it."""
+
+    __slots__ = (
+        "admitted",
+        "body_done",
+        "busy",
+        "closed",
+        "guard",
+        "inner",
+        "next_started",
+        "send_timer",
+        "timer",
+        "transport",
+    )
+
+    def __init__(self, guard: ConnectionGuard, inner: RequestHandler) -> None:
+        self.guard = guard
+        self.inner = inner
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None  # the head's deadline, when armed
+        self.send_timer: asyncio.TimerHandle | None = None
+        self.busy = False  # a request's head is complete and its response not yet written
+        self.body_done = False  # that request's body has been received whole
+        self.next_started = False  # bytes after that body came in: the next request's head
+        self.admitted = False  # counted in, aiohttp's protocol told of the connection
+        self.closed = False  # closed by the guard or by the peer: nothing more to track
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tcp = self.transport = cast(asyncio.Transport, transport)  # uvloop's: no subclass
+        if not self.guard.admit(self):
+            tcp.abort()
+            return
+        self.admitted = True
+        self.inner.connection_made(tcp)
+        self.guard.waiting(self, head_deadline=True)
+
+    def data_received(self, data: bytes) -> None:
+        if self.busy:
+            # Past the body, bytes are the next request's (the client may start it as soon
+            # as it has the response, before the finished request's task is done here).
+            self.next_started = self.next_started or self.body_done
+        elif self.timer is None and not self.closed and self.admitted:
+            self.guard.arm(self)  # the first byte of the next request on a kept-alive connection
+        self.inner.data_received(data)
+
+    def eof_received(self) -> None:
+        if self.admitted:
+            self.inner.eof_received()  # returns None: the transport closes itself
+
+    def pause_writing(self) -> None:
+        if self.admitted:
+            if not self.closed:
+                self.send_timer = self.guard.send_deadline(self)
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
+        if self.admitted:
+            self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.forget(self)
+        if self.admitted:
+            self.admitted = False
+            self.inner.connection_lost(exc)
+
+    def request_started(self, payload: StreamReader) -> None:
+        self.guard.started(self)
+        self.body_done = self.next_started = False
+        payload.on_eof(self.body_received)  # at once when there is no body
+
+    def body_received(self) -> None:
+        self.body_done = True
+
+    def request_done(self, _task: object = None) -> None:
+        self.guard.done(self)
+
+
+class ConnectionGuard:
+    """The daemon's connections: deadlines, the cap, and which connection to close for room."""
+
+    def __init__(
+        self,
+        max_connections: int,
+        header_timeout: float,
+        send_timeout: float,
+        metrics: ConnectionCounter | None = None,
+    ) -> None:
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.send_timeout = send_timeout
+        self.metrics = metrics
+        self.open = 0
+        self._conns: dict[RequestHandler, _Conn] = {}  # aiohttp's protocol -> ours
+        #: Connections without a request in progress, the longest waiting first.
+        self._waiting: OrderedDict[_Conn, None] = OrderedDict()
+        self._notices: dict[str, int] = {}
+        self._notice_at = 0.0
+        self._flush: asyncio.TimerHandle | None = None
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def install(self, server: web.Server) -> None:
+        """Wrap ``server``'s request factory and request handler (before it serves)."""
+        factory = server.request_factory
+        handler = server.request_handler
+        conns = self._conns
+
+        def make_request(
+            message: Any, payload: StreamReader, protocol: RequestHandler, writer: Any, task: Any
+        ) -> web.BaseRequest:
+            conn = conns.get(protocol)
+            if conn is not None:
+                conn.request_started(payload)  # the head is complete
+            return factory(message, payload, protocol, writer, task)
+
+        def handle(request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
+            # Called in the task that runs the handler and then writes the response: the
+            # connection is idle again once that task is done. No coroutine frame of ours.
+            conn = conns.get(request.protocol)
+            task = asyncio.current_task()
+            if conn is not None and task is not None:
+                task.add_done_callback(conn.request_done)
+            return handler(request)
+
+        server.request_factory = make_request
+        server.request_handler = handle
+
+    def protocol_factory(self, server: web.Server) -> Callable[[], asyncio.Protocol]:
+        def make() -> asyncio.Protocol:
+            inner = server()
+            conn = _Conn(self, inner)
+            self._conns[inner] = conn
+            return conn
+
+        return make
+
+    # -- state changes -----------------------------------------------------------------------
+
+    def admit(self, conn: _Conn) -> bool:
+        """Count ``conn`` in; at the cap, close the longest-waiting idle connection for it,
+        or refuse it (False) when every connection is busy."""
+        if self.open >= self.max_connections:
+            if self._waiting:
+                stalest = next(iter(self._waiting))
+                self._close(stalest, "evicted")
+            else:
+                self._conns.pop(conn.inner, None)
+                self._notice("refused")
+                return False
+        self.open += 1
+        return True
+
+    def waiting(self, conn: _Conn, *, head_deadline: bool) -> None:
+        if conn.closed:
+            return
+        self._waiting[conn] = None
+        self._waiting.move_to_end(conn)
+        if head_deadline:
+            self.arm(conn)
+
+    def arm(self, conn: _Conn) -> None:
+        loop = asyncio.get_running_loop()
+        conn.timer = loop.call_later(self.header_timeout, self._head_expired, conn)
+
+    def send_deadline(self, conn: _Conn) -> asyncio.TimerHandle:
+        loop = asyncio.get_running_loop()
+        return loop.call_later(self.send_timeout, self._close, conn, "send_timeout")
+
+    def started(self, conn: _Conn) -> None:
+        conn.busy = True
+        self._disarm(conn)
+        self._waiting.pop(conn, None)
+
+    def done(self, conn: _Conn) -> None:
+        conn.busy = False
+        self.waiting(conn, head_deadline=conn.next_started)
+
+    def forget(self, conn: _Conn) -> None:
+        """``conn`` is closed: uncount it and drop its timers."""
+        conn.closed = True
+        self._disarm(conn)
+        if conn.send_timer is not None:
+            conn.send_timer.cancel()
+            conn.send_timer = None
+        self._waiting.pop(conn, None)
+        if self._conns.pop(conn.inner, None) is not None and conn.admitted:
+            self.open -= 1
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def _head_expired(self, conn: _Conn) -> None:
+        conn.timer = None
+        if not conn.busy:
+            self._close(conn, "header_timeout")
+
+    def _close(self, conn: _Conn, reason: str) -> None:
+        """Close ``conn`` now (its descriptor is free for the next caller) and count why."""
+        self.forget(conn)
+        if conn.transport is not None:
+            conn.transport.abort()
+        self._notice(reason)
+
+    def _disarm(self, conn: _Conn) -> None:
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
+
+    def _notice(self, reason: str) -> None:
+        """Count a closed or refused connection; log a summary at most once a minute."""
+        if self.metrics is not None:
+            self.metrics.connection_closed(reason)
+        self._notices[reason] = self._notices.get(reason, 0) + 1
+        now = time.monotonic()
+        if now >= self._notice_at:
+            self._log_notices()
+        elif self._flush is None:
+            loop = asyncio.get_running_loop()
+            self._flush = loop.call_later(self._notice_at - now, self._log_notices)
+
+    def _log_notices(self) -> None:
+        self._flush = None
+        if not self._notices:
+            return
+        parts = [f"{count} {_REASONS[reason]}" for reason, count in self._notices.items()]
+        self._notices.clear()
+        self._notice_at = time.monotonic() + NOTICE_INTERVAL
+        log.warning(
+            "connections: %s (max_connections %d, header_timeout %g s, send_timeout %g s)",
+            "; ".join(parts),
+            self.max_connections,
+            self.header_timeout,
+            self.send_timeout,
+        )
+
+
+_REASONS = {
+    "header_timeout": "closed: request head not complete within header_timeout",
+    "send_timeout": "closed: client stopped reading its response for send_timeout",
+    "evicted": "closed to make room at max_connections (the longest idle or half-open)",
+    "refused": "refused at max_connections, every connection busy "
+    "(raise RPCD_MAX_CONNECTIONS and LimitNOFILE if these are real callers)",
+}
+
+
+class GuardedSite(web.BaseSite):
+    """aiohttp's ``TCPSite``, with each connection under a ``ConnectionGuard``."""
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        guard: ConnectionGuard,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        backlog: int = 128,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host = host
+        self._port = port
+        self._guard = guard
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        self._guard.install(server)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._guard.protocol_factory(server),
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            ssl_handshake_timeout=self._guard.header_timeout if self._ssl_context else None,
+        )
