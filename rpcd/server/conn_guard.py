@@ -96,6 +96,8 @@ class _Conn(asyncio.Protocol):
         "inner",
         "next_started",
         "send_timer",
+        "seq",
+        "task_seq",
         "timer",
         "transport",
     )
@@ -111,6 +113,8 @@ class _Conn(asyncio.Protocol):
         self.next_started = False  # bytes after that body came in: the next request's head
         self.admitted = False  # counted in, aiohttp's protocol told of the connection
         self.closed = False  # closed by the guard or by the peer: nothing more to track
+        self.seq = 0  # requests whose head completed on this connection
+        self.task_seq = 0  # the one whose handler runs now
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         tcp = self.transport = cast(asyncio.Transport, transport)  # uvloop's: no subclass
@@ -154,6 +158,7 @@ class _Conn(asyncio.Protocol):
             self.inner.connection_lost(exc)
 
     def request_started(self, payload: StreamReader) -> None:
+        self.seq += 1
         self.guard.started(self)
         self.body_done = self.next_started = False
         payload.on_eof(self.body_received)  # at once when there is no body
@@ -161,8 +166,16 @@ class _Conn(asyncio.Protocol):
     def body_received(self) -> None:
         self.body_done = True
 
+    def handling(self, task: asyncio.Task[Any]) -> None:
+        """``task`` runs the handler of the latest request and then writes its response."""
+        self.task_seq = self.seq
+        task.add_done_callback(self.request_done)
+
     def request_done(self, _task: object = None) -> None:
-        self.guard.done(self)
+        # A pipelined request's head may have completed before this task's callback ran:
+        # then the connection is busy with that one.
+        if self.task_seq == self.seq:
+            self.guard.done(self)
 
 
 class ConnectionGuard:
@@ -209,7 +222,7 @@ class ConnectionGuard:
             conn = conns.get(request.protocol)
             task = asyncio.current_task()
             if conn is not None and task is not None:
-                task.add_done_callback(conn.request_done)
+                conn.handling(task)
             return handler(request)
 
         server.request_factory = make_request
@@ -217,10 +230,7 @@ class ConnectionGuard:
 
     def protocol_factory(self, server: web.Server) -> Callable[[], asyncio.Protocol]:
         def make() -> asyncio.Protocol:
-            inner = server()
-            conn = _Conn(self, inner)
-            self._conns[inner] = conn
-            return conn
+            return _Conn(self, server())
 
         return make
 
@@ -230,13 +240,11 @@ class ConnectionGuard:
         """Count ``conn`` in; at the cap, close the longest-waiting idle connection for it,
         or refuse it (False) when every connection is busy."""
         if self.open >= self.max_connections:
-            if self._waiting:
-                stalest = next(iter(self._waiting))
-                self._close(stalest, "evicted")
-            else:
-                self._conns.pop(conn.inner, None)
+            if not self._waiting:
                 self._notice("refused")
                 return False
+            self._close(next(iter(self._waiting)), "evicted")
+        self._conns[conn.inner] = conn
         self.open += 1
         return True
 
@@ -273,7 +281,7 @@ class ConnectionGuard:
             conn.send_timer.cancel()
             conn.send_timer = None
         self._waiting.pop(conn, None)
-        if self._conns.pop(conn.inner, None) is not None and conn.admitted:
+        if self._conns.pop(conn.inner, None) is not None:  # admitted, not yet forgotten
             self.open -= 1
 
     # -- closing -----------------------------------------------------------------------------
