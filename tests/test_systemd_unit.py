@@ -77,6 +77,8 @@ def test_unit_declares_the_required_settings() -> None:
         "LoadCredential": "session-key:/etc/rpcd/session-key",
         "WatchdogSec": "30",
         "Restart": "on-failure",
+        "LimitCORE": "0",
+        "LimitNOFILE": "4096",
     }.items():
         assert settings.get(key) == value, (key, settings.get(key))
     # The settings name the daemon really reads.
@@ -84,6 +86,23 @@ def test_unit_declares_the_required_settings() -> None:
     from rpcd.settings import Settings
 
     assert "session_key_file" in Settings.model_fields
+
+
+def test_limit_nofile_fits_the_default_connection_cap() -> None:
+    """LimitNOFILE leaves room for max_connections beside what rpcd keeps for itself, so the
+    daemon under the unit never has to lower its cap (conn_guard.connection_cap)."""
+    from rpcd.connections.transport import TransportSettings
+    from rpcd.server.conn_guard import RESERVED_FDS
+    from rpcd.settings import Settings
+
+    limit = int(
+        next(
+            line for line in UNIT.read_text().splitlines() if line.startswith("LimitNOFILE=")
+        ).split("=", 1)[1]
+    )
+    reserve = RESERVED_FDS + TransportSettings().pool_limit
+    assert Settings().max_connections + reserve <= limit
+    assert f"LimitNOFILE - {reserve}" in UNIT.read_text()  # the comment states the rule
 
 
 @needs_analyze

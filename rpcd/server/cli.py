@@ -7,6 +7,7 @@ exits 1. Exit 0 after a SIGTERM/SIGINT shutdown, 2 on a usage or settings error.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,10 +34,16 @@ def prepare(args: argparse.Namespace) -> tuple[Settings, Loaded] | int:
 
     from rpcd.config import Report
     from rpcd.report import REPORTERS
+    from rpcd.server.coredump import forbid_core_dumps
     from rpcd.server.loading import load
     from rpcd.server.logging_setup import setup_logging, update_secrets
     from rpcd.settings import load_settings
 
+    try:  # first: no core of this process may hold the secrets it is about to read
+        cores_off = forbid_core_dumps()
+    except OSError as exc:
+        sys.stderr.write(f"rpcd serve: cannot turn core dumps off: {exc}\n")
+        return 1
     try:
         settings = load_settings(args.settings, listen=args.listen)
     except (ValidationError, ValueError) as exc:
@@ -48,6 +55,7 @@ def prepare(args: argparse.Namespace) -> tuple[Settings, Loaded] | int:
         sys.stderr.write(f"rpcd serve: invalid settings: metrics token: {exc}\n")
         return 2
     setup_logging(settings.log_format, settings.log_level, flush_interval=settings.access_log_flush)
+    logging.getLogger("rpcd.server").debug("%s", cores_off)
     root = Path(args.root_arg or args.root or ".")
     loaded = load(
         root,
