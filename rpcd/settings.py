@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rpcd.codecs import numtext
+
 __all__ = ["MAX_SESSION_TTL", "Settings", "load_settings"]
 
 MIB = 1024 * 1024
@@ -37,6 +39,12 @@ class Settings(BaseSettings):
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = Field(default=MIB, ge=1024, le=256 * MIB)
     max_xml_depth: int = Field(default=32, ge=1, le=200)
+    #: Characters of one number or dateTime text (XML-RPC) or number (JSON-RPC), surrounding
+    #: whitespace not counted: a longer one is refused before it is converted, as CPython
+    #: bounds ``int()`` of long digit strings (default the same 4,300).
+    max_number_chars: int = Field(
+        default=numtext.DEFAULT_MAX_NUMBER_CHARS, ge=numtext.MIN_MAX_NUMBER_CHARS, le=MIB
+    )
     max_multicall: int = Field(default=100, ge=1, le=10_000)
     #: Calls one request may run in all (a JSON-RPC batch's entries, each ``system.multicall``
     #: entry counted one by one), counted before any runs: over it, nothing runs (-32600).

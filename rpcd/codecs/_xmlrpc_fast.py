@@ -19,8 +19,13 @@ Why this keeps every guarantee of the general path:
   normalization that could change a value): what matches is well-formed XML whose texts
   libxml2 would hand over unchanged, once the five entity references are replaced.
 * A value is produced only where the general path produces the same value: ints are 1 to 19
-  digits and within 64 bits (whatever the tag), booleans ``0``/``1``, doubles go through the same
-  checks; empty ``<int>``, long or odd texts, ``<value/>``, etc. are a ``MISS``.
+  digits and within 64 bits (whatever the tag), booleans ``0``/``1``, doubles at most 72
+  characters (below the floor of ``max_number_chars``, so never one the general path refuses
+  for its length) and finite; empty ``<int>``, long or odd texts, ``<value/>``, etc. are a
+  ``MISS``.
+* No pattern can split a run (of digits, of whitespace) two ways: each repeat is possessive,
+  bounded, or ends the match. Matching or failing costs time linear in the text, whatever it
+  holds.
 * The body size cap keeps every libxml2 limit of the general path (``huge_tree=False``:
   10,000,000 characters a text node) out of reach, so no ``LimitExceeded`` is skipped.
 """
@@ -45,7 +50,14 @@ _TS = r"[ \t\n]*+"  # whitespace inside a number's text
 _CH = "[\t\n\x20-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 _TEXT = rf"{_CH}*+(?:&(?:amp|lt|gt|quot|apos);{_CH}*+)*+"
 _NUM = rf"{_TS}[-+]?[0-9]{{1,19}}{_TS}"
-_DOUBLE = rf"{_TS}[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?{_TS}"
+#: A double of at most 72 characters (32 digits each side of the dot, a 4-digit exponent):
+#: longer ones, rare, go to the general path and its ``max_number_chars`` check, whose floor
+#: (``numtext.MIN_MAX_NUMBER_CHARS``) is above 72. Each run possessive, so no digit run is
+#: ever split two ways: the check is linear however long the text.
+_DOUBLE = (
+    rf"{_TS}[-+]?+(?:[0-9]{{1,32}}+(?:\.[0-9]{{0,32}}+)?+|\.[0-9]{{1,32}}+)"
+    rf"(?:[eE][-+]?+[0-9]{{1,4}}+)?+{_TS}"
+)
 
 
 def _scalar_pattern(capture: bool) -> str:
@@ -99,9 +111,9 @@ _MEMBERS_ONLY_RE = re.compile(
 _INT_TEXT_RE = re.compile(r"<int>([^<]*)</int>")
 
 _DECL = (
-    r"(?:<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:'1\.0'|\"1\.0\")"
-    r"(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?:'[uU][tT][fF]-8'|\"[uU][tT][fF]-8\"))?"
-    r"[ \t\r\n]*\?>)?"
+    r"(?:<\?xml[ \t\r\n]++version[ \t\r\n]*+=[ \t\r\n]*+(?:'1\.0'|\"1\.0\")"
+    r"(?:[ \t\r\n]++encoding[ \t\r\n]*+=[ \t\r\n]*+(?:'[uU][tT][fF]-8'|\"[uU][tT][fF]-8\"))?+"
+    r"[ \t\r\n]*+\?>)?"
 )
 _CALL_HEAD = re.compile(
     rf"{_DECL}{_S}<methodCall>{_S}<methodName>({_TEXT})</methodName>{_S}<params>"
@@ -121,8 +133,6 @@ _PARAM_STRUCT = re.compile(rf"{_S}<param>{_S}<value>{_S}<struct>")
 _STRUCT_END = re.compile(rf"</struct>{_S}</value>{_S}</param>")
 
 _I8_MIN, _I8_MAX = -(2**63), 2**63 - 1
-
-_DOUBLE_CHECK = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*\Z", re.ASCII)
 
 
 def _unescape(s: str) -> str:
@@ -148,9 +158,7 @@ def _scalar(num: str, string: str, boolean: str, double: str, nil: str, untyped:
         return value
     if boolean:
         return boolean.strip() == "1"
-    if double:
-        if _DOUBLE_CHECK.match(double) is None:
-            raise _Miss
+    if double:  # its syntax was checked by the grammar
         real = float(double)
         if math.isinf(real):
             raise _Miss

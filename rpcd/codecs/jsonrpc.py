@@ -18,7 +18,9 @@ Values: JSON has no bytes and no date type, so on output ``bytes``/``bytearray``
 ``xmlrpc.client.Binary``) become base64 strings and ``datetime`` (and
 ``xmlrpc.client.DateTime``) ISO 8601 strings; on input they stay strings. Tuples become
 arrays. As in the XML-RPC codec, an integer beyond signed 64 bits is ``LimitExceeded`` (both
-directions), NaN/Infinity are refused (``ParseError`` on input, ``ValueError`` on output),
+directions), NaN/Infinity are refused (on input the literals are ``ParseError``, a number
+that overflows to infinity ``InvalidRequest``; on output ``ValueError``), a number longer
+than ``max_number_chars`` is ``LimitExceeded`` before it is converted (``numtext``),
 struct keys must be ``str`` and any other type is a ``TypeError`` naming only the type.
 """
 
@@ -29,13 +31,15 @@ import json
 import math
 import re
 import xmlrpc.client
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
+from rpcd.codecs import numtext
 from rpcd.errors import (
     APPLICATION_ERROR,
+    CodecError,
     InvalidRequest,
     LimitExceeded,
     ParseError,
@@ -44,6 +48,7 @@ from rpcd.errors import (
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_NUMBER_CHARS",
     "InvalidJsonRpcRequest",
     "JsonRpcId",
     "JsonRpcRequest",
@@ -58,6 +63,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_DEPTH = 64
+DEFAULT_MAX_NUMBER_CHARS = numtext.DEFAULT_MAX_NUMBER_CHARS
 _MAX_DUMP_DEPTH = 256
 _I8_MIN, _I8_MAX = -(2**63), 2**63 - 1
 
@@ -94,30 +100,56 @@ def _reject_constant(name: str) -> Any:
 
 
 def _checked_int(text: str) -> int:
+    # JSON has no leading zeros: more than 19 digits is beyond 64 bits, refused unconverted.
+    if len(text) - (text[0] == "-") > 19:
+        raise LimitExceeded("integer beyond 64 bits")
     value = int(text)
     if not _I8_MIN <= value <= _I8_MAX:
         raise LimitExceeded("integer beyond 64 bits")
     return value
 
 
-# 19+ digits in a row may be an integer beyond 64 bits: only then pay for a checking parse_int.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+def _float_checker(limit: int) -> Callable[[str], float]:
+    def checked_float(text: str) -> float:
+        numtext.check_length(text, limit)
+        value = float(text)
+        if math.isinf(value):
+            raise InvalidRequest("number out of range: JSON-RPC carries finite doubles only")
+        return value
+
+    return checked_float
 
 
-def _loads(data: bytes | str, max_depth: int) -> Any:
-    """Decode JSON strictly: no NaN/Infinity, no integer beyond 64 bits, bounded nesting."""
+#: Only a number with a run of 17+ digits or an exponent of 3+ digits can be an integer beyond
+#: 64 bits, overflow a double to infinity, or reach 39 characters (16 digits each side of the
+#: dot, a 2-digit exponent: at most 1e115): only then pay for the checking parse functions.
+_SUSPECT = re.compile(rb"[0-9]{17}|[eE][-+]?[0-9]{3}")
+
+
+def _loads(data: bytes | str, max_depth: int, max_number_chars: int) -> Any:
+    """Decode JSON strictly: no NaN/Infinity, no integer beyond 64 bits, no double that
+    overflows or is longer than ``max_number_chars``, bounded nesting."""
     if isinstance(data, str):
         data = data.encode("utf-8", "replace")
     if not isinstance(data, (bytes, bytearray)):
         raise TypeError("JSON-RPC input must be bytes")
     if not data.strip():
         raise ParseError("empty body")
+    if data.find(b"\x00") != -1:  # JSON never has a raw NUL: UTF-16/32, which json would
+        raise ParseError("invalid JSON: send UTF-8")  # decode past the number check below
+    if max_number_chars < numtext.MIN_MAX_NUMBER_CHARS:
+        raise ValueError(f"max_number_chars must be at least {numtext.MIN_MAX_NUMBER_CHARS}")
     try:
-        if _LONG_DIGITS.search(data):
-            obj = json.loads(data, parse_constant=_reject_constant, parse_int=_checked_int)
+        if _SUSPECT.search(data):
+            obj = json.loads(
+                data,
+                parse_constant=_reject_constant,
+                parse_int=_checked_int,
+                parse_float=_float_checker(max_number_chars),
+            )
         else:
             obj = json.loads(data, parse_constant=_reject_constant)
-    except (ParseError, LimitExceeded):
+    except CodecError:
         raise
     except RecursionError:
         raise LimitExceeded("JSON nested too deeply") from None
@@ -177,15 +209,21 @@ def _request(obj: Any) -> JsonRpcRequest:
 
 
 def loads_request(
-    data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH
+    data: bytes,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_number_chars: int = DEFAULT_MAX_NUMBER_CHARS,
 ) -> JsonRpcRequest | list[JsonRpcRequest | InvalidJsonRpcRequest]:
     """Decode a request body: one request, or a batch (a list, invalid members as errors).
 
-    Raises ParseError (not JSON, NaN), LimitExceeded (nesting over ``max_depth``, integer
-    beyond 64 bits), InvalidJsonRpcRequest (an invalid single request, with its ``id`` when
-    known; an empty batch; a body that is neither object nor array).
+    Raises ParseError (not JSON; the NaN/Infinity literals, which JSON does not have: -32700),
+    InvalidRequest (a number that overflows a double, ``1e999``: -32600, as XML-RPC refuses
+    ``<double>1e400</double>``), LimitExceeded (nesting over ``max_depth``, integer beyond 64
+    bits, a number longer than ``max_number_chars``), InvalidJsonRpcRequest (an invalid single
+    request, with its ``id`` when known; an empty batch; a body that is neither object nor
+    array). Every one is raised before any handler could see the values.
     """
-    obj = _loads(data, max_depth)
+    obj = _loads(data, max_depth, max_number_chars)
     if isinstance(obj, list):
         if not obj:
             raise InvalidJsonRpcRequest("empty batch")
@@ -199,9 +237,16 @@ def loads_request(
     return _request(obj)
 
 
-def loads_response(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
-    """Decode a (single) response for the client: the result, or RemoteFault on an error."""
-    obj = _loads(data, max_depth)
+def loads_response(
+    data: bytes,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_number_chars: int = DEFAULT_MAX_NUMBER_CHARS,
+) -> Any:
+    """Decode a (single) response for the client: the result, or RemoteFault on an error.
+
+    Refuses the values ``loads_request`` refuses, with the same errors."""
+    obj = _loads(data, max_depth, max_number_chars)
     if not isinstance(obj, dict) or obj.get("jsonrpc") != "2.0":
         raise InvalidRequest("not a JSON-RPC 2.0 response")
     if "error" in obj:

@@ -54,8 +54,9 @@ JSON: Moodle reports errors with HTTP 200 as ``{"exception", "errorcode", "messa
 "debuginfo"?}``; that shape raises ``RemoteFault(APPLICATION_ERROR, message,
 errorcode=errorcode)`` (``debuginfo`` is deliberately not carried).
 
-XML is parsed with defusedxml: a DTD, entity declaration or external reference is a
-``ParseError``. Then:
+XML goes through ``xmlguard`` (the encoding decided by rpcd from an allow-list; a DTD, entity
+declaration or other ``<!`` declaration refused with one text) and is parsed with defusedxml
+(DTDs, entities and external references refused again). Then:
 
 * Moodle's format: ``<RESPONSE>`` holding one ``<VALUE>`` (-> ``str``, ``null="null"`` ->
   ``None``), ``<SINGLE>`` (-> ``dict`` of ``<KEY name="...">`` -> value) or ``<MULTIPLE>``
@@ -87,9 +88,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden
+from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
+from rpcd.codecs import xmlguard
 from rpcd.errors import APPLICATION_ERROR, LimitExceeded, ParseError, RemoteFault
 
 __all__ = [
@@ -293,30 +295,32 @@ class _DepthLimitedBuilder:
 
 
 def parse_xml(body: bytes, *, max_depth: int = MAX_DEPTH) -> ET.Element:
-    """Parse untrusted XML with defusedxml (DTDs, entities, external references refused).
+    """Parse untrusted XML: ``xmlguard`` first, then defusedxml.
 
-    Raises ``ParseError`` (short message, no more than a few dozen characters of the body)
-    or ``LimitExceeded`` when elements nest deeper than ``max_depth``.
+    ``xmlguard`` decides the encoding (UTF-8, UTF-16 with a BOM, or an allowed single-byte
+    one), hands over UTF-8 and refuses any ``<!`` but a comment or CDATA; expat is told the
+    document is UTF-8, and defusedxml still refuses DTDs, entities and external references.
+    Every refused declaration gets the one text ``xmlguard.REFUSED``. Raises ``ParseError``
+    (short message, no more than a few dozen characters of the body) or ``LimitExceeded``
+    when elements nest deeper than ``max_depth``.
     """
     if not isinstance(body, bytes | bytearray | memoryview):
         raise TypeError(f"XML body must be bytes, not {type(body).__name__}")
+    data = xmlguard.to_utf8(bytes(body), utf16=True)
     parser = DefusedXMLParser(
         target=_DepthLimitedBuilder(max_depth),
+        encoding="utf-8",
         forbid_dtd=True,
         forbid_entities=True,
         forbid_external=True,
     )
     try:
-        parser.feed(bytes(body))
+        parser.feed(data)
         root: ET.Element = parser.close()
     except LimitExceeded:
         raise
-    except DTDForbidden:
-        raise ParseError("XML with a DTD (<!DOCTYPE>) is refused") from None
-    except EntitiesForbidden:
-        raise ParseError("XML entity declarations are refused") from None
-    except DefusedXmlException:
-        raise ParseError("XML external references are refused") from None
+    except DefusedXmlException:  # DTD, entity, external reference: one text for all
+        raise ParseError(xmlguard.REFUSED) from None
     except ET.ParseError as exc:
         raise ParseError(f"not well-formed XML ({exc}); starts {_snippet(body)}") from None
     except (ValueError, LookupError, UnicodeError) as exc:

@@ -37,9 +37,11 @@ current time, as replay protection on the server requires. The password never ap
 
 Responses (``parse_response``)
 ------------------------------
-Parsed with defusedxml (DTDs, entities, external references -> ``ParseError``); deeper
-than ``max_depth`` elements -> ``LimitExceeded``; a root other than a SOAP 1.1 Envelope,
-or no Body -> ``ParseError``. A ``Fault`` raises ``RemoteFault(APPLICATION_ERROR,
+Parsed by ``rest.parse_xml``: ``xmlguard`` decides the encoding (UTF-8, UTF-16 with a BOM,
+or an allowed single-byte one) and refuses any DTD with one fault text, then defusedxml
+(DTDs, entities, external references -> ``ParseError``); deeper than ``max_depth``
+elements -> ``LimitExceeded``; a root other than a SOAP 1.1 Envelope, or no Body ->
+``ParseError``. A ``Fault`` raises ``RemoteFault(APPLICATION_ERROR,
 faultstring, errorcode=faultcode)`` (``faultcode`` as sent, e.g. ``"soap:Client"``; the
 converted ``detail``, if any, is on the exception's ``detail`` attribute). Otherwise the
 first element of Body (e.g. ``fooResponse``) is converted; when it has exactly one child

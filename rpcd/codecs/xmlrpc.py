@@ -30,17 +30,26 @@ checks that both paths agree on generated documents in, at and near the grammar.
 
 Safety of the general path (as strict as defusedxml, in three layers):
 
-1. Before parsing: only UTF-8 or an ASCII-compatible single-byte encoding is accepted (a BOM
-   for UTF-16/32, a NUL byte or a declared other encoding is a ``ParseError``), so a plain
-   byte search for ``<!DOCTYPE``/``<!ENTITY`` cannot be dodged; any hit is refused before the
-   parser sees the document. Without a DTD there is no entity but the five predefined ones.
-2. The parser itself: ``resolve_entities=False``, ``load_dtd=False``, ``no_network=True``,
-   ``huge_tree=False`` (libxml2 then also caps element depth at 256 and text node sizes).
+1. Before parsing (``rpcd/codecs/xmlguard.py``): rpcd decides the encoding from the BOM and
+   the whole XML declaration, whatever its length: UTF-8 or an ASCII-compatible single-byte
+   encoding from an allow-list (a BOM for UTF-16/32, a NUL byte, a malformed declaration or
+   any other declared encoding is a ``ParseError``), decodes, and hands over UTF-8. Only then
+   is ``<!`` looked for: anything but a comment or CDATA section is refused with one fault
+   text, whatever it names. Without a DTD there is no entity but the five predefined ones.
+2. The parser itself: told the document is UTF-8 (any declaration is ignored),
+   ``resolve_entities=False``, ``load_dtd=False``, ``no_network=True``, ``huge_tree=False``
+   (libxml2 then also caps element depth at 256 and text node sizes), and a resolver that
+   refuses every URL and file, so the parser can never open anything.
 3. After parsing: a document with a doctype is refused again, and every scalar element must
    have no child element (so no entity reference node can hide in text).
 
 Depth: ``max_depth`` counts struct/array nesting: a scalar parameter is depth 0, ``[1]`` is 1,
 ``[[1]]`` is 2. Deeper is ``LimitExceeded``; so is an integer outside signed 64 bits.
+
+Numbers (``rpcd/codecs/numtext.py``): an int, double or dateTime text is checked by
+unambiguous patterns or a plain scan, in time linear in its length, and one longer than
+``max_number_chars`` (default 4,300, surrounding whitespace not counted) is ``LimitExceeded``
+before anything converts it.
 
 dateTime: input takes ``19980717T14:08:55`` and ISO forms (dashes, fraction, ``Z``/``+01:00``);
 naive text gives a naive datetime, zoned text an aware one. Output writes a naive datetime as
@@ -70,15 +79,16 @@ import threading
 import xmlrpc.client
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from lxml import etree
 
-from rpcd.codecs import _xmlrpc_fast
+from rpcd.codecs import _xmlrpc_fast, numtext, xmlguard
 from rpcd.errors import APPLICATION_ERROR, InvalidRequest, LimitExceeded, ParseError, RemoteFault
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_NUMBER_CHARS",
     "dumps_call",
     "dumps_fault",
     "dumps_response",
@@ -87,6 +97,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_DEPTH = 64
+DEFAULT_MAX_NUMBER_CHARS = numtext.DEFAULT_MAX_NUMBER_CHARS
 #: Output nesting bound: far above what any peer reads, well below Python's recursion limit.
 _MAX_DUMP_DEPTH = 256
 
@@ -108,29 +119,34 @@ def _short(text: str, limit: int = 60) -> str:
     return repr(text)
 
 
-_ALLOWED_ENCODINGS = frozenset(
-    {
-        "utf-8",
-        "utf8",
-        "us-ascii",
-        "ascii",
-        "iso-8859-1",
-        "iso8859-1",
-        "latin1",
-        "latin-1",
-        "iso-8859-15",
-        "windows-1252",
-        "cp1252",
-    }
-)
-_XML_DECL = re.compile(rb"<\?xml[^>]{0,200}?encoding\s*=\s*[\"']([^\"']{0,40})[\"']")
 _UTF8_BOM = b"\xef\xbb\xbf"
-_FOREIGN_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+class _Refused(Exception):
+    """Raised by ``_RefuseAll`` inside the parser; ``_parse`` turns it into ``ParseError``."""
+
+
+class _RefuseAll(etree.Resolver):
+    """A resolver that refuses every URL, file and public id (layer 2).
+
+    lxml asks its resolvers before libxml2 opens anything (an external subset, an external
+    entity): raising here refuses it before any file, directory, FIFO or socket is touched.
+    """
+
+    def resolve(self, system_url: str, public_id: str, context: object = None) -> NoReturn:
+        raise _Refused
 
 
 def _parser() -> etree.XMLParser:
-    """A new hardened parser (layer 2); ``_parse`` keeps one per thread."""
-    return etree.XMLParser(
+    """A new hardened parser (layer 2); ``_parse`` keeps one per thread.
+
+    ``encoding="utf-8"``: ``xmlguard`` has decided the encoding and hands over UTF-8, so any
+    declaration is ignored. ``collect_ids`` keeps its default: lxml's ``collect_ids=False``
+    sets a flag that libxml2 reads as "load the external subset", which opened the file a
+    ``<!DOCTYPE x SYSTEM "file:///...">`` names despite ``load_dtd=False``.
+    """
+    parser = etree.XMLParser(
+        encoding="utf-8",
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -140,8 +156,9 @@ def _parser() -> etree.XMLParser:
         remove_comments=True,
         remove_pis=True,
         strip_cdata=True,
-        collect_ids=False,
     )
+    parser.resolvers.add(_RefuseAll())
+    return parser
 
 
 #: Each thread's idle parser. Creating a parser and its libxml2 context costs more than
@@ -168,20 +185,9 @@ def _parse(data: bytes) -> etree._Element:
     body = data.removeprefix(_UTF8_BOM).lstrip(b" \t\r\n")
     if not body:
         raise ParseError("empty body")
-    # ``find`` rather than ``in``: ``bytes.__contains__`` first tries its argument as an int
-    # and formats a TypeError each time (about 1,500 instructions).
-    if data.startswith(_FOREIGN_BOMS) or data.find(b"\x00") != -1:
-        raise ParseError("unsupported encoding: send UTF-8")
+    data = xmlguard.to_utf8(data)  # layer 1: encoding decided here, no "<!" but comments
     if body[0] != 60:  # "<"
         raise ParseError("not XML")
-    if body.startswith(b"<?xml") and body.find(b"encoding", 5, 256) != -1:
-        m = _XML_DECL.match(body)  # only reached when it can match: spares the regex
-        if m is not None:
-            enc = m.group(1).decode("ascii", "replace").strip().lower()
-            if enc not in _ALLOWED_ENCODINGS:
-                raise ParseError(f"unsupported encoding {_short(enc)}: send UTF-8")
-    if data.find(b"<!") != -1 and (data.find(b"<!DOCTYPE") != -1 or data.find(b"<!ENTITY") != -1):
-        raise ParseError("DTD not allowed")
     tls = _tls
     parser: etree.XMLParser | None = getattr(tls, "parser", None)
     if parser is None:
@@ -191,6 +197,8 @@ def _parse(data: bytes) -> etree._Element:
     try:
         parser.feed(data)
         root: etree._Element = parser.close()
+    except _Refused:
+        raise ParseError(xmlguard.REFUSED) from None
     except etree.XMLSyntaxError as exc:
         log: Any = exc.error_log
         entries = list(log)
@@ -209,7 +217,7 @@ def _parse(data: bytes) -> etree._Element:
     tls.parser = parser
     info: Any = _DocInfo(root)
     if info.internalDTD is not None or info.externalDTD is not None:
-        raise ParseError("DTD not allowed")
+        raise ParseError(xmlguard.REFUSED)
     return root
 
 
@@ -229,25 +237,29 @@ def _no_children(el: etree._Element) -> None:
         raise _bad(f"<{_tag(el)}> must not contain elements")
 
 
-_INT_TEXT = re.compile(r"\s*[+-]?0*(\d+)\s*\Z", re.ASCII)
-
-
-def _p_int(el: etree._Element, budget: int) -> int:
+def _p_int(el: etree._Element, budget: int, limit: int) -> int:
     if len(el):
         _no_children(el)
-    return _int_text(el.text, el)
+    return _int_text(el.text, el, limit)
 
 
-def _int_text(text: str | None, el: etree._Element | str) -> int:
-    """One integer's text: ASCII digits with optional sign and whitespace, within 64 bits."""
+def _int_text(text: str | None, el: etree._Element | str, limit: int) -> int:
+    """One integer's text: ASCII digits with optional sign and whitespace, within 64 bits.
+
+    A short plain text goes straight to ``int``; any other is checked first, in one linear
+    pass (``numtext``), and never converted when it is too long to be a 64-bit integer.
+    """
     if text is None:
         raise _bad(f"empty <{el if isinstance(el, str) else _tag(el)}>")
     if len(text) > 24 or "_" in text or not text.isascii():
-        m = _INT_TEXT.match(text)
-        if m is None:
+        stripped = text.strip(numtext.XML_SPACE)
+        numtext.check_length(stripped, limit)
+        canonical = numtext.canonical_int(stripped)
+        if canonical is None:
             raise _bad(f"bad integer {_short(text)}")
-        if len(m.group(1)) > 19:
+        if len(canonical.lstrip("-")) > 19:
             raise LimitExceeded("integer beyond 64 bits")
+        text = canonical
     try:
         value = int(text)
     except ValueError:
@@ -257,7 +269,7 @@ def _int_text(text: str | None, el: etree._Element | str) -> int:
     return value
 
 
-def _int_texts(texts: list[str | None]) -> list[int]:
+def _int_texts(texts: list[str | None], limit: int) -> list[int]:
     """The texts of many plain ``<int>`` elements, converted at once: checks and ``int`` in C.
 
     Any doubt (a missing text, a long or non-ASCII one, a bad digit, a value beyond 64 bits)
@@ -276,10 +288,10 @@ def _int_texts(texts: list[str | None]) -> list[int]:
             else:
                 if min(out) >= _I8_MIN and max(out) <= _I8_MAX:
                     return out
-    return [_int_text(t, "int") for t in texts]
+    return [_int_text(t, "int", limit) for t in texts]
 
 
-def _p_bool(el: etree._Element, budget: int) -> bool:
+def _p_bool(el: etree._Element, budget: int, limit: int) -> bool:
     if len(el):
         _no_children(el)
     text = (el.text or "").strip()
@@ -290,28 +302,27 @@ def _p_bool(el: etree._Element, budget: int) -> bool:
     raise _bad(f"bad boolean {_short(text)} (0 or 1 expected)")
 
 
-_DOUBLE_TEXT = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*\Z", re.ASCII)
-
-
-def _p_double(el: etree._Element, budget: int) -> float:
+def _p_double(el: etree._Element, budget: int, limit: int) -> float:
     if len(el):
         _no_children(el)
     text = el.text or ""
-    if _DOUBLE_TEXT.match(text) is None:
+    stripped = text.strip(numtext.XML_SPACE)
+    numtext.check_length(stripped, limit)
+    if not numtext.is_double(stripped):
         raise _bad(f"bad double {_short(text)}")
-    value = float(text)
+    value = float(stripped)
     if math.isinf(value):
         raise _bad("double out of range")
     return value
 
 
-def _p_string(el: etree._Element, budget: int) -> str:
+def _p_string(el: etree._Element, budget: int, limit: int) -> str:
     if len(el):
         _no_children(el)
     return el.text or ""
 
 
-def _p_base64(el: etree._Element, budget: int) -> bytes:
+def _p_base64(el: etree._Element, budget: int, limit: int) -> bytes:
     if len(el):
         _no_children(el)
     text = "".join((el.text or "").split())
@@ -321,18 +332,13 @@ def _p_base64(el: etree._Element, budget: int) -> bytes:
         raise _bad("bad base64") from None
 
 
-_DT_TEXT = re.compile(
-    r"\s*(\d{4})-?(\d\d)-?(\d\d)T(\d\d):?(\d\d):?(\d\d)(?:[.,](\d+))?"
-    r"(Z|[+-]\d\d(?::?\d\d)?)?\s*\Z",
-    re.ASCII,
-)
-
-
-def _p_datetime(el: etree._Element, budget: int) -> datetime:
+def _p_datetime(el: etree._Element, budget: int, limit: int) -> datetime:
     if len(el):
         _no_children(el)
     text = el.text or ""
-    m = _DT_TEXT.match(text)
+    stripped = text.strip(numtext.XML_SPACE)
+    numtext.check_length(stripped, limit)
+    m = numtext.datetime_match(stripped)
     if m is None:
         raise _bad(f"bad dateTime.iso8601 {_short(text)}")
     year, month, day, hour, minute, second, frac, zone = m.groups()
@@ -353,13 +359,13 @@ def _p_datetime(el: etree._Element, budget: int) -> datetime:
         raise _bad(f"bad dateTime.iso8601 {_short(text)}") from None
 
 
-def _p_nil(el: etree._Element, budget: int) -> None:
+def _p_nil(el: etree._Element, budget: int, limit: int) -> None:
     if len(el) or (el.text or "").strip():
         raise _bad("<nil/> must be empty")
     return None
 
 
-def _item_value(v: etree._Element, budget: int) -> Any:
+def _item_value(v: etree._Element, budget: int, limit: int) -> Any:
     """One ``<value>`` of an array or struct: ``_value`` with a quicker plain ``<int>``/``<i4>``
     (the usual text converted before anything else is looked at; any other text, empty or
     long, goes to ``_p_int`` for the exact error)."""
@@ -386,13 +392,13 @@ def _item_value(v: etree._Element, budget: int) -> Any:
         parse = _DISPATCH.get(tag)
         if parse is None:
             raise _bad(f"unknown value type <{_short(_tag(c))}>")
-        return parse(c, budget)
+        return parse(c, budget, limit)
     if n == 0:
         return v.text or ""
     raise _bad("<value> must contain one element")
 
 
-def _p_array(el: etree._Element, budget: int) -> list[Any]:
+def _p_array(el: etree._Element, budget: int, limit: int) -> list[Any]:
     budget -= 1
     if budget < 0:
         raise LimitExceeded("values nested too deeply")
@@ -417,17 +423,17 @@ def _p_array(el: etree._Element, budget: int) -> list[Any]:
                 continue
         rest = v
         break
-    out: list[Any] = _int_texts(texts) if texts else []
+    out: list[Any] = _int_texts(texts, limit) if texts else []
     if rest is not None:
         append = out.append
         for v in itertools.chain((rest,), values):
-            append(_item_value(v, budget))
+            append(_item_value(v, budget, limit))
     if len(out) != len(data):
         raise _bad("<data> must contain only <value> elements")
     return out
 
 
-def _p_struct(el: etree._Element, budget: int) -> dict[str, Any]:
+def _p_struct(el: etree._Element, budget: int, limit: int) -> dict[str, Any]:
     budget -= 1
     if budget < 0:
         raise LimitExceeded("values nested too deeply")
@@ -446,13 +452,13 @@ def _p_struct(el: etree._Element, budget: int) -> dict[str, Any]:
             raise _bad("<member> must contain <name> and <value>")
         if len(name):
             _no_children(name)
-        out[name.text or ""] = _item_value(v, budget)
+        out[name.text or ""] = _item_value(v, budget, limit)
     if count != len(el):
         raise _bad("<struct> must contain only <member> elements")
     return out
 
 
-_Parse = Callable[[etree._Element, int], Any]
+_Parse = Callable[[etree._Element, int, int], Any]
 
 _DISPATCH: dict[str, _Parse] = {
     "int": _p_int,
@@ -478,7 +484,7 @@ _DISPATCH: dict[str, _Parse] = {
 }
 
 
-def _value(v: etree._Element, budget: int) -> Any:
+def _value(v: etree._Element, budget: int, limit: int) -> Any:
     """Turn one ``<value>`` element into a Python value; no type tag means string."""
     n = len(v)
     if n == 0:
@@ -494,38 +500,49 @@ def _value(v: etree._Element, budget: int) -> Any:
     if tag == "int" or tag == "i4":
         if len(c):
             _no_children(c)
-        return _int_text(c.text, c)
+        return _int_text(c.text, c, limit)
     parse = _DISPATCH.get(tag)
     if parse is None:
         raise _bad(f"unknown value type <{_short(_tag(c))}>")
-    return parse(c, budget)
+    return parse(c, budget, limit)
 
 
-def _params(el: etree._Element, budget: int) -> list[Any]:
+def _params(el: etree._Element, budget: int, limit: int) -> list[Any]:
     out: list[Any] = []
     for p in el.iterchildren():
         if p.tag != "param":
             raise _bad(f"unexpected <{_short(_tag(p))}> in <params>")
         if len(p) != 1 or p[0].tag != "value":
             raise _bad("<param> must contain one <value>")
-        out.append(_value(p[0], budget))
+        out.append(_value(p[0], budget, limit))
     return out
 
 
-def loads_call(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[str, list[Any]]:
+def loads_call(
+    data: bytes,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_number_chars: int = DEFAULT_MAX_NUMBER_CHARS,
+) -> tuple[str, list[Any]]:
     """Parse a ``<methodCall>`` into ``(method name, params)``.
 
-    Raises ParseError (not XML, DTD/entities), InvalidRequest (wrong structure or value text)
-    and LimitExceeded (struct/array nesting over ``max_depth``, integer beyond 64 bits).
-    A document in the fast grammar skips lxml (see the module docstring); same result.
+    Raises ParseError (not XML, DTD/entities, an encoding off the allow-list), InvalidRequest
+    (wrong structure or value text) and LimitExceeded (struct/array nesting over
+    ``max_depth``, integer beyond 64 bits, a number or dateTime text over
+    ``max_number_chars``). A document in the fast grammar skips lxml (see the module
+    docstring); same result.
     """
+    if max_number_chars < numtext.MIN_MAX_NUMBER_CHARS:
+        raise ValueError(f"max_number_chars must be at least {numtext.MIN_MAX_NUMBER_CHARS}")
     fast = _xmlrpc_fast.loads_call(data, max_depth)
     if fast is not _xmlrpc_fast.MISS:
         return fast  # type: ignore[no-any-return]
-    return _loads_call_tree(data, max_depth)
+    return _loads_call_tree(data, max_depth, max_number_chars)
 
 
-def _loads_call_tree(data: bytes, max_depth: int) -> tuple[str, list[Any]]:
+def _loads_call_tree(
+    data: bytes, max_depth: int, max_number_chars: int = DEFAULT_MAX_NUMBER_CHARS
+) -> tuple[str, list[Any]]:
     """The general path of ``loads_call``: any document, through the hardened lxml parser."""
     root = _parse(data)
     if root.tag != "methodCall":
@@ -539,7 +556,7 @@ def _loads_call_tree(data: bytes, max_depth: int) -> tuple[str, list[Any]]:
                 _no_children(child)
             method = (child.text or "").strip()
         elif tag == "params":
-            params = _params(child, max_depth)
+            params = _params(child, max_depth, max_number_chars)
         else:
             raise _bad(f"unexpected <{_short(_tag(child))}> in <methodCall>")
     if not method:
@@ -547,18 +564,28 @@ def _loads_call_tree(data: bytes, max_depth: int) -> tuple[str, list[Any]]:
     return method, params
 
 
-def loads_response(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+def loads_response(
+    data: bytes,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_number_chars: int = DEFAULT_MAX_NUMBER_CHARS,
+) -> Any:
     """Parse a ``<methodResponse>`` into its value; a ``<fault>`` raises RemoteFault.
 
-    An empty ``<params/>`` (sent by some servers for a void method) reads as None.
+    An empty ``<params/>`` (sent by some servers for a void method) reads as None. Errors
+    as ``loads_call``'s.
     """
+    if max_number_chars < numtext.MIN_MAX_NUMBER_CHARS:
+        raise ValueError(f"max_number_chars must be at least {numtext.MIN_MAX_NUMBER_CHARS}")
     fast = _xmlrpc_fast.loads_response(data, max_depth)
     if fast is not _xmlrpc_fast.MISS:
         return fast
-    return _loads_response_tree(data, max_depth)
+    return _loads_response_tree(data, max_depth, max_number_chars)
 
 
-def _loads_response_tree(data: bytes, max_depth: int) -> Any:
+def _loads_response_tree(
+    data: bytes, max_depth: int, max_number_chars: int = DEFAULT_MAX_NUMBER_CHARS
+) -> Any:
     """The general path of ``loads_response``: any document, through lxml."""
     root = _parse(data)
     if root.tag != "methodResponse":
@@ -567,14 +594,14 @@ def _loads_response_tree(data: bytes, max_depth: int) -> Any:
         raise _bad("<methodResponse> must contain one <params> or <fault>")
     body = root[0]
     if body.tag == "params":
-        values = _params(body, max_depth)
+        values = _params(body, max_depth, max_number_chars)
         if len(values) > 1:
             raise _bad("<methodResponse> must carry one value")
         return values[0] if values else None
     if body.tag == "fault":
         if len(body) != 1 or body[0].tag != "value":
             raise _bad("<fault> must contain one <value>")
-        fault = _value(body[0], max_depth)
+        fault = _value(body[0], max_depth, max_number_chars)
         if not isinstance(fault, dict):
             raise _bad("<fault> value must be a struct")
         code = fault.get("faultCode")

@@ -114,7 +114,9 @@ class JsonRpcEndpoint(Endpoint):
         if principal is not None:
             scope.peer = principal.peer.id
         try:
-            parsed = jsonrpc.loads_request(data, max_depth=settings.max_xml_depth)
+            parsed = jsonrpc.loads_request(
+                data, max_depth=settings.max_xml_depth, max_number_chars=settings.max_number_chars
+            )
         except CodecError as exc:
             if self.metrics is not None:
                 self.metrics.observe_call("jsonrpc", "unknown", 0.0, exc.code)

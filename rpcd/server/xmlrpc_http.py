@@ -73,7 +73,11 @@ class XmlRpcEndpoint(Endpoint):
             if principal is not None:
                 peer = principal.peer.id
             try:
-                method, params = xmlrpc.loads_call(data, max_depth=settings.max_xml_depth)
+                method, params = xmlrpc.loads_call(
+                    data,
+                    max_depth=settings.max_xml_depth,
+                    max_number_chars=settings.max_number_chars,
+                )
             except CodecError as exc:
                 body = self._parse_error(exc)
             else:
