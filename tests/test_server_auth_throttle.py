@@ -238,6 +238,9 @@ def test_failures_are_limited_per_user_name(daemon: Daemon) -> None:
             {"Content-Type": "application/json"},
         )
     )
+    logins = [{"methodName": "system.login", "params": [BASIC_USER, BASIC_PASSWORD]}]
+    bearer = {"Authorization": "Bearer rpcd-dev-loopback-token"}
+    assert_throttled(xml(daemon, "127.0.0.24", "system.multicall", logins, headers=bearer))
     status, headers, body = request(
         daemon, "127.0.0.23", "GET", "/v1/status", headers=basic(*BASIC_CREDS)
     )
