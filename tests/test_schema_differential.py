@@ -387,8 +387,13 @@ def mutated(draw: st.DrawFn, base: Strategy, near_bounds: list[float]) -> Any:
 
 
 @functools.cache
+def documents_generator(kind: FileKind) -> Generator:
+    return Generator(schema.load_schema(kind))
+
+
+@functools.cache
 def documents(kind: FileKind) -> Strategy:
-    generator = Generator(schema.load_schema(kind))
+    generator = documents_generator(kind)
     return mutated(generator.of(generator.root), generator.near_bounds)
 
 
@@ -409,25 +414,6 @@ def assert_agree(kind: FileKind, document: Any) -> None:
     if isinstance(document, dict):
         problems = schema.check(kind, document)
         assert (not problems) == expected, (kind.value, document, [p.message for p in problems])
-
-
-@pytest.mark.fuzz
-@pytest.mark.parametrize("kind", KINDS, ids=[k.value for k in KINDS])
-@SLOW_FIRST_DRAW
-@given(data=st.data())
-def test_compiled_check_agrees_with_draft7(kind: FileKind, data: st.DataObject) -> None:
-    document = data.draw(documents(kind))
-    assert_agree(kind, document)
-    if schema.full_validator(kind).is_valid(document):
-        # A valid document is where a wrong bound shows: every number in it, in turn, at
-        # every edge value (nan, the infinities, beyond a float, the bounds themselves).
-        validator = schema.full_validator(kind)
-        for path in paths(document):
-            if is_number(at(document, path)):
-                for value in [*NUMBERS, *bounds(schema.load_schema(kind))]:
-                    edited = replaced(document, path, value)
-                    expected = validator.is_valid(edited)
-                    assert schema.is_valid_fast(kind, edited) == expected, (path, value)
 
 
 def embedded(node: Any) -> Any:
@@ -460,23 +446,43 @@ def holds(predicate: Any, value: Any) -> bool:
         return False
 
 
-@pytest.mark.fuzz
-@pytest.mark.parametrize("kind", KINDS, ids=[k.value for k in KINDS])
-@SLOW_FIRST_DRAW
-@given(data=st.data())
-def test_every_compiled_node_agrees_with_draft7(kind: FileKind, data: st.DataObject) -> None:
+def assert_edges_agree(kind: FileKind, document: Any) -> None:
+    """In a valid document a wrong bound shows: every number in it, in turn, at every edge
+    value (nan, the infinities, beyond a float, the schema's bounds and their neighbours)."""
+    validator = schema.full_validator(kind)
+    edges = [*NUMBERS, *documents_generator(kind).near_bounds]
+    for path in paths(document):
+        if is_number(at(document, path)):
+            for value in edges:
+                edited = replaced(document, path, value)
+                expected = validator.is_valid(edited)
+                assert schema.is_valid_fast(kind, edited) == expected, (path, value)
+
+
+def assert_nodes_agree(kind: FileKind, values: list[Any]) -> None:
     """Each node's compiled predicate (what ``narrow`` skips on) against Draft 7 on that node
-    alone, for parts of a generated document and an edge value: a disagreement deep in a
-    schema shows here even when the rest of the document is invalid anyway."""
-    document = data.draw(documents(kind))
-    parts = [at(document, p) for p in paths(document)]
-    values = data.draw(st.lists(st.sampled_from(parts), min_size=1, max_size=3))
-    values.append(data.draw(st.sampled_from([*ODD, *NUMBERS])))
+    alone: a disagreement deep in a schema shows here even when the rest of the document is
+    invalid anyway."""
     for pointer, predicate in schema.node_predicates(kind).items():
         validator = node_validator(kind, pointer)
         for value in values:
             expected = validator.is_valid(value)
             assert holds(predicate, value) == expected, (pointer, value)
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize("kind", KINDS, ids=[k.value for k in KINDS])
+@SLOW_FIRST_DRAW
+@given(data=st.data())
+def test_compiled_check_agrees_with_draft7(kind: FileKind, data: st.DataObject) -> None:
+    """The whole document (compiled check, ``narrow``, ``schema.check``), its numbers at
+    every edge when it is valid, and every schema node on one part of it and one edge value."""
+    document = data.draw(documents(kind))
+    assert_agree(kind, document)
+    if schema.full_validator(kind).is_valid(document):
+        assert_edges_agree(kind, document)
+    part = at(document, data.draw(st.sampled_from(paths(document))))
+    assert_nodes_agree(kind, [part, data.draw(st.sampled_from([*ODD, *NUMBERS]))])
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=[k.value for k in KINDS])
