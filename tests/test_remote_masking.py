@@ -394,6 +394,19 @@ def test_a_short_credential_withholds_the_whole_text() -> None:
     assert "ab12" not in withheld and "withheld" in withheld and "c/x" in withheld
 
 
+def test_identities_are_masked_in_errors_but_not_in_results() -> None:
+    """A username names an account (a result may list it as data); the password and the
+    Basic blob are masked everywhere."""
+    from rpcd.connections.masking import Masker
+
+    masker = Masker("c/x", ["pass-word-0123", "YmxvYi1ibG9iLWJsb2I="], ["svc-account-1"])
+    fault = RemoteFault(4, "svc-account-1 sent pass-word-0123")
+    assert masker.exception(fault).message == f"{MASK} sent {MASK}"
+    body = b'{"user": "svc-account-1", "echo": "YmxvYi1ibG9iLWJsb2I="}'
+    result = masker.result(json.loads(body), body)
+    assert result == {"user": "svc-account-1", "echo": MASK}
+
+
 def test_keys_and_deep_values_are_masked_without_recursion_limits() -> None:
     from rpcd.connections.masking import Masker
 

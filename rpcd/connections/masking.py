@@ -7,51 +7,40 @@ the envelope) would otherwise hand the connection's credential to whoever reads 
 ``Connection.call`` passes every error it raises and every result it returns through the
 connection's ``Masker``, the one place where remote texts enter rpcd.
 
-What is masked: each resolved credential value of the connection and the forms it takes on
-the wire or in a remote's echo (``forms``), plus derived values sent as they are (HTTP Basic's
-base64 blob). A value of at least ``MIN_SECRET_LENGTH`` characters becomes ``MASK`` in place;
-a shorter authenticating value cannot be masked without showing where it was, so a text that
-contains it is withheld whole. Short identities (a username, an OAuth consumer key) are not
-secrets and are left alone, as the log filter does.
+What is masked: each resolved credential value of the connection and the forms a remote
+writes it back in (``bases``, each in every escaped form of ``rpcd.redaction.forms``), plus
+derived values sent as they are (HTTP Basic's base64 blob). A value of at least
+``MIN_SECRET_LENGTH`` characters becomes ``MASK`` in place (``Redactor``: one Aho-Corasick
+pass); a shorter authenticating value cannot be masked without showing where it was, so a
+text that contains it is withheld whole. Identities (a username, an OAuth consumer key) are
+not secrets: masked in error texts from ``MIN_SECRET_LENGTH`` up, as the log filter does, and
+never in a successful result, where an account name is the remote's data.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
 from rpcd.config import ResolvedConnection
 from rpcd.errors import Fault, RemoteFault, RpcdError
-from rpcd.secrets import IDENTITY_KEYS, MASK, MIN_SECRET_LENGTH, SecretStore
+from rpcd.redaction import Redactor, forms
+from rpcd.secrets import IDENTITY_KEYS, MIN_SECRET_LENGTH, SecretStore
 
-__all__ = ["Masker", "connection_masker", "forms"]
+__all__ = ["Masker", "bases", "connection_masker"]
 
 
-def forms(value: str) -> set[str]:
-    """The ways ``value`` appears in text a remote sends back.
-
-    As written, its UTF-8 bytes read as Latin-1 (how HTTP reason phrases and headers are
-    decoded), and percent-encoded as a query or form parameter (``+`` and ``%20`` for a
-    space); each of those also JSON-escaped (ASCII-only, UTF-8, and with PHP's escaped
-    slash), XML-escaped (text and attribute) and as Python's ``repr`` writes it: the answer's
-    own encoding of a string that quotes the request.
-    """
-    found: set[str] = set()
-    for base in {
+def bases(value: str) -> set[str]:
+    """``value`` as a remote may quote it before escaping it for its answer: as written, its
+    UTF-8 bytes read as Latin-1 (how HTTP reason phrases and headers are decoded), and
+    percent-encoded as a query or form parameter (``+`` and ``%20`` for a space)."""
+    return {
         value,
         value.encode("utf-8", "surrogatepass").decode("latin-1"),
         urllib.parse.quote_plus(value, safe=""),
         urllib.parse.quote(value, safe=""),
-    }:
-        found.update((base, html.escape(base, quote=False), html.escape(base), repr(base)[1:-1]))
-        for ascii_only in (True, False):
-            escaped = json.dumps(base, ensure_ascii=ascii_only)[1:-1]
-            found.update((escaped, escaped.replace("/", "\\/")))
-    found.discard("")
-    return found
+    }
 
 
 class Masker:
@@ -61,81 +50,85 @@ class Masker:
     prints as a count and cannot be pickled, like the ``Connection`` that owns it.
     """
 
-    __slots__ = ("_long", "_needles", "_short", "label")
+    __slots__ = ("_data", "_needles", "_short", "_text", "label")
 
     def __init__(self, label: str, secrets: Iterable[str], identities: Iterable[str] = ()) -> None:
         """``secrets`` authenticate (tokens, passwords, derived blobs); ``identities`` only
-        name (usernames, consumer keys): masked when long enough, else left as they are."""
+        name (usernames, consumer keys): masked in error texts when long enough, never in
+        a result (where an account name is data) and never when short."""
         self.label = label
-        long: set[str] = set()
-        short: set[str] = set()
-        for value in secrets:
-            if value:
-                (long if len(value) >= MIN_SECRET_LENGTH else short).update(forms(value))
-        for value in identities:
-            if len(value) >= MIN_SECRET_LENGTH:
-                long.update(forms(value))
-        # Longest first, so a value containing another is masked whole.
-        self._long = tuple(sorted(long, key=len, reverse=True))
-        self._short = tuple(sorted(short - long, key=len, reverse=True))
-        self._needles = tuple(
-            f.encode("utf-8", "surrogatepass") for f in (*self._long, *self._short)
-        )
+        long = [v for v in secrets if len(v) >= MIN_SECRET_LENGTH]
+        short = [v for v in secrets if 0 < len(v) < MIN_SECRET_LENGTH]
+        named = [v for v in identities if len(v) >= MIN_SECRET_LENGTH]
+        written = {b for v in long for b in bases(v)}
+        self._text = Redactor(written | {b for v in named for b in bases(v)})
+        # Results are masked for the authenticating values only.
+        self._data = Redactor(written) if named else self._text
+        short_forms = {f for v in short for b in bases(v) for f in forms(b)}
+        self._short = tuple(sorted(short_forms, key=len, reverse=True))
+        secret_forms = {f for b in written for f in forms(b)} | short_forms
+        self._needles = tuple(f.encode("utf-8", "surrogatepass") for f in secret_forms)
 
     def text(self, text: str) -> str:
         """``text`` with every form of a credential replaced by ``MASK``; withheld whole when
         it holds a short one."""
+        return self._masked(text, self._text)
+
+    def _masked(self, text: str, redactor: Redactor) -> str:
         for form in self._short:
             if form in text:
                 return (
                     f"(text withheld: it contains a credential of {self.label} too short to mask)"
                 )
-        for form in self._long:
-            if form in text:
-                text = text.replace(form, MASK)
-        return text
+        return redactor.text(text)
 
-    def value(self, value: Any) -> Any:
+    def value(self, value: Any, *, identities: bool = True) -> Any:
         """``value`` (a decoded answer: lists, dicts, scalars) with its strings and keys
-        masked; lists and dicts are changed in place (they were just decoded, rpcd owns
-        them). Iterative: the codecs' depth limit is a setting."""
+        masked (``identities=False``: the authenticating values only); lists and dicts are
+        changed in place (they were just decoded, rpcd owns them). Iterative: the codecs'
+        depth limit is a setting."""
+        redactor = self._text if identities else self._data
+
+        def mask(text: str) -> str:
+            return self._masked(text, redactor)
+
         if isinstance(value, str):
-            return self.text(value)
+            return mask(value)
         stack = [value]
         while stack:
             node = stack.pop()
             if isinstance(node, list):
                 for i, item in enumerate(node):
                     if isinstance(item, str):
-                        node[i] = self.text(item)
+                        node[i] = mask(item)
                     elif isinstance(item, list | dict):
                         stack.append(item)
             elif isinstance(node, dict):
                 for key, item in list(node.items()):
                     if isinstance(item, str):
-                        node[key] = item = self.text(item)
+                        node[key] = item = mask(item)
                     elif isinstance(item, list | dict):
                         stack.append(item)
                     if isinstance(key, str):
-                        clean = self.text(key)
+                        clean = mask(key)
                         if clean != key:
                             del node[key]
                             node[clean] = item
         return value
 
     def result(self, value: Any, body: bytes) -> Any:
-        """A successful call's result: walked only when the raw answer holds a form of a
-        credential (one substring search per form on the bytes), so a normal answer costs
-        nothing more."""
+        """A successful call's result, masked for the authenticating values: walked only when
+        the raw answer holds a form of one (one substring search per form on the bytes), so a
+        normal answer costs nothing more."""
         for needle in self._needles:
             if needle in body:
-                return self.value(value)
+                return self.value(value, identities=False)
         return value
 
     def exception(self, exc: RpcdError) -> RpcdError:
         """``exc`` with its texts masked (changed in place, type kept) and its chain cut: a
         chained exception's text is the remote's too, and is not masked."""
-        if not self._needles:
+        if not (self._text or self._short):
             return exc
         if isinstance(exc, Fault):
             exc.message = self.text(exc.message)
