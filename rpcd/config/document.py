@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from rpcd.config import schema
 from rpcd.config.findings import Finding
 from rpcd.config.models import ID_PATTERN, ConnectionsFile, ServicesFile, SiteFile
-from rpcd.config.nesting import MAX_DEPTH, too_deep
+from rpcd.config.nesting import MAX_DEPTH, may_exceed, too_deep
 from rpcd.config.parse import KeyIndex, Path_, decode_text, format_path, parse_toml
 from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, FileKind, SourceFile, read_bytes
 
@@ -103,7 +103,7 @@ def check_structure(
     if isinstance(document, Finding):
         result.findings.append(document)
         return result, None
-    deep = too_deep(document)
+    deep = too_deep(document) if may_exceed(text) else None
     if deep is not None:
         # Before anything walks the document: every later stage recurses into it.
         result.findings.append(

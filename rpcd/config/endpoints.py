@@ -8,6 +8,7 @@ methods only (no regex), so the work is linear in its length.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
@@ -65,8 +66,13 @@ def _split(url: str) -> _Parts:
     )
 
 
-def _names(extra: Iterable[str | None]) -> frozenset[str]:
+@functools.lru_cache(maxsize=256)
+def _names_of(extra: tuple[str | None, ...]) -> frozenset[str]:
     return TOKEN_PARAMS | {name.casefold() for name in extra if name}
+
+
+def _names(extra: Iterable[str | None]) -> frozenset[str]:
+    return _names_of(tuple(extra))
 
 
 def _param_name(pair: str) -> str:
@@ -93,6 +99,8 @@ def is_secret_param(name: str, extra: Iterable[str | None] = ()) -> bool:
 def literal_secrets(url: str, extra: Iterable[str | None] = ()) -> list[EndpointSecret]:
     """Every literal credential in ``url`` (``extra``: more parameter names, e.g. the
     connection's ``token_param``). Never returns a value."""
+    if "@" not in url and "?" not in url and "#" not in url:
+        return []  # the usual endpoint: nothing can hold a credential
     parts = _split(url)
     names = _names(extra)
     found: list[EndpointSecret] = []

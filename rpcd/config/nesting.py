@@ -15,7 +15,7 @@ from typing import Any
 
 from rpcd.config.parse import Path_
 
-__all__ = ["MAX_DEPTH", "too_deep"]
+__all__ = ["MAX_DEPTH", "may_exceed", "too_deep"]
 
 #: Tables and arrays inside one another, below the document itself (``a = [[1]]`` is 2 deep).
 MAX_DEPTH = 32
@@ -38,6 +38,13 @@ def depth_exceeded(document: dict[str, Any], limit: int = MAX_DEPTH) -> bool:
                     return True
                 stack.append((child, depth + 1))
     return False
+
+
+def may_exceed(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether the document of ``text`` can nest more than ``limit`` deep at all: each level
+    is opened by a ``[`` (array, header), a ``{`` (inline table) or a ``.`` (dotted key or
+    header), so a text with no more of them than ``limit`` cannot (most files: no walk)."""
+    return text.count("[") + text.count("{") + text.count(".") > limit
 
 
 def too_deep(document: dict[str, Any], limit: int = MAX_DEPTH) -> Path_ | None:

@@ -735,11 +735,17 @@ def _scope_table(draft: Draft) -> ScopeTable:
     return table
 
 
+_NO_FINDINGS: list[Finding] = []
+
+
 def _scope_of_conn(
     conn: Located[Connection], owner: str | None, table: ScopeTable
 ) -> list[Finding]:
+    creds = conn.value.credentials
+    if all(table.admits(owner, getattr(creds, key)) for key in creds.model_fields_set):
+        return _NO_FINDINGS  # the usual case, without building a message
     found: list[Finding] = []
-    for key, ref in conn.value.credentials.refs().items():
+    for key, ref in creds.refs().items():
         problem = reserved_problem(ref)
         fix = "no connection may use it; give the connection a secret of its own"
         if problem is None and owner is not None:

@@ -138,11 +138,11 @@ class Scope:
         )
 
     def prefixes(self, kind: str) -> tuple[str, ...]:
-        return {"env": self.env, "credential": self.credential, "file": self.file}[kind]
+        return self.env if kind == "env" else self.credential if kind == "credential" else self.file
 
     def allows(self, kind: str, target: str) -> bool:
         """Whether a reference of ``kind`` to ``target`` (a normalised path for files) is in it."""
-        return any(target.startswith(p) for p in self.prefixes(kind))
+        return target.startswith(self.prefixes(kind))
 
     def describe(self) -> str:
         """What the folder may reference, for a finding."""
@@ -177,6 +177,31 @@ class ScopeTable:
             for ident, scope in scopes.items()
         }
         return cls(scopes, rivals)
+
+    def admits(self, institution: str | None, ref: SecretRef) -> bool:
+        """Whether ``ref`` is neither the daemon's own nor, for a connection in
+        ``institution``'s folder (None: a site file), outside that institution's scope: the
+        quick answer for every reference of a tree (``problem`` and ``reserved_problem`` say
+        why not)."""
+        kind = next(iter(ref.model_fields_set))
+        target: str = getattr(ref, kind)
+        if kind == "env":
+            if target.upper() in DAEMON_ENV:
+                return False
+        elif kind == "credential":
+            if target in DAEMON_CREDENTIALS:
+                return False
+        else:
+            target = normal_path(target)
+            if target in DAEMON_FILES:
+                return False
+        scope = self.scopes.get(institution) if institution is not None else None
+        if scope is None:
+            return True
+        if not target.startswith(scope.prefixes(kind)):
+            return False
+        rivals = self.rivals[scope.institution]
+        return not any(target.startswith(o.prefixes(kind)) for o in rivals)
 
     def problem(self, institution: str, ref: SecretRef) -> str | None:
         """Why ``institution``'s folder may not reference ``ref``; None when it may."""
@@ -224,11 +249,14 @@ def folder_of(rel: str) -> str | None:
 
 def reserved_problem(ref: SecretRef, env_names: frozenset[str] = DAEMON_ENV) -> str | None:
     """Why no connection may reference ``ref`` (it is the daemon's own secret); None if it may."""
-    if ref.kind == "env" and ref.target.upper() in env_names:
-        return f"{ref} is one of the daemon's own settings (rpcd serve reads {ref.target.upper()})"
-    if ref.kind == "credential" and ref.target in DAEMON_CREDENTIALS:
-        return f"{ref} is the daemon's session key (the unit's LoadCredential=session-key)"
-    if ref.kind == "file" and normal_path(ref.target) in DAEMON_FILES:
+    kind, target = ref.kind, ref.target
+    if kind == "env":
+        if target.upper() in env_names:
+            return f"{ref} is one of the daemon's own settings (rpcd serve reads {target.upper()})"
+    elif kind == "credential":
+        if target in DAEMON_CREDENTIALS:
+            return f"{ref} is the daemon's session key (the unit's LoadCredential=session-key)"
+    elif normal_path(target) in DAEMON_FILES:
         return f"{ref} is where the daemon's session key is kept"
     return None
 
