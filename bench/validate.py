@@ -64,9 +64,10 @@ N_CLASSES = 100
 
 def secret(rng: random.Random, name: str) -> str:
     form = rng.choice(["env", "file", "credential"])
+    # ``name`` starts with the institution: inside its secret scope (rule secret-scope).
     value = {
         "env": name.upper().replace("-", "_"),
-        "file": f"/etc/rpcd/secrets/{name}",
+        "file": f"/etc/rpcd/secrets/{name.split('-')[0]}/{name}",
         "credential": name,
     }[form]
     return f'{{ {form} = "{value}" }}'
@@ -104,7 +105,7 @@ def connection_toml(
     """One [[connection]]; about 10 % are broken (returns whether it is)."""
     class_id, kind = class_of(class_index)
     auth = rng.choice(AUTHS[kind])
-    name = f"{class_id}-{inst}"
+    name = f"{inst}-{class_id}"
     fields: list[tuple[str, str]] = [("id", f'"{inst}"')]
     if with_class:
         fields.append(("class", f'"{class_id}"'))
