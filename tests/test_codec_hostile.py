@@ -185,14 +185,11 @@ def test_fuzz_datetime_texts_are_values_or_codec_errors(
 SMALL, BIG = 4_000, 200_000
 
 
-def _seconds(fn: Callable[[], object], repeat: int) -> float:
-    best = math.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        with contextlib.suppress(CodecError):
-            fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    with contextlib.suppress(CodecError):
+        fn()
+    return time.perf_counter() - start
 
 
 @pytest.mark.fuzz
@@ -213,8 +210,9 @@ def test_fuzz_number_checks_are_linear(
     wrap: Callable[[str], str],
 ) -> None:
     """200,000 characters may not take more than 50x the time of 4,000 plus a 50 ms floor
-    (linear work gives about 50x; the quadratic checks this replaces gave 2,500x). The
-    deadline enforces the bound, so a quadratic check fails here instead of hanging."""
+    (linear work gives about 50x; the quadratic checks this replaces gave 2,500x). The best
+    of three tries counts, against a busy machine; a hard deadline of 10 s a try makes a
+    quadratic check fail here instead of hanging the suite."""
     if tag == "dateTime.iso8601":
         prefix = "19980717T14:08:55." + prefix
     ending = ending.replace("\x00", "")  # a NUL is refused before any parse: nothing to time
@@ -225,10 +223,16 @@ def test_fuzz_number_checks_are_linear(
 
     loads = xmlrpc.loads_call if doc is call_doc else xmlrpc.loads_response
     small, big = body(SMALL), body(BIG)
-    small_time = _seconds(lambda: loads(small, max_number_chars=NO_LIMIT), 3)
+    with deadline(10):
+        small_time = min(_seconds(lambda: loads(small, max_number_chars=NO_LIMIT)) for _ in "abc")
     bound = 50 * small_time + 0.05
-    with deadline(bound):
-        _seconds(lambda: loads(big, max_number_chars=NO_LIMIT), 1)
+    tries = []
+    for _ in range(3):
+        with deadline(10):
+            tries.append(_seconds(lambda: loads(big, max_number_chars=NO_LIMIT)))
+        if tries[-1] <= bound:
+            return
+    pytest.fail(f"{BIG:,} characters took {min(tries):.3f} s, over {bound:.3f} s")
 
 
 # ---------------------------------------------------------------------------------------------
