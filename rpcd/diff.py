@@ -257,9 +257,15 @@ class _Scopes:
         self, kind: str, ident: str, fields: tuple[FieldChange, ...], *, added: bool
     ) -> tuple[FieldChange, ...]:
         if kind == "institution" and not added:
-            what = f"what connections.d/{ident}/ may reference changes"
+            spend = f"what connections.d/{ident}/ may reference changes"
+            call = f"which hosts connections.d/{ident}/ may call changes"
             return tuple(
-                replace(f, scope=what) if f.field.startswith("secrets.") else f for f in fields
+                replace(f, scope=spend)
+                if f.field.startswith("secrets.")
+                else replace(f, scope=call)
+                if f.field == "endpoint_hosts"
+                else f
+                for f in fields
             )
         if kind != "connection":
             return fields

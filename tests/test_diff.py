@@ -685,6 +685,7 @@ def test_scope_widened_in_the_same_change_is_flagged(tmp_path: Path) -> None:
     git(repo, "init", "-q", "-b", "main")
     commit(repo, "base")
     edit(repo / "rpcd.toml", '"MOODLE_UNI_A_"]', '"MOODLE_UNI_A_", "SHARED_"]')
+    edit(repo / "rpcd.toml", 'name = "University B"', 'name = "University B"\nendpoint_hosts = []')
     edit(
         repo / "connections.d" / "uni-a" / "moodle_users.toml",
         '{ env = "MOODLE_UNI_A_TOKEN" }',
@@ -698,6 +699,8 @@ def test_scope_widened_in_the_same_change_is_flagged(tmp_path: Path) -> None:
     assert "env:SHARED_MOODLE_TOKEN is outside institution `uni-a`'s secret scope" in token["scope"]
     scope = fields(found["institution", "uni-a"])["secrets.env_prefixes"]
     assert scope["scope"] == "what connections.d/uni-a/ may reference changes"
+    hosts = fields(found["institution", "uni-b"])["endpoint_hosts"]
+    assert hosts["scope"] == "which hosts connections.d/uni-b/ may call changes"
     text = cli(repo, "base", "widen").out
     assert "!! secret scope: allowed only by this change to rpcd.toml" in text
     markdown = cli(repo, "base", "widen", "--format", "markdown").out
@@ -708,7 +711,7 @@ def test_scope_widened_in_the_same_change_is_flagged(tmp_path: Path) -> None:
         f["scope"] is None
         for c in found.values()
         for f in c["fields"]
-        if f["field"] not in ("credentials.token", "secrets.env_prefixes")
+        if f["field"] not in ("credentials.token", "secrets.env_prefixes", "endpoint_hosts")
     )
 
 

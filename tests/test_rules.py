@@ -30,6 +30,7 @@ name = "University A"
 [[institution]]
 id = "uni-b"
 name = "University B"
+endpoint_hosts = ["*.uni-b.example"]
 """
 
 CLASS = """\
@@ -446,6 +447,19 @@ CASES = [
         _conn(TOKEN),
         at="env =",
     ),
+    # endpoint-host: a folder calls only the hosts its institution lists, when it lists any
+    Case(
+        "endpoint-host",
+        "connections.d/uni-b/moodle.toml",
+        _conn(TOKEN_B).replace(
+            'endpoint = "https://moodle.uni-b.example/rest"',
+            'endpoint = "https://x@moodle.uni-b.example.evil.example:443/rest" # <-',
+        ),
+        _conn(TOKEN_B).replace(
+            'endpoint = "https://moodle.uni-b.example/rest"',
+            'endpoint = "https://MOODLE.Uni-B.example:8443/rest"',
+        ),
+    ),
     # plaintext-secret: no literal credential in an endpoint or parameters either
     Case(
         "plaintext-secret",
@@ -857,5 +871,40 @@ def test_endpoint_without_credentials_passes(tmp_path: Path) -> None:
     )
     root = write_tree(
         tmp_path, {C: _conn(TOKEN).replace("https://moodle.uni-b.example/rest", endpoint)}
+    )
+    assert findings(root) == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "allowed"),
+    [
+        ("https://moodle.uni-b.example/rest", True),
+        ("https://a.b.uni-b.example:8443/", True),
+        ("http://UNI.UNI-B.EXAMPLE", True),
+        ("https://uni-b.example/", False),  # the domain itself is not under it
+        ("https://evil-uni-b.example/", False),
+        ("https://uni-b.example.evil/", False),
+        ("https://127.0.0.1:8080/RPC2", False),
+        ("https://[::1]:8080/", False),
+        ("https://moodle.uni-b.example@127.0.0.1/", False),  # user information is not a host
+    ],
+)
+def test_endpoint_hosts_are_matched_as_hosts(endpoint: str, allowed: bool) -> None:
+    from rpcd.config.endpoints import endpoint_host, host_matches
+
+    assert host_matches(endpoint_host(endpoint), ["*.uni-b.example", "[fe80::1]"]) is allowed
+    assert host_matches(endpoint_host("https://[FE80::1]:9/x"), ["[fe80::1]"])
+
+
+def test_without_endpoint_hosts_any_host(tmp_path: Path) -> None:
+    """uni-a lists no endpoint_hosts: its folder may call any host."""
+    conn = _conn('auth = "token"\ncredentials = { token = { env = "UNI_A_T" } }\n')
+    conn = conn.replace("moodle.uni-b.example", "anywhere.example").replace('"uni-b"', '"uni-a"')
+    classes = CLASS.replace(
+        'id = "uni-a"\ninstitutions = ["uni-a"]', 'id = "uni-b"\ninstitutions = ["uni-b"]'
+    )
+    root = write_tree(
+        tmp_path,
+        {"connections.d/moodle.toml": classes, "connections.d/uni-a/moodle.toml": conn},
     )
     assert findings(root) == []

@@ -271,6 +271,7 @@ def _unique(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[list[str]]:
     return st.lists(strategy, max_size=3, unique=True)
 
 
+hosts = st.from_regex(r"(\*\.)?[a-z0-9.-]{1,12}|\[[0-9a-f:]{2,12}\]", fullmatch=True)
 scopes = st.fixed_dictionaries(
     {},
     optional={
@@ -292,7 +293,10 @@ def site_files(draw: st.DrawFn) -> Doc:
         doc,
         "institution",
         st.lists(
-            st.fixed_dictionaries({"id": ids, "name": names}, optional={"secrets": scopes}),
+            st.fixed_dictionaries(
+                {"id": ids, "name": names},
+                optional={"secrets": scopes, "endpoint_hosts": _unique(hosts)},
+            ),
             max_size=4,
         ),
     )
@@ -699,6 +703,32 @@ FIXTURES: list[tuple[str, FileKind, Doc, bool]] = [
             ("newline after a credential prefix", {"credential_prefixes": ["a-\n"]}),
             ("a string, not a list", {"env_prefixes": "A_"}),
             ("unknown key", {"env": ["A_"]}),
+        ]
+    ],
+    (
+        "institution endpoint hosts",
+        FileKind.SITE,
+        {
+            "version": 1,
+            "institution": [
+                {"id": "a", "name": "A", "endpoint_hosts": ["*.a.example", "h.b", "[::1]"]}
+            ],
+        },
+        True,
+    ),
+    *[
+        (
+            f"institution endpoint hosts: {name}",
+            FileKind.SITE,
+            {"version": 1, "institution": [{"id": "a", "name": "A", "endpoint_hosts": hosts}]},
+            False,
+        )
+        for name, hosts in [
+            ("a URL, not a host", ["https://a.example"]),
+            ("a wildcard inside", ["a.*.example"]),
+            ("twice", ["a.example", "a.example"]),
+            ("newline after", ["a.example\n"]),
+            ("a string, not a list", "a.example"),
         ]
     ],
     *[

@@ -13,7 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-__all__ = ["MASK", "TOKEN_PARAMS", "EndpointSecret", "literal_secrets", "mask_endpoint"]
+__all__ = [
+    "MASK",
+    "TOKEN_PARAMS",
+    "EndpointSecret",
+    "endpoint_host",
+    "literal_secrets",
+    "mask_endpoint",
+]
 
 MASK = "**********"
 #: Query (and form) parameter names that carry a credential, compared case-insensitively;
@@ -134,3 +141,25 @@ def mask_endpoint(url: str, extra: Iterable[str | None] = ()) -> str:
     if parts.fragment is not None:
         out += "#" + _mask_pairs(parts.fragment, names)
     return out
+
+
+def endpoint_host(url: str) -> str:
+    """The host an endpoint calls, lower-case, without user information or port (an IPv6
+    address keeps its brackets)."""
+    host = _split(url).host.lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.partition(":")[0]
+
+
+def host_matches(host: str, patterns: Iterable[str]) -> bool:
+    """Whether ``host`` is one of ``patterns``: a name, ``*.domain`` (any name under it, not
+    the domain itself) or a bracketed IPv6 address, compared without case."""
+    for pattern in patterns:
+        pattern = pattern.lower()
+        if pattern.startswith("*."):
+            if host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
+                return True
+        elif host == pattern:
+            return True
+    return False

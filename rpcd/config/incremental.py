@@ -5,7 +5,7 @@ still have to answer for the whole catalog. Running them over 10,000 connections
 more than everything else; yet what they find about a connection depends only on:
 
 - the ids every file declares (institutions, classes, peers) and the ids of broken parts,
-- the institutions' secret scopes (rpcd.toml),
+- the institutions' secret scopes and endpoint hosts (rpcd.toml),
 - the class models, and which files could not be read,
 - the other instances of the connection's own class (duplicates, global, overlap).
 
@@ -29,6 +29,7 @@ from typing import Any
 
 from rpcd.config.document import FileResult
 from rpcd.config.findings import Finding
+from rpcd.config.models import Institution
 from rpcd.config.rules import Draft, parts_of
 from rpcd.config.sources import FileKind, Listings, SourceFile
 
@@ -138,9 +139,14 @@ def same_outline(old: FileResult, new: FileResult) -> bool:
     was, now = parts_of(old), parts_of(new)
     # The institutions' secret scopes too, not only their ids: they decide the findings
     # (rule secret-scope) about the connections in their folders.
-    return [(x.value.id, x.value.secrets) for x in was.institutions] == [
-        (x.value.id, x.value.secrets) for x in now.institutions
+    return [_scoped(x.value) for x in was.institutions] == [
+        _scoped(x.value) for x in now.institutions
     ] and [x.value for x in was.classes] == [x.value for x in now.classes]
+
+
+def _scoped(institution: Institution) -> tuple[object, ...]:
+    """What of an institution decides findings about other files' connections."""
+    return (institution.id, institution.secrets, institution.endpoint_hosts)
 
 
 def involved(state: BuildState, changed: list[int], results: list[FileResult]) -> set[int] | None:

@@ -30,6 +30,9 @@ FILE_PATTERN = r"^/[^\x00-\x1f\x7f]*(?!\n)$"
 # place in a request line. The host run stops at the first / ? or #, so no text can be split
 # two ways between the two runs (matching stays linear in the length).
 ENDPOINT_PATTERN = r"^https?://[^\s\x00-\x1f\x7f/?#]+(?:[/?#][^\s\x00-\x1f\x7f]*)?(?!\n)$"
+# An endpoint host an institution's folder may call: a name (``*.`` for any name under a
+# domain) or a bracketed IPv6 address. The two forms start differently: no ambiguity.
+HOST_PATTERN = r"^(?:(?:\*\.)?[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?!\n)$"
 # A header value: no control characters (CR/LF would start a new header).
 HEADER_VALUE_PATTERN = r"^[^\x00-\x1f\x7f]*(?!\n)$"
 
@@ -334,6 +337,16 @@ class Institution(Model):
     id: Id
     name: NonEmpty
     secrets: InstitutionSecrets | None = None
+    endpoint_hosts: (
+        Annotated[tuple[Annotated[str, StringConstraints(pattern=HOST_PATTERN)], ...], Frozen]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _unique_hosts(self) -> Institution:
+        if self.endpoint_hosts is not None:
+            _unique(self.endpoint_hosts, "endpoint_hosts")
+        return self
 
 
 class ConnectionsSwitch(Model):

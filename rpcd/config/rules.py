@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from rpcd.config.document import UNKNOWN_ID, FileResult
-from rpcd.config.endpoints import is_secret_param, literal_secrets
+from rpcd.config.endpoints import endpoint_host, host_matches, is_secret_param, literal_secrets
 from rpcd.config.findings import Finding, Severity
 from rpcd.config.models import (
     DEFAULT_PAYLOAD,
@@ -30,7 +30,7 @@ from rpcd.config.models import (
     SiteFile,
 )
 from rpcd.config.parse import Path_
-from rpcd.config.scopes import ScopeTable, folder_of, reserved_problem
+from rpcd.config.scopes import Scope, ScopeTable, folder_of, reserved_problem
 from rpcd.config.sources import FileKind
 
 T = TypeVar("T")
@@ -701,7 +701,8 @@ def _endpoint_of(conn: Located[Connection], klass: ConnectionClass | None) -> li
 
 def secret_scope(draft: Draft) -> Iterator[Finding]:
     """No connection references the daemon's own secrets; one in an institution's folder
-    references only that institution's (``scopes.py``)."""
+    references only that institution's (``scopes.py``), and calls only the hosts it lists in
+    ``endpoint_hosts`` if it lists any (rule endpoint-host)."""
     table = _scope_table(draft)
     institutions = draft.known("institution")
     for _, conn in draft.connections:
@@ -738,13 +739,31 @@ def _scope_table(draft: Draft) -> ScopeTable:
 _NO_FINDINGS: list[Finding] = []
 
 
+def _host_allowed(endpoint: str, scope: Scope) -> bool:
+    return scope.hosts is None or host_matches(endpoint_host(endpoint), scope.hosts)
+
+
 def _scope_of_conn(
     conn: Located[Connection], owner: str | None, table: ScopeTable
 ) -> list[Finding]:
     creds = conn.value.credentials
-    if all(table.admits(owner, getattr(creds, key)) for key in creds.model_fields_set):
+    scope = table.scopes.get(owner) if owner is not None else None
+    host_ok = scope is None or scope.hosts is None or _host_allowed(conn.value.endpoint, scope)
+    if host_ok and all(table.admits(owner, getattr(creds, k)) for k in creds.model_fields_set):
         return _NO_FINDINGS  # the usual case, without building a message
     found: list[Finding] = []
+    if not host_ok and scope is not None and scope.hosts is not None:
+        host = endpoint_host(conn.value.endpoint)
+        found.append(
+            conn.finding(
+                "endpoint-host",
+                f"`{conn.value.id}` calls {host}, which is not one of the hosts institution "
+                f"`{owner}`'s folder may call ({', '.join(scope.hosts) or 'none'}): fix the "
+                f"endpoint, or have a site admin add the host to `endpoint_hosts` of "
+                f"institution `{owner}` in rpcd.toml",
+                "endpoint",
+            )
+        )
     for key, ref in creds.refs().items():
         problem = reserved_problem(ref)
         fix = "no connection may use it; give the connection a secret of its own"

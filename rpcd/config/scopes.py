@@ -121,6 +121,7 @@ class Scope:
     credential: tuple[str, ...]
     file: tuple[str, ...]  # normalised folders, each ending in "/"
     declared: bool  # written in rpcd.toml (else the defaults)
+    hosts: tuple[str, ...] | None = None  # endpoint hosts the folder may call; None: any
 
     @classmethod
     def of(cls, institution: Institution) -> Scope:
@@ -135,6 +136,7 @@ class Scope:
             (f"{ident}-",) if credential is None else credential,
             (f"{DEFAULT_SECRETS_DIR}/{ident}/",) if file is None else tuple(map(_dir, file)),
             declared is not None,
+            institution.endpoint_hosts,
         )
 
     def prefixes(self, kind: str) -> tuple[str, ...]:
