@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -494,6 +495,17 @@ def _strict(value: Any) -> None:
     elif isinstance(value, dict):
         for item in value.values():
             _strict(item)
+
+
+@pytest.mark.fuzz
+@given(
+    st.lists(st.sampled_from([b"1", b"0", b"9", b"e", b"E", b"+", b"-", b".", b"x"]), max_size=40)
+)
+def test_fuzz_the_cheap_number_screen_is_the_regex_it_replaces(pieces: list[bytes]) -> None:
+    """``_suspect`` (a byte fold and three ``find``) answers as the regex below would."""
+    data = b"".join(pieces)
+    regex = re.compile(rb"[0-9]{17}|[eE][-+]?[0-9]{3}")
+    assert jsonrpc._suspect(data) == (regex.search(data) is not None)
 
 
 @pytest.mark.fuzz

@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import re
 import xmlrpc.client
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,10 +119,19 @@ def _float_checker(limit: int) -> Callable[[str], float]:
     return checked_float
 
 
-#: Only a number with a run of 17+ digits or an exponent of 3+ digits can be an integer beyond
-#: 64 bits, overflow a double to infinity, or reach 39 characters (16 digits each side of the
-#: dot, a 2-digit exponent: at most 1e115): only then pay for the checking parse functions.
-_SUSPECT = re.compile(rb"[0-9]{17}|[eE][-+]?[0-9]{3}")
+#: Folds every digit to "0", "E" to "e" and "+" to "-", so that three plain searches (``find``
+#: in C, far cheaper than a regex with classes over a big body) see every number below.
+_FOLD = bytes.maketrans(b"123456789E+", b"000000000e-")
+_SUSPECTS = (b"0" * 17, b"e000", b"e-000")
+
+
+def _suspect(data: bytes | bytearray) -> bool:
+    """True if ``data`` may hold a number with a run of 17+ digits or an exponent of 3+
+    digits: only such a number can be an integer beyond 64 bits, overflow a double to
+    infinity, or reach 39 characters (16 digits each side of the dot and a 2-digit exponent
+    make at most 1e115), so only then are the checking parse functions worth their cost."""
+    folded = data.translate(_FOLD)
+    return any(folded.find(s) != -1 for s in _SUSPECTS)
 
 
 def _loads(data: bytes | str, max_depth: int, max_number_chars: int) -> Any:
@@ -140,7 +148,7 @@ def _loads(data: bytes | str, max_depth: int, max_number_chars: int) -> Any:
     if max_number_chars < numtext.MIN_MAX_NUMBER_CHARS:
         raise ValueError(f"max_number_chars must be at least {numtext.MIN_MAX_NUMBER_CHARS}")
     try:
-        if _SUSPECT.search(data):
+        if _suspect(data):
             obj = json.loads(
                 data,
                 parse_constant=_reject_constant,
