@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     #: Seconds a reload may take (build, handler imports, secrets); past it the reload fails,
     #: the old catalog keeps serving, and a handler import still running is named.
     reload_timeout: float = Field(default=30.0, gt=0, le=3600)
+    #: Outbound calls (``rpcd.connections.transport``): an answer's decoded body, its whole
+    #: head, its header lines, one line of it (status line, header, chunk-size line); the
+    #: pool's connections in all and per host, and how long an idle one is kept.
+    outbound_max_response_bytes: int = Field(default=8 * MIB, ge=1024, le=1024 * MIB)
+    outbound_max_header_bytes: int = Field(default=65536, ge=1024, le=16 * MIB)
+    outbound_max_headers: int = Field(default=128, ge=8, le=10_000)
+    outbound_max_line_bytes: int = Field(default=8190, ge=256, le=MIB)
+    outbound_pool_limit: int = Field(default=256, ge=1, le=100_000)
+    outbound_pool_limit_per_host: int = Field(default=64, ge=1, le=100_000)
+    outbound_keepalive_timeout: float = Field(default=30.0, gt=0, le=3600)
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: Access lines are written in batches, at most this many seconds after the request

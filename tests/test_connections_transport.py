@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from rpcd.connections import Transport
+import pytest
+
+from rpcd.connections import Transport, TransportSettings
 from rpcd.connections.request import OutboundRequest
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 10\r\n\r\n"
@@ -49,3 +51,18 @@ def test_body_arriving_after_the_head_is_read_in_full_and_the_connection_reused(
     _Split.connections = 0
     assert asyncio.run(go()) == [b"0123456789"] * 3
     assert _Split.connections == 1  # released to the pool after each answer, and reused
+
+
+def test_outbound_settings_reach_the_transport_and_share_its_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``RPCD_OUTBOUND_*`` (what an operator sets) becomes the transport's limits; unset, the
+    daemon's defaults are the transport's own, so the two never drift apart."""
+    from rpcd.settings import load_settings
+
+    assert TransportSettings.from_settings(load_settings()) == TransportSettings()
+    monkeypatch.setenv("RPCD_OUTBOUND_MAX_LINE_BYTES", "4096")
+    monkeypatch.setenv("RPCD_OUTBOUND_MAX_HEADERS", "16")
+    chosen = TransportSettings.from_settings(load_settings())
+    assert (chosen.max_line_bytes, chosen.max_headers) == (4096, 16)
+    assert chosen.head_limits().max_line_bytes == 4096

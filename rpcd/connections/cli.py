@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the heavy modules (config, aiohttp) load only when a command runs
     from rpcd.config import Catalog, Finding
     from rpcd.connections.runner import CallOutcome
+    from rpcd.connections.transport import TransportSettings
     from rpcd.secrets import SecretStore
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -116,9 +117,31 @@ def _load(root: str) -> tuple[Catalog, SecretStore, list[Finding]] | None:
     store, findings = resolve_catalog(result.catalog)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(SecretRedactingFilter(store))
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     return result.catalog, store, findings
+
+
+class _OneLineFormatter(logging.Formatter):
+    """A record is one line on stderr: control characters from remote texts are escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from rpcd.logsafe import one_line
+
+        return one_line(super().format(record))
+
+
+def _transport_settings(command: str) -> TransportSettings | None:
+    """The outbound limits as the daemon uses them (``RPCD_OUTBOUND_*``, the settings file);
+    None, with the reason on stderr, when the settings are invalid."""
+    from rpcd.connections.transport import TransportSettings
+    from rpcd.settings import load_settings
+
+    try:
+        return TransportSettings.from_settings(load_settings())
+    except ValueError as exc:
+        sys.stderr.write(f"rpcd {command}: invalid settings: {exc}\n")
+        return None
 
 
 def _warn(findings: Sequence[Finding], full_ids: set[str]) -> None:
@@ -137,6 +160,9 @@ def cmd_call(args: argparse.Namespace) -> int:
     except UsageError as exc:
         sys.stderr.write(f"rpcd call: {exc}\n")
         return EXIT_USAGE
+    outbound = _transport_settings("call")
+    if outbound is None:
+        return EXIT_USAGE
     loaded = _load(args.root)
     if loaded is None:
         return EXIT_FAILED
@@ -146,18 +172,22 @@ def cmd_call(args: argparse.Namespace) -> int:
         sys.stderr.write(f"rpcd call: no connection class {args.class_id!r} (declared: {known})\n")
         return EXIT_USAGE
     _warn(findings, {c.full_id for c in catalog.instances(args.class_id)})
-    outcome = asyncio.run(_call(catalog, store, args, params))
+    outcome = asyncio.run(_call(catalog, store, args, params, outbound))
     sys.stdout.write(json.dumps(outcome.to_dict(), indent=2, default=_json_default) + "\n")
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
 async def _call(
-    catalog: Catalog, store: SecretStore, args: argparse.Namespace, params: Any
+    catalog: Catalog,
+    store: SecretStore,
+    args: argparse.Namespace,
+    params: Any,
+    outbound: TransportSettings,
 ) -> CallOutcome:
     from rpcd.connections.runner import call_class
     from rpcd.connections.transport import Transport
 
-    async with Transport.open() as transport:
+    async with Transport.open(outbound) as transport:
         return await call_class(
             catalog,
             args.class_id,
@@ -184,6 +214,9 @@ def _json_default(value: Any) -> Any:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    outbound = _transport_settings("check")
+    if outbound is None:
+        return EXIT_USAGE
     loaded = _load(args.root)
     if loaded is None:
         return EXIT_FAILED
@@ -200,7 +233,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if c.enabled and (args.class_id is None or c.class_id == args.class_id)
     ]
     _warn(findings, {c.full_id for c in targets})
-    rows = asyncio.run(_check(catalog, store, targets))
+    rows = asyncio.run(_check(catalog, store, targets, outbound))
     if args.format == "json":
         sys.stdout.write(json.dumps({"format_version": 1, "results": rows}, indent=2) + "\n")
     else:
@@ -208,13 +241,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(r["ok"] is False for r in rows) else EXIT_OK
 
 
-async def _check(catalog: Catalog, store: SecretStore, targets: list[Any]) -> list[dict[str, Any]]:
+async def _check(
+    catalog: Catalog, store: SecretStore, targets: list[Any], outbound: TransportSettings
+) -> list[dict[str, Any]]:
     from rpcd.connections.resolve import Connection
     from rpcd.connections.runner import describe_error
     from rpcd.connections.transport import Transport
 
     progress = _Progress(len(targets))
-    async with Transport.open() as transport:
+    async with Transport.open(outbound) as transport:
 
         async def probe(resolved: Any) -> dict[str, Any]:
             row: dict[str, Any] = {"connection": resolved.full_id, "ok": None, "latency_ms": None}

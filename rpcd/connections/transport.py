@@ -64,6 +64,7 @@ from rpcd.connections.http1 import (
 )
 from rpcd.connections.request import OutboundRequest, Response
 from rpcd.errors import ConnectionCallError
+from rpcd.settings import Settings
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -93,6 +94,19 @@ class TransportSettings:
     pool_limit_per_host: int = 64
     keepalive_timeout: float = 30.0
     user_agent: str = f"rpcd/{__version__}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TransportSettings:
+        """The operator's ``outbound_*`` settings (``RPCD_OUTBOUND_*``, the settings file)."""
+        return cls(
+            max_response_bytes=settings.outbound_max_response_bytes,
+            max_header_bytes=settings.outbound_max_header_bytes,
+            max_headers=settings.outbound_max_headers,
+            max_line_bytes=settings.outbound_max_line_bytes,
+            pool_limit=settings.outbound_pool_limit,
+            pool_limit_per_host=settings.outbound_pool_limit_per_host,
+            keepalive_timeout=settings.outbound_keepalive_timeout,
+        )
 
     def head_limits(self) -> HeadLimits:
         return HeadLimits(self.max_header_bytes, self.max_headers, self.max_line_bytes)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from rpcd.connections.transport import Transport
+from rpcd.connections.transport import Transport, TransportSettings
 from rpcd.server import api, guard, jsonrpc_http, metrics, xmlrpc_http
 from rpcd.server.auth import Authenticator
 from rpcd.server.dispatch import Dispatcher
@@ -55,7 +55,7 @@ async def _executor(app: web.Application) -> AsyncIterator[None]:
 
 async def _transport(app: web.Application) -> AsyncIterator[None]:
     """The one pooled outbound HTTP client of the process (proxy methods, /v1/call)."""
-    async with Transport.open() as transport:
+    async with Transport.open(TransportSettings.from_settings(app[SETTINGS])) as transport:
         app[TRANSPORT] = transport
         proxy = app[DISPATCHER].proxy_call
         if isinstance(proxy, ProxyCaller):

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from rpcd.connections.transport import TransportSettings
 from rpcd.server import memory, reload
 from rpcd.server.app import create_app
 from rpcd.server.conn_guard import RESERVED_FDS, ConnectionGuard, GuardedSite, connection_cap
@@ -37,7 +36,7 @@ def guard(app: web.Application) -> ConnectionGuard:
     """The connection guard of ``app``'s listener: its limits from the settings, the cap
     fitted to the open-file limit, its counts in the app's metrics."""
     settings = app[SETTINGS]
-    reserve = RESERVED_FDS + TransportSettings().pool_limit
+    reserve = RESERVED_FDS + settings.outbound_pool_limit
     cap, warning = connection_cap(settings.max_connections, reserve)
     if warning is not None:
         log.warning("%s", warning)
