@@ -1,0 +1,121 @@
+"""The commands in the docs run as written, and every limit the daemon enforces is documented.
+
+A ```sh block is run with bash from the repository root (``.venv/bin/`` stands for this
+interpreter's own bin directory, so the test also runs outside ``make test``'s venv); it must
+exit 0. A ```text block right after it (nothing between them but blank lines or the word
+"prints") is the output the page promises: each of its non-empty lines must appear in what the
+command printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from rpcd.settings import Settings
+
+#: Pages whose every ```sh block must run here, as written.
+RUNNABLE_PAGES = ("docs/security.md",)
+BIN = Path(sys.executable).parent
+PRINTS = {"", "prints", "prints:"}
+
+
+@dataclass(frozen=True)
+class Example:
+    page: str
+    line: int
+    command: str
+    expected: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int  # 1-based line of the opening fence
+    info: str
+    body: str
+    before: str  # the page's text between the previous block and this one
+
+
+def _blocks(text: str) -> list[Block]:
+    """Every fenced block of a page, in page order."""
+    found: list[Block] = []
+    lines = text.splitlines()
+    index, prose = 0, []
+    while index < len(lines):
+        stripped = lines[index].strip()
+        if stripped.startswith("```"):
+            start, body = index + 1, []
+            index += 1
+            while index < len(lines) and lines[index].strip() != "```":
+                body.append(lines[index])
+                index += 1
+            found.append(Block(start, stripped[3:].strip(), "\n".join(body), " ".join(prose)))
+            prose = []
+        else:
+            prose.append(stripped)
+        index += 1
+    return found
+
+
+def _examples(page: str) -> list[Example]:
+    blocks = _blocks((REPO / page).read_text(encoding="utf-8"))
+    examples = []
+    for block, after in zip(blocks, [*blocks[1:], None], strict=True):
+        if block.info != "sh":
+            continue
+        expected: tuple[str, ...] = ()
+        if after is not None and after.info == "text" and after.before.strip() in PRINTS:
+            expected = tuple(s.strip() for s in after.body.splitlines() if s.strip())
+        examples.append(Example(page, block.line, block.body.strip(), expected))
+    return examples
+
+
+EXAMPLES = [example for page in RUNNABLE_PAGES for example in _examples(page)]
+
+
+def test_the_pages_have_examples() -> None:
+    assert EXAMPLES, "no ```sh block found: the extraction is broken"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=str)
+def test_example_runs_as_written(example: Example) -> None:
+    command = example.command.replace(".venv/bin/", f"{BIN}/")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, f"{example} failed:\n{done.stdout}\n{done.stderr}"
+    for line in example.expected:
+        assert line in done.stdout, f"{example}: {line!r} not in the output:\n{done.stdout}"
+
+
+def _documented() -> str:
+    return "\n".join(
+        (REPO / "docs" / name).read_text(encoding="utf-8")
+        for name in ("security.md", "operations.md")
+    )
+
+
+@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+def test_every_daemon_setting_is_documented(name: str) -> None:
+    page = _documented()
+    assert re.search(rf"\b(RPCD_{name.upper()}|{name})\b", page), (
+        f"setting {name} (RPCD_{name.upper()}) is named in neither docs/security.md "
+        "nor docs/operations.md"
+    )
