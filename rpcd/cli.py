@@ -187,7 +187,11 @@ def build_parser(others: bool = True) -> argparse.ArgumentParser:
 
 # Each part of rpcd that has commands offers ``register(subparsers)``, which adds its
 # sub-parsers with ``set_defaults(func=...)``; a func takes the Namespace, returns the exit code.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("rpcd.diff_cli", "rpcd.connections.cli", "rpcd.server.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "rpcd.diff.command",
+    "rpcd.connections.cli",
+    "rpcd.server.cli",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

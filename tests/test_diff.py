@@ -29,7 +29,7 @@ from rpcd.cli import main
 from rpcd.config import Catalog, build
 from rpcd.config.models import SecretRef
 from rpcd.diff import Action, diff_catalogs
-from rpcd.diff_report import code
+from rpcd.diff.render import code
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "diff"

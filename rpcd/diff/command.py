@@ -10,9 +10,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import NoReturn
 
-from rpcd.diff import diff_catalogs, known_institutions
-from rpcd.diff_report import FORMATS, SideInfo, render_json, render_markdown, render_text
-from rpcd.gitsource import GitSourceError, Side, materialise
+from rpcd.diff.compute import diff_catalogs, known_institutions
+from rpcd.diff.gitsource import GitSourceError, Side, materialise
+from rpcd.diff.render import FORMATS, SideInfo, render_json, render_markdown, render_text
 from rpcd.report import findings_text
 
 EXIT_SAME, EXIT_ERROR, EXIT_CHANGED = 0, 1, 2

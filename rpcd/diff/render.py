@@ -8,11 +8,19 @@ control characters and terminal escapes become ``\\uXXXX``) so a file cannot res
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rpcd.diff import KINDS, Action, Diff, EntityChange, FieldChange, Json, RouteChange, Secret
+from rpcd.diff.compute import (
+    KINDS,
+    Action,
+    Diff,
+    EntityChange,
+    FieldChange,
+    Json,
+    RouteChange,
+    Secret,
+)
 
 DIFF_FORMAT_VERSION = "1.1"
 MARKDOWN_MARKER = "<!-- rpcd-diff -->"  # lets CI find and update its own earlier comment
@@ -322,5 +330,4 @@ def render_json(diff: Diff, base: SideInfo, head: SideInfo) -> str:
     return json.dumps(diff_document(diff, base, head), indent=2, ensure_ascii=False) + "\n"
 
 
-Renderer = Callable[[Diff, SideInfo, SideInfo], str]
 FORMATS: tuple[str, ...] = ("text", "markdown", "json")
