@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rpcd.secrets_hash import verify_scrypt, verify_token
-from tests.conftest import REPO, copy_example, run_cli
+from tests.conftest import REPO, run_cli
 
 SECRET = "s3cr3t-value-xyz"
 
@@ -266,7 +266,7 @@ def _toml_value(draw: st.DrawFn) -> str:
     if shape == "mixed":
         return "[{b=" * (depth // 2) + leaf + "}]" * (depth // 2)
     if shape == "wide":
-        return "[" + ",".join([leaf] * draw(st.integers(0, 20_000))) + "]"
+        return "[" + ",".join([leaf] * draw(st.integers(0, 5_000))) + "]"
     if shape == "text":
         return json.dumps(draw(st.text(st.characters(codec="utf-8"), max_size=40)))
     return leaf
@@ -310,7 +310,10 @@ def test_fuzz_validate_never_crashes(
     """Whatever TOML a file holds, validate (and show) answer with findings: exit 0 or 1,
     never an exception, never a traceback."""
     rel, text = document
-    root = copy_example(tmp_path_factory.mktemp("fuzz"))
+    root = tmp_path_factory.mktemp("fuzz")
+    for part in ("rpcd.toml", "connections.d/moodle_users.toml"):  # the class the file names
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / part, root / part)
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8", errors="surrogatepass")

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -908,3 +909,54 @@ def test_without_endpoint_hosts_any_host(tmp_path: Path) -> None:
         {"connections.d/moodle.toml": classes, "connections.d/uni-a/moodle.toml": conn},
     )
     assert findings(root) == []
+
+
+# --- no finding costs more than its own share ---------------------------------------------------
+
+_CONN_FOR_SIZE = """version = 1
+
+[[connection]]
+class = "moodle_users"
+id = "big"
+institutions = {institutions}
+auth = "token"
+endpoint = "https://moodle.uni-a.example/rest"
+credentials = {{ token = {{ env = "T" }} }}
+http_method = "POST"
+parameters = {{ p = {p} }}
+"""
+_SIZED = {
+    "non-finite numbers": lambda n: _CONN_FOR_SIZE.format(
+        institutions='["uni-a"]', p="[" + ",".join(["nan"] * n) + "]"
+    ),
+    "items of the wrong type": lambda n: _CONN_FOR_SIZE.format(
+        institutions="[" + ",".join(["1"] * n) + "]", p="1"
+    ),
+    "broken connections": lambda n: (
+        "version = 1\n"
+        + "".join(
+            f'[[connection]]\nclass = "moodle_users"\nid = "c{i}"\nauth = 1\n' for i in range(n)
+        )
+    ),
+    "unknown keys": lambda n: "version = 1\n" + "".join(f"k{i} = 1\n" for i in range(n)),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(_SIZED))
+def test_findings_cost_linear_time(tmp_path: Path, shape: str) -> None:
+    """A file with a finding on each of n items is checked and located in time linear in n:
+    8 times the items may take at most 40 times as long (quadratic work would take 64 times),
+    plus a second for a busy machine."""
+
+    def seconds(n: int) -> float:
+        root = write_tree(tmp_path / str(n), {C: _SIZED[shape](n)})
+        started = time.perf_counter()
+        report = build(root).report
+        took = time.perf_counter() - started
+        assert report.error_count >= n
+        return took
+
+    seconds(100)  # warm: compiled schemas, imports
+    n = 500 if shape == "broken connections" else 2_000  # jsonschema walks each one: slower
+    small, big = seconds(n), seconds(8 * n)
+    assert big < 40 * small + 1.0, (small, big)

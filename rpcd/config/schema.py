@@ -384,13 +384,15 @@ def _drop_echoes(problems: list[SchemaProblem]) -> list[SchemaProblem]:
     written as a string also "lacks" its keys), and a rule tagged by the schema (auth-for-type on
     ``auth = "tokn"``) says nothing more than the plain finding at the same key path.
     """
-    wrong_types = [p.path for p in problems if p.rule == "wrong-type"]
+    wrong_types = {p.path for p in problems if p.rule == "wrong-type"}
     plain_paths = {p.path for p in problems if p.rule in _PLAIN}
     kept = []
     for problem in problems:
-        under_wrong_type = any(
-            problem.path[: len(w)] == w and (problem.path != w or problem.rule != "wrong-type")
-            for w in wrong_types
+        # under a wrong type: at a path that starts with one (its own only if not wrong-type
+        # itself); one set lookup per level, not one comparison per other problem
+        path = problem.path
+        under_wrong_type = any(path[:k] in wrong_types for k in range(len(path))) or (
+            path in wrong_types and problem.rule != "wrong-type"
         )
         if under_wrong_type:
             continue
