@@ -292,7 +292,7 @@ async def transport_client(url: str) -> AsyncIterator[Call]:
         prepared = transport.prepare(OutboundRequest("POST", url, headers=headers))
 
         async def call() -> bytes:
-            response = await transport.send_prepared(prepared, CALL_BODY, timeout=10)
+            response = await transport.send(prepared, CALL_BODY, timeout=10)
             return response.body
 
         assert await call() == RESPONSE_BODY

@@ -386,7 +386,7 @@ def test_a_tls_peer_that_closes_right_after_each_answer_loses_no_call(loop: str)
             failures = []
             for _ in range(20):
                 try:
-                    await transport.send_prepared(prepared, b"body", timeout=5, ssl_context=client)
+                    await transport.send(prepared, b"body", timeout=5, ssl_context=client)
                 except ConnectionCallError as exc:
                     failures.append(str(exc))
             return failures, len(peer.requests)

@@ -266,7 +266,7 @@ def test_a_reused_connection_dropped_unanswered_is_retried_for_get_only(method: 
         got = []
         for _ in range(2):
             try:
-                response = await transport.send_prepared(prepared, None, timeout=5, label=LABEL)
+                response = await transport.send(prepared, None, timeout=5, label=LABEL)
                 got.append(response.body)
             except ConnectionCallError as exc:
                 assert "closed the connection without answering" in str(exc)
@@ -351,7 +351,8 @@ def test_a_control_character_in_any_part_of_the_request_never_reaches_the_wire(
         target = url.format(port=peer.port, url=peer.url("/p"))
         with pytest.raises(ConnectionCallError) as info:
             request = OutboundRequest(method, target, headers=headers)
-            await transport.send(request, timeout=5.0, label=LABEL)
+            prepared = transport.prepare(request, LABEL)
+            await transport.send(prepared, request.payload(), timeout=5.0, label=LABEL)
         await asyncio.sleep(0.05)
         return str(info.value), bytes(peer.received)
 
@@ -381,7 +382,8 @@ def test_a_control_character_in_a_configured_endpoint_is_refused_not_dropped(
     async def calls(peer: Peer, transport: Transport) -> tuple[str, bytes]:
         url = endpoint_url(endpoint.format(port=peer.port))
         with pytest.raises(ConnectionCallError) as info:
-            await transport.send(OutboundRequest("POST", url), timeout=5.0, label=LABEL)
+            prepared = transport.prepare(OutboundRequest("POST", url), LABEL)
+            await transport.send(prepared, None, timeout=5.0, label=LABEL)
         await asyncio.sleep(0.05)
         return str(info.value), bytes(peer.received)
 

@@ -13,7 +13,7 @@ from peers.soap import NS, soap_app
 from peers.tree import load_with_secrets, make_tree, no_secret_in_logs, secret
 from peers.xmlrpc_basic import basic_auth_server
 
-from rpcd.connections import Connection, ParameterError, Transport, connections_for
+from rpcd.connections import BoundConnection, ParameterError, Transport, connections_for
 from rpcd.errors import RemoteFault
 
 __all__ = ["no_secret_in_logs"]
@@ -174,7 +174,7 @@ def test_soap_against_spyne(tmp_path: Path) -> None:
 
         async def go(function: str, params: Any) -> Any:
             async with Transport.open() as transport:
-                conn = Connection(resolved, secrets=store, transport=transport)
+                conn = BoundConnection(resolved, secrets=store, transport=transport)
                 return await conn.call(function, params)
 
         hello = asyncio.run(go("say_hello", {"name": "Ada", "times": 2}))
@@ -263,7 +263,9 @@ def test_oauth1_query_and_body_placement(tmp_path: Path, placement: str) -> None
 
         async def go() -> Any:
             async with Transport.open() as transport:
-                response = await transport.send(request, timeout=5)
+                response = await transport.send(
+                    transport.prepare(request), request.payload(), timeout=5
+                )
                 return response.body
 
         assert b'"ok": true' in asyncio.run(go())
@@ -323,3 +325,31 @@ def test_prepared_target_shows_no_credentials() -> None:
     assert token not in repr(prepared) and "127.0.0.1" in repr(prepared)
     with pytest.raises(TypeError):
         pickle.dumps(prepared)
+
+
+@pytest.mark.parametrize("kind", ["XML-RPC", "SOAP"])
+def test_kept_target_sends_what_a_built_request_sends(tmp_path: Path, kind: str) -> None:
+    """The fast path (a signed target kept per function: XML-RPC, SOAP) against the slow one
+    (the whole request built and signed for the call, as for REST and OAuth): the same head,
+    byte for byte; the same body where it holds no fresh nonce (XML-RPC)."""
+    endpoint = "http://127.0.0.1:9/RPC2?x=1"
+    body = xmlrpc_conn(endpoint) if kind == "XML-RPC" else soap_conn(endpoint)
+    catalog, store = load_with_secrets(one(tmp_path, body))
+    params: Any = [1, "two"] if kind == "XML-RPC" else {"a": 1, "b": "two"}
+
+    async def go() -> None:
+        async with Transport.open() as transport:
+            (conn,) = connections_for(catalog, "test_svc", [], secrets=store, transport=transport)
+            auth, client = conn._auth, conn._client
+            assert auth is not None and conn._targets is not None
+            for _ in range(2):  # made, then kept
+                kept, kept_body = conn._request("add", client.check_params(params), auth)
+                request = client.build(conn._conn, "add", client.check_params(params), auth)
+                auth.sign(request)
+                built = transport.prepare(request, conn.full_id)
+                assert kept.head == built.head and kept.origin == built.origin
+                if kind == "XML-RPC":
+                    assert kept_body == request.payload()
+            assert list(conn._prepared) == ["add"]
+
+    asyncio.run(go())

@@ -42,7 +42,7 @@ def test_body_arriving_after_the_head_is_read_in_full_and_the_connection_reused(
                 prepared = transport.prepare(OutboundRequest("POST", f"http://127.0.0.1:{port}/x"))
                 bodies = []
                 for _ in range(3):
-                    response = await transport.send_prepared(prepared, b"body", timeout=5)
+                    response = await transport.send(prepared, b"body", timeout=5)
                     bodies.append(response.body)
                 return bodies
         finally:

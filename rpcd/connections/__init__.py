@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rpcd.connections.request import ParameterError
-    from rpcd.connections.resolve import Connection, connections_for
+    from rpcd.connections.resolve import BoundConnection, connections_for
     from rpcd.connections.runner import Attempt, CallError, CallOutcome, call_class
     from rpcd.connections.transport import Transport, TransportSettings
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # modules, and must not pay for aiohttp, which the transport imports.
 _HOMES = {
     "ParameterError": "request",
-    "Connection": "resolve",
+    "BoundConnection": "resolve",
     "connections_for": "resolve",
     "Attempt": "runner",
     "CallError": "runner",
@@ -42,9 +42,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Attempt",
+    "BoundConnection",
     "CallError",
     "CallOutcome",
-    "Connection",
     "ParameterError",
     "Transport",
     "TransportSettings",

@@ -39,7 +39,7 @@ class Auth:
     kind: ClassVar[str] = "none"
     # Whether ``sign`` must see every request. False: what it adds to a request without a
     # form (headers, query) is the same every time, so a connection may sign a request's
-    # target once and reuse it (``Connection``); True for OAuth (nonce, timestamp, body).
+    # target once and reuse it (``BoundConnection``); True for OAuth (nonce, timestamp, body).
     per_call: ClassVar[bool] = False
 
     def sign(self, request: OutboundRequest) -> None:

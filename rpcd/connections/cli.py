@@ -244,7 +244,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 async def _check(
     catalog: Catalog, store: SecretStore, targets: list[Any], outbound: TransportSettings
 ) -> list[dict[str, Any]]:
-    from rpcd.connections.resolve import Connection
+    from rpcd.connections.resolve import BoundConnection
     from rpcd.connections.runner import describe_error
     from rpcd.connections.transport import Transport
 
@@ -257,7 +257,7 @@ async def _check(
             if klass.probe is None:
                 row["error"] = "skipped: the class declares no probe"
             else:
-                conn = Connection(resolved, secrets=store, transport=transport)
+                conn = BoundConnection(resolved, secrets=store, transport=transport)
                 try:
                     await conn.call(klass.probe.function, klass.probe.params)
                     row.update(ok=True, error="")

@@ -108,7 +108,7 @@ class Answer:
 Origin = tuple[str, int, Any]  # (host, port, ssl context or None): what a connection is for
 
 
-class _Connection(asyncio.Protocol):
+class _HTTPConnection(asyncio.Protocol):
     """One keep-alive connection; at most one request in flight (no pipelining)."""
 
     def __init__(self, limits: HeadLimits) -> None:
@@ -368,11 +368,11 @@ class HTTPPool:
     ) -> None:
         self._limit_per_host = limit_per_host
         self._keepalive = keepalive_timeout
-        self._new_connection = functools.partial(_Connection, head_limits or HeadLimits())
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._new_connection = functools.partial(_HTTPConnection, head_limits or HeadLimits())
+        self._idle: dict[Origin, list[_HTTPConnection]] = {}
         self._per_origin: dict[Origin, asyncio.Semaphore] = {}
         self._total = asyncio.Semaphore(limit)
-        self._open: set[_Connection] = set()
+        self._open: set[_HTTPConnection] = set()
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
         # Origins seen closing a connection right after its answer although the answer let
@@ -425,7 +425,7 @@ class HTTPPool:
                     self._forget(conn)
             return answer
 
-    def _reuse(self, origin: Origin) -> _Connection | None:
+    def _reuse(self, origin: Origin) -> _HTTPConnection | None:
         """The most recently used idle connection to ``origin`` that is still fit for a request:
         open on both sides (the socket is asked too, for a close the loop has not reported
         yet) and idle for less than ``keepalive_timeout``."""
@@ -472,7 +472,7 @@ class HTTPPool:
         del self._closers[origin]
         return False
 
-    async def _connect(self, origin: Origin) -> _Connection:
+    async def _connect(self, origin: Origin) -> _HTTPConnection:
         host, port, context = origin
         loop = asyncio.get_running_loop()
         try:
@@ -488,12 +488,12 @@ class HTTPPool:
         self._open.add(conn)
         return conn
 
-    def _keep(self, origin: Origin, conn: _Connection) -> None:
+    def _keep(self, origin: Origin, conn: _HTTPConnection) -> None:
         self._idle.setdefault(origin, []).append(conn)
         if self._sweep is None:
             self._schedule_sweep()
 
-    def _forget(self, conn: _Connection) -> None:
+    def _forget(self, conn: _HTTPConnection) -> None:
         conn.close()
         self._open.discard(conn)
 

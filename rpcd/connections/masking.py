@@ -4,7 +4,7 @@ A remote that quotes the request it received (a Moodle exception repeating ``wst
 XML-RPC fault string with the ``Authorization`` header, a reason phrase, a SOAP fault quoting
 the envelope) would otherwise hand the connection's credential to whoever reads the answer: a
 ``/v1/call`` caller, ``rpcd call`` output, the inbound caller of a proxy method, a log line.
-``Connection.call`` passes every error it raises and every result it returns through the
+``BoundConnection.call`` passes every error it raises and every result it returns through the
 connection's ``Masker``, the one place where remote texts enter rpcd.
 
 What is masked: each resolved credential value of the connection and the forms a remote
@@ -47,7 +47,7 @@ class Masker:
     """Masks one connection's credentials in remote texts, results and errors.
 
     Holds the values themselves (built once per connection and catalog generation), so it
-    prints as a count and cannot be pickled, like the ``Connection`` that owns it.
+    prints as a count and cannot be pickled, like the ``BoundConnection`` that owns it.
     """
 
     __slots__ = ("_data", "_needles", "_short", "_text", "label")

@@ -2,39 +2,41 @@
 
 Which connections apply (enabled, global or sharing an institution, by priority then id, none
 when the master switch is off) is ``rpcd.routing.applicable``, shared with ``rpcd diff``. This
-module turns them into ``Connection`` objects: introspection plus ``call``, and no way to read
-a secret back out.
+module binds them to the transport and their secrets as ``BoundConnection`` objects:
+introspection plus ``call`` (through the protocol clients of ``rpcd.connections.clients``),
+and no way to read a secret back out.
 
-``connections_for`` runs on every call the daemon forwards, so its result is cached on the
-transport per (catalog, secret store) generation and (class, institutions): both objects are
+``connections_for`` runs on every call the daemon forwards, so its result is cached per
+transport, (catalog, secret store) generation and (class, institutions): both objects are
 immutable (a reload builds new ones), so a new catalog or store is a new generation and the
-old one ages out. Building a ``Connection`` (auth pieces, secrets looked up) then happens once
-per generation instead of once per call.
+old one ages out. Building a ``BoundConnection`` (auth pieces, secrets looked up) then happens
+once per generation instead of once per call.
 """
 
 from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+import weakref
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from rpcd.config import Catalog, ResolvedConnection
 from rpcd.config.models import Value
-from rpcd.connections import rest, soap, xmlrpc
 from rpcd.connections.auth import Auth, CertAuth, make_auth
+from rpcd.connections.clients import CLIENTS, TARGET_CLIENTS, TargetClient
 from rpcd.connections.masking import connection_masker
-from rpcd.connections.request import OutboundRequest, ParameterError, Response
+from rpcd.connections.request import ParameterError
 from rpcd.connections.transport import Prepared, Transport
 from rpcd.errors import ConnectionCallError, RpcdError, SecretError
 from rpcd.routing import applicable
 from rpcd.secrets import SecretStore
 
-__all__ = ["Connection", "connections_for"]
+__all__ = ["BoundConnection", "connections_for"]
 
 
-class Connection:
+class BoundConnection:
     """One connection instance bound to the process transport.
 
     Read-only introspection (the Mahara spec's list) and ``await call(function, params)``.
@@ -46,13 +48,14 @@ class Connection:
     __slots__ = (
         "_auth",
         "_cert",
+        "_client",
         "_conn",
         "_full_id",
         "_https",
-        "_kind",
         "_mask",
         "_prepared",
         "_ssl",
+        "_targets",
         "_transport",
         "_unavailable",
         "last_latency",
@@ -65,7 +68,7 @@ class Connection:
         self._transport = transport
         self._auth: Auth | None = None
         self._unavailable: str | None = None
-        self._kind = conn.type
+        self._client = CLIENTS[conn.type]
         self._full_id = conn.full_id
         self._https = conn.endpoint.startswith("https:")
         self._ssl: ssl.SSLContext | None = None  # built on the first https call, then kept
@@ -77,6 +80,9 @@ class Connection:
         except SecretError as exc:  # the connection exists, but cannot be called
             self._unavailable = f"{conn.full_id}: {exc}"
         self._cert = isinstance(self._auth, CertAuth)
+        # A signed target is kept per function unless the auth signs every request (OAuth).
+        per_call = self._auth is None or self._auth.per_call
+        self._targets = None if per_call else TARGET_CLIENTS.get(conn.type)
         # What the remote may echo of the credentials, masked in every error and result.
         derived = self._auth.derived_secrets() if self._auth is not None else ()
         self._mask = connection_masker(conn, secrets, derived)
@@ -188,12 +194,12 @@ class Connection:
 
     def __repr__(self) -> str:
         c = self._conn
-        return f"<Connection {c.full_id} {c.type}/{c.payload} auth={c.auth} {c.endpoint}>"
+        return f"<BoundConnection {c.full_id} {c.type}/{c.payload} auth={c.auth} {c.endpoint}>"
 
     __str__ = __repr__
 
     def __reduce__(self) -> Any:  # a pickle would carry the secrets
-        raise TypeError("Connection objects cannot be pickled")
+        raise TypeError("BoundConnection objects cannot be pickled")
 
     # -------------------------------------------------------------------------- call
 
@@ -206,83 +212,48 @@ class Connection:
         credentials masked (``rpcd.connections.masking``): a remote may quote the request."""
         if not isinstance(function, str) or not function:
             raise ParameterError("the function name must be a non-empty string")
-        c, auth, kind = self._conn, self._auth, self._kind
+        c, auth, client = self._conn, self._auth, self._client
         try:
             # Parameter shapes are checked first, then the credentials, then the request.
-            decode: Callable[[ResolvedConnection, Response], Any]
-            if kind == "XML-RPC":
-                positional = xmlrpc.check_params(params)
-                if auth is None:
-                    raise self._no_credentials()
-                body = xmlrpc.body(function, positional)
-                decode = xmlrpc.decode
-            elif kind == "SOAP":
-                named = soap.check_params(params)
-                if auth is None:
-                    raise self._no_credentials()
-                body = soap.body(c, function, named, auth.wsse_token())
-                decode = soap.decode
-            else:
-                return await self._call_rest(function, params)
+            args = client.check_params(params)
+            if auth is None:
+                raise self._no_credentials()
+            prepared, body = self._request(function, args, auth)
             ssl_context = self._ssl
             if ssl_context is None and (self._https or self._cert):  # else plain http: no TLS
                 ssl_context = self._ssl_context(auth)
             started = time.perf_counter()
             try:
-                if auth.per_call:  # signed per request: no reusable target
-                    request = self._target(function)
-                    request.body = body
-                    auth.sign(request)
-                    response = await self._transport.send(
-                        request, timeout=c.timeout, ssl_context=ssl_context, label=self._full_id
-                    )
-                else:
-                    prepared = self._prepared.get(function) or self._prepare(function, auth)
-                    response = await self._transport.send_prepared(
-                        prepared,
-                        body,
-                        timeout=c.timeout,
-                        ssl_context=ssl_context,
-                        label=self._full_id,
-                    )
+                response = await self._transport.send(
+                    prepared, body, timeout=c.timeout, ssl_context=ssl_context, label=self._full_id
+                )
             finally:
                 self.last_latency = time.perf_counter() - started
-            return self._mask.result(decode(c, response), response.body)
+            return self._mask.result(client.decode(c, response), response.body)
         except RpcdError as exc:
             raise self._mask.exception(exc) from None
 
-    def _target(self, function: str) -> OutboundRequest:
-        builder = xmlrpc.target if self._kind == "XML-RPC" else soap.target
-        return builder(self._conn, function)
+    def _request(self, function: str, args: Any, auth: Auth) -> tuple[Prepared, bytes | None]:
+        """This call's request as the transport sends it: the signed target kept per function
+        where the protocol and the auth allow (see ``_prepare``), else built and signed now."""
+        targets = self._targets
+        if targets is not None:
+            body = targets.body(self._conn, function, args, auth)
+            return self._prepared.get(function) or self._prepare(targets, function, auth), body
+        request = self._client.build(self._conn, function, args, auth)
+        auth.sign(request)
+        return self._transport.prepare(request, self._full_id), request.payload()
 
-    def _prepare(self, function: str, auth: Auth) -> Prepared:
+    def _prepare(self, targets: TargetClient, function: str, auth: Auth) -> Prepared:
         """The signed target of ``function`` (XML-RPC, SOAP), made once and kept: the
         endpoint parsed, the headers and credentials in place; only the body changes."""
-        request = self._target(function)
+        request = targets.target(self._conn, function)
         auth.sign(request)
-        prepared = self._transport.prepare(request)
+        prepared = self._transport.prepare(request, self._full_id)
         if len(self._prepared) >= _PREPARED_KEPT:  # function names come from callers
             self._prepared.clear()
         self._prepared[function] = prepared
         return prepared
-
-    async def _call_rest(self, function: str, params: Any) -> Any:
-        """REST: the function and parameters go in the query or form, signed per call."""
-        c, auth = self._conn, self._auth
-        named = rest.check_params(params)
-        if auth is None:
-            raise self._no_credentials()
-        request = rest.build(c, function, named)
-        auth.sign(request)
-        ssl_context = self._ssl_context(auth)
-        started = time.perf_counter()
-        try:
-            response = await self._transport.send(
-                request, timeout=c.timeout, ssl_context=ssl_context, label=self._full_id
-            )
-        finally:
-            self.last_latency = time.perf_counter() - started
-        return self._mask.result(rest.decode(c, response), response.body)
 
     def _ssl_context(self, auth: Auth) -> ssl.SSLContext | None:
         ssl_context = self._ssl
@@ -304,7 +275,7 @@ def connections_for(
     *,
     secrets: SecretStore,
     transport: Transport,
-) -> list[Connection]:
+) -> list[BoundConnection]:
     """The enabled connections of ``class_id`` for a user in ``institutions``, in call order.
 
     Global connections and those sharing an institution, by priority then id; empty when
@@ -320,11 +291,13 @@ def routes(
     *,
     secrets: SecretStore,
     transport: Transport,
-) -> tuple[Connection, ...]:
+) -> tuple[BoundConnection, ...]:
     """``connections_for`` as the cached tuple itself (no copy: the runner only reads it)."""
     if isinstance(institutions, str):
         institutions = [institutions]
-    cache = transport.connection_cache
+    cache = _CACHES.get(transport)
+    if cache is None:
+        cache = _CACHES[transport] = {}
     gen_key = (id(catalog), id(secrets))
     generation = cache.get(gen_key)
     if generation is None or generation.catalog is not catalog or generation.secrets is not secrets:
@@ -336,7 +309,7 @@ def routes(
     found = generation.routes.get(key)
     if found is None:
         found = tuple(
-            Connection(conn, secrets=secrets, transport=transport)
+            BoundConnection(conn, secrets=secrets, transport=transport)
             for conn in applicable(catalog, class_id, institutions)
         )
         if len(generation.routes) >= _ROUTES_KEPT:
@@ -345,13 +318,18 @@ def routes(
     return found
 
 
+#: Per transport (the pool the objects are bound to, so they live no longer than it): the
+#: ``_Generation`` of each (catalog, secret store) pair in use.
+_CACHES: weakref.WeakKeyDictionary[Transport, dict[tuple[int, int], _Generation]] = (
+    weakref.WeakKeyDictionary()
+)
 _PREPARED_KEPT = 256  # signed targets per connection (one per function) before starting over
 _GENERATIONS_KEPT = 4  # catalog/secret-store pairs in use at once (a reload overlaps two)
 _ROUTES_KEPT = 4096  # (class, institutions) lists per generation before starting over
 
 
 class _Generation:
-    """The Connection objects made for one catalog and one secret store.
+    """The BoundConnection objects made for one catalog and one secret store.
 
     Both are never mutated (a reload builds new ones), so what ``connections_for`` returned
     for them stays right until either is replaced; entries hold both, so the ``id`` keys
@@ -362,4 +340,4 @@ class _Generation:
 
     def __init__(self, catalog: Catalog, secrets: SecretStore) -> None:
         self.catalog, self.secrets = catalog, secrets
-        self.routes: dict[tuple[str, tuple[str, ...]], tuple[Connection, ...]] = {}
+        self.routes: dict[tuple[str, tuple[str, ...]], tuple[BoundConnection, ...]] = {}

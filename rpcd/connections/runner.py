@@ -15,7 +15,7 @@ from typing import Any
 
 from rpcd.config import Catalog
 from rpcd.connections.request import ParameterError
-from rpcd.connections.resolve import Connection, routes
+from rpcd.connections.resolve import BoundConnection, routes
 from rpcd.connections.transport import Transport
 from rpcd.errors import (
     INTERNAL_ERROR,
@@ -100,7 +100,7 @@ def describe_error(exc: BaseException) -> CallError:
 
 
 async def try_connections(
-    connections: Sequence[Connection], function: str, params: Any
+    connections: Sequence[BoundConnection], function: str, params: Any
 ) -> CallOutcome:
     """The fallback loop over already-resolved connections."""
     attempts: list[Attempt] = []

@@ -119,9 +119,6 @@ class Transport:
         self._pool = pool
         self.settings = settings
         self._ssl: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
-        # ``connections_for``'s Connection objects, per (catalog, secret store) generation:
-        # owned here so that they live exactly as long as the pool they are bound to.
-        self.connection_cache: dict[tuple[int, int], Any] = {}
         self._deadlines = _Deadlines()
 
     @classmethod
@@ -190,28 +187,6 @@ class Transport:
 
     async def send(
         self,
-        request: OutboundRequest,
-        *,
-        timeout: float,
-        ssl_context: ssl.SSLContext | None = None,
-        max_bytes: int | None = None,
-        label: str = "",
-    ) -> Response:
-        """Send one request; network/TLS/timeout/size failures are ``ConnectionCallError``.
-
-        Messages name the connection and host only: a URL may carry a token in its query.
-        """
-        return await self.send_prepared(
-            self.prepare(request, label),
-            request.payload(),
-            timeout=timeout,
-            ssl_context=ssl_context,
-            max_bytes=max_bytes,
-            label=label,
-        )
-
-    async def send_prepared(
-        self,
         prepared: Prepared,
         body: bytes | None,
         *,
@@ -220,7 +195,11 @@ class Transport:
         max_bytes: int | None = None,
         label: str = "",
     ) -> Response:
-        """``send`` for a target prepared once (``prepare``) and a body built for this call."""
+        """Send ``body`` to a target from ``prepare`` (made for this call, or once and kept);
+        network/TLS/timeout/size failures are ``ConnectionCallError``.
+
+        Messages name the connection and host only: a URL may carry a token in its query.
+        """
         limit = self.settings.max_response_bytes if max_bytes is None else max_bytes
         if prepared.https:
             if ssl_context is None:
@@ -283,9 +262,9 @@ class Prepared:
     """A request's method, URL and headers, made once and sent many times.
 
     ``head`` is the request line and header block as bytes (no Content-Length, no blank line);
-    ``origin`` the pool's key for plain http. ``Connection`` keeps one per function for XML-RPC
+    ``origin`` the pool's key for plain http. ``BoundConnection`` keeps one per function for XML-RPC
     and SOAP, whose URL and headers (credentials included) do not depend on the call's
-    parameters; it lives as long as the Connection, that is one catalog and secret generation,
+    parameters; it lives as long as the BoundConnection, that is one catalog and secret generation,
     and its ``repr`` shows neither query nor headers (either may carry a credential).
     """
 

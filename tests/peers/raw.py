@@ -230,7 +230,7 @@ async def post(
         "POST", peer.url(path), headers=HEADERS if headers is None else headers
     )
     prepared = transport.prepare(request)
-    return await transport.send_prepared(prepared, body, timeout=timeout, label=LABEL)
+    return await transport.send(prepared, body, timeout=timeout, label=LABEL)
 
 
 async def refused(

@@ -15,6 +15,7 @@ from typing import Any
 
 from rpcd.codecs.rest import decode_response, json_body, php_form_pairs, xml_body
 from rpcd.config import ResolvedConnection
+from rpcd.connections.auth import Auth
 from rpcd.connections.request import (
     OutboundRequest,
     ParameterError,
@@ -35,7 +36,11 @@ def check_params(params: Any) -> Mapping[str, Any]:
     return named_params(params, "REST")
 
 
-def build(conn: ResolvedConnection, function: str, params: Mapping[str, Any]) -> OutboundRequest:
+def build(
+    conn: ResolvedConnection, function: str, params: Mapping[str, Any], auth: Auth
+) -> OutboundRequest:
+    """The whole request: the call's parameters are in its query or body, so nothing of it
+    can be reused from call to call (``auth`` is unused: REST signs the built request)."""
     clash = sorted(set(params) & set(conn.parameters))
     if clash:
         raise ParameterError(

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from rpcd.codecs.rest import php_form_pairs
-from rpcd.codecs.soap import UsernameToken, build_envelope, parse_response
+from rpcd.codecs.soap import build_envelope, parse_response
 from rpcd.config import ResolvedConnection
+from rpcd.connections.auth import Auth
 from rpcd.connections.request import (
     OutboundRequest,
     ParameterError,
@@ -41,7 +42,7 @@ def body(
     conn: ResolvedConnection,
     function: str,
     params: Mapping[str, Any],
-    security: UsernameToken | None,
+    auth: Auth,
 ) -> bytes:
     """The envelope (with a fresh UsernameToken for ``wsse``: built on every call)."""
     # Document/literal services with elementFormDefault="qualified" (spyne, .NET, Java) want
@@ -52,7 +53,7 @@ def body(
             function,
             params,
             namespace=conn.soap_namespace,
-            security=security,
+            security=auth.wsse_token(),
             qualified=qualified,
         )
     except (TypeError, ValueError) as exc:
@@ -63,10 +64,10 @@ def build(
     conn: ResolvedConnection,
     function: str,
     params: Mapping[str, Any],
-    security: UsernameToken | None,
+    auth: Auth,
 ) -> OutboundRequest:
     request = target(conn, function)
-    request.body = body(conn, function, params, security)
+    request.body = body(conn, function, params, auth)
     return request
 
 

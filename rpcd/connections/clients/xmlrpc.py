@@ -13,6 +13,7 @@ from typing import Any
 from rpcd.codecs.rest import php_form_pairs
 from rpcd.codecs.xmlrpc import dumps_call, loads_response
 from rpcd.config import ResolvedConnection
+from rpcd.connections.auth import Auth
 from rpcd.connections.request import (
     OutboundRequest,
     ParameterError,
@@ -46,16 +47,18 @@ def target(conn: ResolvedConnection, function: str) -> OutboundRequest:
     )
 
 
-def body(function: str, params: list[Any]) -> bytes:
+def body(conn: ResolvedConnection, function: str, params: list[Any], auth: Auth) -> bytes:
     try:
         return dumps_call(function, params)
     except (TypeError, ValueError) as exc:
         raise ParameterError(str(exc)) from None
 
 
-def build(conn: ResolvedConnection, function: str, params: list[Any]) -> OutboundRequest:
+def build(
+    conn: ResolvedConnection, function: str, params: list[Any], auth: Auth
+) -> OutboundRequest:
     request = target(conn, function)
-    request.body = body(function, params)
+    request.body = body(conn, function, params, auth)
     return request
 
 
