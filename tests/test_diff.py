@@ -759,3 +759,24 @@ def test_pure_diff_flags_references_outside_scope(tmp_path: Path) -> None:
         flags["moodle_users/uni-a", "credentials.token"]
     )
     assert "daemon" in str(flags["badges_publish/global", "credentials.consumer_secret"])
+
+
+def test_crafted_nesting_is_a_finding_not_a_traceback(tmp_path: Path) -> None:
+    """Point 14 for rpcd diff: a side with a 999-level nested value is an invalid side (its
+    finding printed, exit 1), in every format."""
+    repo = tmp_path / "repo"
+    copy_example(repo)
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, "base")
+    deep = "[" * 999 + "]" * 999
+    edit(
+        repo / "connections.d" / "badges.toml",
+        'http_method = "POST"',
+        f'config = {{ x = {deep} }}\nhttp_method = "POST"',
+    )
+    commit(repo, "deep")
+    for fmt in ("text", "json", "markdown"):
+        run = cli(repo, "base", "deep", "--format", fmt)
+        assert run.code == 1 and run.out == ""
+        assert "connections.d/badges.toml:" in run.err and "error[nesting-depth]" in run.err
+        assert "Traceback" not in run.err and "RecursionError" not in run.err
