@@ -34,8 +34,8 @@ from rpcd.config.incremental import (
 )
 from rpcd.config.models import (
     DEFAULT_PAYLOAD,
-    Connection,
     ConnectionClass,
+    ConnectionEntry,
     Institution,
     Model,
     Peer,
@@ -377,7 +377,7 @@ def _catalog(
 
 
 def _resolved(
-    located: Located[Connection], class_id: str, klass: ConnectionClass
+    located: Located[ConnectionEntry], class_id: str, klass: ConnectionClass
 ) -> ResolvedConnection:
     """The resolved connection, made once: a rebuild reuses those of the files that did not
     change (the key holds everything outside the connection's own file that it depends on)."""
@@ -454,7 +454,7 @@ def _ordered(
 
 
 def _resolve(
-    located: Located[Connection], class_id: str, klass: ConnectionClass
+    located: Located[ConnectionEntry], class_id: str, klass: ConnectionClass
 ) -> ResolvedConnection:
     """A connection with its class resolved and every default filled in.
 

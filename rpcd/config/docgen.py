@@ -59,7 +59,7 @@ MODELS: dict[tuple[FileKind, Section], type[BaseModel]] = {
     (FileKind.CONNECTIONS, ("class", "fixed")): models.Fixed,
     (FileKind.CONNECTIONS, ("class", "probe")): models.Probe,
     (FileKind.CONNECTIONS, ("class", "config_fields", "<name>")): models.ConfigField,
-    (FileKind.CONNECTIONS, ("connection",)): models.Connection,
+    (FileKind.CONNECTIONS, ("connection",)): models.ConnectionEntry,
     (FileKind.CONNECTIONS, ("connection", "credentials")): models.Credentials,
     (FileKind.SERVICES, ()): models.ServicesFile,
     (FileKind.SERVICES, ("service",)): models.Service,

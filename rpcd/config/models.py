@@ -171,7 +171,7 @@ PAYLOAD_FOR_TYPE: dict[str, tuple[str, ...]] = {
 DEFAULT_PAYLOAD = {"REST": "url", "XML-RPC": "xml", "SOAP": "soap"}
 
 
-class Connection(Model):
+class ConnectionEntry(Model):
     """One connection instance as written in a file (defaults applied by the catalog)."""
 
     id: Id
@@ -202,7 +202,7 @@ class Connection(Model):
     config: dict[str, Value] = {}
 
     @model_validator(mode="after")
-    def _per_type(self) -> Connection:
+    def _per_type(self) -> ConnectionEntry:
         _unique(self.institutions, "institutions")
         if self.auth not in AUTH_FOR_TYPE[self.type]:
             raise _fail(
@@ -296,7 +296,7 @@ class ConnectionClass(Model):
 class ConnectionsFile(Model):
     version: FormatVersion
     class_: ConnectionClass | None = Field(default=None, alias="class")
-    connection: Annotated[tuple[Connection, ...], Frozen] = ()
+    connection: Annotated[tuple[ConnectionEntry, ...], Frozen] = ()
 
     @model_validator(mode="after")
     def _class_named(self) -> ConnectionsFile:

@@ -20,8 +20,8 @@ from rpcd.config.endpoints import endpoint_host, host_matches, is_secret_param, 
 from rpcd.config.findings import Finding, Severity
 from rpcd.config.models import (
     DEFAULT_PAYLOAD,
-    Connection,
     ConnectionClass,
+    ConnectionEntry,
     ConnectionsFile,
     Institution,
     Peer,
@@ -57,7 +57,7 @@ class Draft:
     switch: bool = True
     institutions: list[Located[Institution]] = field(default_factory=list)
     classes: list[Located[ConnectionClass]] = field(default_factory=list)
-    connections: list[tuple[str, Located[Connection]]] = field(
+    connections: list[tuple[str, Located[ConnectionEntry]]] = field(
         default_factory=list
     )  # (class id, …)
     services: list[Located[Service]] = field(default_factory=list)
@@ -118,7 +118,7 @@ class _Parts:
 
     institutions: list[Located[Institution]]
     classes: list[Located[ConnectionClass]]
-    connections: list[tuple[str, Located[Connection]]]
+    connections: list[tuple[str, Located[ConnectionEntry]]]
     services: list[Located[Service]]
     peers: list[Located[Peer]]
 
@@ -317,9 +317,9 @@ def _choices(ids: list[str]) -> str:
     )
 
 
-def _by_class(draft: Draft) -> dict[str, list[Located[Connection]]]:
+def _by_class(draft: Draft) -> dict[str, list[Located[ConnectionEntry]]]:
     """Connections grouped by class, worked out once per draft (two rules ask)."""
-    grouped: dict[str, list[Located[Connection]]] | None = draft.cached.get("by_class")
+    grouped: dict[str, list[Located[ConnectionEntry]]] | None = draft.cached.get("by_class")
     if grouped is None:
         grouped = {}
         for class_id, conn in draft.connections:
@@ -336,7 +336,7 @@ def global_alone(draft: Draft) -> Iterator[Finding]:
     yield from _per_class(draft).global_
 
 
-def _global_alone_in(class_id: str, conns: list[Located[Connection]]) -> Iterator[Finding]:
+def _global_alone_in(class_id: str, conns: list[Located[ConnectionEntry]]) -> Iterator[Finding]:
     if len(conns) > 1:
         for conn in conns:
             if conn.value.global_:
@@ -355,8 +355,8 @@ def institution_once_per_class(draft: Draft) -> Iterator[Finding]:
     yield from _per_class(draft).overlap
 
 
-def _overlaps_in(class_id: str, conns: list[Located[Connection]]) -> Iterator[Finding]:
-    seen: dict[str, Located[Connection]] = {}
+def _overlaps_in(class_id: str, conns: list[Located[ConnectionEntry]]) -> Iterator[Finding]:
+    seen: dict[str, Located[ConnectionEntry]] = {}
     for conn in conns:
         for i, inst in enumerate(conn.value.institutions):
             if inst in seen:
@@ -416,7 +416,7 @@ def _per_class(draft: Draft) -> _PerClass:
     return per_class
 
 
-_EFFECTIVE: dict[str, Callable[[Connection], Any]] = {
+_EFFECTIVE: dict[str, Callable[[ConnectionEntry], Any]] = {
     "payload": lambda c: c.effective_payload,
     "http_method": lambda c: c.http_method or "GET",
     "global": lambda c: c.global_,
@@ -428,7 +428,7 @@ def fixed_attributes(draft: Draft) -> Iterator[Finding]:
 
 
 def _fixed_of(
-    conn: Located[Connection], class_id: str, wanted_by_key: dict[str, Any] | None
+    conn: Located[ConnectionEntry], class_id: str, wanted_by_key: dict[str, Any] | None
 ) -> list[Finding]:
     found: list[Finding] = []
     if not wanted_by_key:
@@ -477,7 +477,7 @@ def config_fields(draft: Draft) -> Iterator[Finding]:
     yield from _local(draft).config
 
 
-def _config_of(conn: Located[Connection], class_id: str, klass: Any) -> list[Finding]:
+def _config_of(conn: Located[ConnectionEntry], class_id: str, klass: Any) -> list[Finding]:
     found: list[Finding] = []
     if klass is None:
         return found
@@ -525,7 +525,7 @@ def function_placement(draft: Draft) -> Iterator[Finding]:
     yield from _local(draft).placement
 
 
-def _placement_of(conn: Located[Connection], class_id: str, klass: Any) -> list[Finding]:
+def _placement_of(conn: Located[ConnectionEntry], class_id: str, klass: Any) -> list[Finding]:
     if (
         klass is not None
         and conn.value.type == "REST"
@@ -557,7 +557,7 @@ def folder_ownership(draft: Draft) -> Iterator[Finding]:
     yield from _local(draft).folder
 
 
-def _folder_of_conn(conn: Located[Connection], owner: str | None) -> list[Finding]:
+def _folder_of_conn(conn: Located[ConnectionEntry], owner: str | None) -> list[Finding]:
     if owner is None or not (conn.value.global_ or conn.value.institutions != (owner,)):
         return []
     return [
@@ -656,7 +656,7 @@ _NOT_IN_ENDPOINTS = (
 )
 
 
-def _endpoint_of(conn: Located[Connection], klass: ConnectionClass | None) -> list[Finding]:
+def _endpoint_of(conn: Located[ConnectionEntry], klass: ConnectionClass | None) -> list[Finding]:
     """Literal credentials in the endpoint or ``parameters`` (rule plaintext-secret); the
     message names where, never the value."""
     value = conn.value
@@ -744,7 +744,7 @@ def _host_allowed(endpoint: str, scope: Scope) -> bool:
 
 
 def _scope_of_conn(
-    conn: Located[Connection], owner: str | None, table: ScopeTable
+    conn: Located[ConnectionEntry], owner: str | None, table: ScopeTable
 ) -> list[Finding]:
     creds = conn.value.credentials
     scope = table.scopes.get(owner) if owner is not None else None
