@@ -17,7 +17,7 @@ import pytest
 from server_helpers import LOOPBACK_TOKEN, SESSION_KEY, make_tree, start_daemon
 
 from rpcd.config import Report
-from rpcd.server.loading import load
+from rpcd.server.core.loading import load
 from rpcd.settings import Settings
 
 UNI_A = "connections.d/uni-a/moodle_users.toml"
@@ -78,6 +78,18 @@ def test_symlink_out_of_the_folder_scope_is_refused_at_load(tmp_path: Path) -> N
     text = texts(outcome)
     assert f"resolves to {b / 'moodle-token'}" in text and "uni-a" in text
     assert UNI_A in text and TOKEN_B not in text and TOKEN_A not in text
+
+
+def test_dot_dot_after_a_symlink_climbs_from_its_target(tmp_path: Path) -> None:
+    """``uni-a/link/../token`` reads as uni-a's token written out, but the kernel climbs from
+    where ``link`` leads: the daemon judges the file it would really open."""
+    root, a, b = scoped_tree(tmp_path)
+    (b / "deeper").mkdir()
+    (a / "link").symlink_to(b / "deeper")
+    edit(
+        root, UNI_A, f'{{ file = "{a}/moodle-token" }}', f'{{ file = "{a}/link/../moodle-token" }}'
+    )
+    assert rules(load(root, strict_secrets=False)) == {"secret-scope"}
 
 
 def test_daemon_secret_files_are_refused_at_load(

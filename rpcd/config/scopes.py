@@ -279,8 +279,10 @@ class RealPaths:
         return real
 
     def real(self, path: str) -> str:
-        head, _, name = normal_path(path).rpartition("/")
-        if name in ("", ".", ".."):
+        """Where ``path`` leads, as ``open`` would follow it. A ``..`` after a symlink climbs
+        from the link's target, not from the link's folder: such a path is resolved whole."""
+        head, _, name = path.rpartition("/")
+        if name in ("", ".", "..") or "/./" in path or "/../" in path or "//" in path:
             return os.path.realpath(path)
         try:
             is_link = stat.S_ISLNK(os.lstat(path).st_mode)
