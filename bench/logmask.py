@@ -34,8 +34,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rpcd.redaction import Redactor
-from rpcd.server import logging_setup
-from rpcd.server.logs import LineHandler
+from rpcd.server.ops import logs
+from rpcd.server.ops.logs import LineHandler
 
 REPEAT = 5
 TARGET_SECONDS = 0.05  # per repeat
@@ -74,16 +74,16 @@ def daemon_logger(values: list[str]) -> logging.Logger:
     """A logger whose only handler is the one ``rpcd serve`` installs, writing to nowhere."""
     root = logging.getLogger()
     saved, stderr = list(root.handlers), sys.stderr
-    logging_setup._redaction = logging_setup.RedactionFilter()  # fresh secrets
+    logs._redaction = logs.RedactionFilter()  # fresh secrets
     sys.stderr = io.StringIO()
     try:
-        logging_setup.setup_logging("text", "INFO")
+        logs.setup_logging("text", "INFO")
         (handler,) = root.handlers
     finally:
         root.handlers[:] = saved
         sys.stderr = stderr
     handler.setStream(open("/dev/null", "w"))  # noqa: SIM115 - lives as long as the bench
-    logging_setup.update_secrets(values)
+    logs.update_secrets(values)
     logger = logging.getLogger("rpcd.bench.logmask")
     logger.handlers[:] = [handler]
     logger.propagate = False

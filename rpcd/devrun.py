@@ -37,8 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RPCD_STRICT_SECRETS", "false")
 
     from rpcd.server.cli import prepare
-    from rpcd.server.loops import run
-    from rpcd.server.run import serve
+    from rpcd.server.ops.loops import run
+    from rpcd.server.ops.run import serve
 
     prepared = prepare(
         argparse.Namespace(root_arg=None, root=args.root, listen=args.listen, settings=None)

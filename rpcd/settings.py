@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     shutdown_timeout: float = Field(default=10.0, gt=0, le=600)
-    #: Connections (``rpcd.server.conn_guard``): seconds to send a request's line and headers
+    #: Connections (``rpcd.server.edge.conn_guard``): seconds to send a request's line and headers
     #: (from connect, or from the first byte of the next request on a kept-alive connection),
     #: seconds to send its body, seconds a client may stop reading its response, seconds a
     #: kept-alive connection may idle, and how many connections may be open at once (the
@@ -107,13 +107,6 @@ class Settings(BaseSettings):
     access_log_flush: float = Field(default=0.1, ge=0, le=10)
     #: ``uvloop`` (when importable, else asyncio with a warning) or ``asyncio``.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
-    #: glibc only (``rpcd.server.memory``): freed heap memory up to this many bytes stays in
-    #: the process instead of going back to the kernel and being faulted in again by the next
-    #: big request; 0 leaves glibc's default (128 KiB, adaptive).
-    malloc_trim_threshold: int = Field(default=64 * MIB, ge=0, le=2**31 - 1)
-    #: glibc only: allocations from this size up get their own mmap (unmapped on free);
-    #: raised with the trim threshold, which otherwise pins it at 128 KiB. 0 leaves glibc's.
-    malloc_mmap_threshold: int = Field(default=32 * MIB, ge=0, le=32 * MIB)
 
     @field_validator("listen")
     @classmethod

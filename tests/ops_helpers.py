@@ -19,13 +19,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from server_helpers import LOOPBACK_TOKEN, SESSION_KEY, Daemon, start_daemon
 
 from rpcd.config import Report
-from rpcd.server import metrics as metrics_mod
-from rpcd.server import reload as reload_mod
-from rpcd.server.app import create_app
-from rpcd.server.keys import HOLDER
-from rpcd.server.loading import CatalogHolder, load
-from rpcd.server.metrics import METRICS, Metrics
-from rpcd.server.reload import RELOADER, Reloader
+from rpcd.server.core.loading import CatalogHolder, load
+from rpcd.server.edge.app import create_app, install_reload
+from rpcd.server.edge.keys import HOLDER
+from rpcd.server.ops.metrics import METRICS, Metrics
+from rpcd.server.ops.reload import RELOADER, Reloader
 from rpcd.settings import Settings
 
 AUTH = {"Authorization": f"Bearer {LOOPBACK_TOKEN}"}
@@ -95,12 +93,7 @@ async def served(root: Path, **overrides: Any) -> AsyncIterator[Ops]:
     loaded = load(root, strict_secrets=s.strict_secrets)
     assert not isinstance(loaded, Report), [f.as_text() for f in loaded]
     app = create_app(s, loaded)
-    if METRICS not in app:  # the lead may wire these into create_app itself
-        metrics_mod.install(app)
-    if RELOADER not in app:
-        reload_mod.install(app, root)
-    else:
-        app[RELOADER].root = Path(root)
+    install_reload(app, root)
     server = TestServer(app, host="127.0.0.1")
     async with TestClient(server) as client:
         yield Ops(app, client)

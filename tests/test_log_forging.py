@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from server_helpers import LOOPBACK_TOKEN, Daemon, make_tree, running, xml_call
 
 from rpcd.logsafe import CONTROLS, one_line
-from rpcd.server.logs import (
+from rpcd.server.ops.logs import (
     AccessItem,
     JsonFormatter,
     TextFormatter,

@@ -3,7 +3,7 @@ field of a record and in batched access lines, text and JSON; short secrets neve
 refused by the daemon at start and at reload); the cost per line hardly grows with the number
 of secrets.
 
-The log tests run the handler ``rpcd serve`` installs (``logging_setup.setup_logging``), moved
+The log tests run the handler ``rpcd serve`` installs (``logs.setup_logging``), moved
 onto a private logger; the policy tests run a real daemon and the real reload path.
 """
 
@@ -29,8 +29,8 @@ from server_helpers import make_tree, start_daemon
 from rpcd.logsafe import one_line
 from rpcd.redaction import MASK, Redactor, forms
 from rpcd.secrets import SecretRedactingFilter
-from rpcd.server import logging_setup
-from rpcd.server.logs import AccessItem, LineHandler
+from rpcd.server.ops import logs
+from rpcd.server.ops.logs import AccessItem, LineHandler
 
 #: Quotes, a backslash, a slash, non-ASCII, a newline and an escape: every form differs.
 SECRET = 'tok"en\\wi/th-é\n\x1b-0123456789'
@@ -43,7 +43,7 @@ Setup = Callable[[str], tuple[io.StringIO, logging.Logger, LineHandler]]
 def daemon_log(monkeypatch: pytest.MonkeyPatch) -> Setup:
     """``setup(fmt)``: the daemon's stderr handler in that format (its filters and masking,
     fresh secrets), on a private logger; returns what it writes to, the logger, the handler."""
-    monkeypatch.setattr(logging_setup, "_redaction", logging_setup.RedactionFilter())
+    monkeypatch.setattr(logs, "_redaction", logs.RedactionFilter())
 
     def setup(fmt: str) -> tuple[io.StringIO, logging.Logger, LineHandler]:
         root = logging.getLogger()
@@ -51,7 +51,7 @@ def daemon_log(monkeypatch: pytest.MonkeyPatch) -> Setup:
         stream = io.StringIO()
         monkeypatch.setattr(sys, "stderr", stream)
         try:
-            logging_setup.setup_logging(fmt, "INFO")
+            logs.setup_logging(fmt, "INFO")
             (handler,) = root.handlers
         finally:
             root.handlers[:] = saved
@@ -72,7 +72,7 @@ def _leaks(text: str, secret: str) -> list[str]:
 
 def test_short_values_are_never_masked(daemon_log: Setup) -> None:
     stream, log, handler = daemon_log("text")
-    logging_setup.update_secrets(["a", "\n", "1234567"])
+    logs.update_secrets(["a", "\n", "1234567"])
     log.info("a banana\nsplit costs 1234567")
     handler.add_access(ITEM)  # no event loop here: written at once
     handler.add_access((*ITEM[:4], "r-2", *ITEM[5:]))
@@ -89,7 +89,7 @@ def test_short_values_are_never_masked(daemon_log: Setup) -> None:
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_access_lines_mask_the_escaped_forms(daemon_log: Setup, fmt: str) -> None:
     stream, _, handler = daemon_log(fmt)
-    logging_setup.update_secrets([SECRET])
+    logs.update_secrets([SECRET])
     handler.add_access((*ITEM[:5], SECRET, f"m.{SECRET}", ITEM[7]))
     out = stream.getvalue()
     assert _leaks(out, SECRET) == [] and out.count("\n") == 1, out
@@ -99,7 +99,7 @@ def test_access_lines_mask_the_escaped_forms(daemon_log: Setup, fmt: str) -> Non
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_every_field_of_a_record_is_masked(daemon_log: Setup, fmt: str) -> None:
     stream, log, _ = daemon_log(fmt)
-    logging_setup.update_secrets([SECRET])
+    logs.update_secrets([SECRET])
     log.warning("call with %s", SECRET, extra={"peer": SECRET, "rpc_method": f"x{SECRET}x"})
     log.warning("remote said %s", {"error": f"bad wstoken={SECRET}"}, extra={"path": [SECRET]})
     try:
@@ -114,7 +114,7 @@ def test_every_field_of_a_record_is_masked(daemon_log: Setup, fmt: str) -> None:
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_forms_a_remote_or_a_repr_wrote_are_masked(daemon_log: Setup, fmt: str) -> None:
     stream, log, _ = daemon_log(fmt)
-    logging_setup.update_secrets([SECRET])
+    logs.update_secrets([SECRET])
     written = [
         json.dumps(SECRET),
         json.dumps(SECRET, ensure_ascii=False),
@@ -132,7 +132,7 @@ def test_forms_a_remote_or_a_repr_wrote_are_masked(daemon_log: Setup, fmt: str) 
 
 
 def test_rotated_values_rebuild_the_matcher_only_when_the_set_changes() -> None:
-    redaction = logging_setup.RedactionFilter()
+    redaction = logs.RedactionFilter()
     redaction.update(["first-secret-value"])
     built = redaction._redactor
     redaction.update(["first-secret-value"])  # a reload with the same secrets
@@ -251,19 +251,19 @@ def _secret_and_text(draw: st.DrawFn) -> tuple[str, str]:
 def test_no_form_of_a_secret_reaches_a_line(case: tuple[str, str], fmt: str) -> None:
     secret, text = case
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(logging_setup, "_redaction", logging_setup.RedactionFilter())
+        patch.setattr(logs, "_redaction", logs.RedactionFilter())
         root = logging.getLogger()
         saved, level = list(root.handlers), root.level
         stream = io.StringIO()
         patch.setattr(sys, "stderr", stream)
         try:
-            logging_setup.setup_logging(fmt, "INFO")
+            logs.setup_logging(fmt, "INFO")
             (handler,) = root.handlers
         finally:
             root.handlers[:] = saved
             root.setLevel(level)
         assert isinstance(handler, LineHandler)
-        logging_setup.update_secrets([secret])
+        logs.update_secrets([secret])
         handler.handle(logging.makeLogRecord({"msg": text, "peer": text, "levelno": 20}))
         handler.add_access((*ITEM[:2], "/" + text, *ITEM[3:6], text, ITEM[7]))
     out = stream.getvalue()

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from server_helpers import MOODLE_PASSWORD, MOODLE_USER, OUTSIDER_TOKEN, make_tree
 
 from rpcd.connections.runner import Attempt, CallError, CallOutcome
-from rpcd.server import metrics as m
+from rpcd.server.ops import metrics as m
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -121,12 +121,7 @@ def test_outbound_and_bounded_fault_codes() -> None:
             Attempt("moodle_users/uni-b", True, 1, latency_ms=5.0),
         ],
     )
-    m.record_outbound(outcome)  # outside a request: no metrics to count on, a no-op
-    token = m._current.set(metrics)
-    try:
-        m.record_outbound(outcome)
-    finally:
-        m._current.reset(token)
+    metrics.observe_outbound(outcome)
     for code in range(m.MAX_FAULT_CODES + 10):  # a remote can send any code
         metrics.observe_call("xmlrpc", "hello.findUser", 0.01, 10_000 + code)
     samples = parse(metrics.exposition().decode())

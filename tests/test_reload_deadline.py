@@ -25,7 +25,7 @@ from ops_helpers import served
 from server_helpers import LOOPBACK_TOKEN, Daemon, make_tree, running
 from test_sdnotify import FakeSystemd
 
-from rpcd.server.reload_build import STUCK
+from rpcd.server.ops.reload_build import STUCK
 
 AUTH = {"Authorization": f"Bearer {LOOPBACK_TOKEN}"}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from server_helpers import make_tree, start_daemon
 
-from rpcd.server.sdnotify import Notifier, monotonic_usec, watchdog_interval
+from rpcd.server.ops.sdnotify import Notifier, monotonic_usec, watchdog_interval
 
 
 class FakeSystemd:

@@ -34,7 +34,7 @@ from server_helpers import (
 )
 
 from rpcd.secrets_hash import scrypt_hash, scrypt_params, unmatchable_like
-from rpcd.server.throttle import PasswordThrottle
+from rpcd.server.core.throttle import PasswordThrottle
 
 LIMIT = 3
 TRUSTED_PROXY = "127.0.0.3"

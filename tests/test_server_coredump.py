@@ -26,7 +26,7 @@ def state():
     return libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), resource.getrlimit(resource.RLIMIT_CORE)
 resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 print(state())
-from rpcd.server.coredump import forbid_core_dumps
+from rpcd.server.ops.coredump import forbid_core_dumps
 print(forbid_core_dumps())
 print(state())
 """

@@ -15,11 +15,11 @@ import pytest
 from server_helpers import LOOPBACK_TOKEN, OUTSIDER_TOKEN, make_tree
 
 from rpcd.errors import INVALID_PARAMS, Fault
-from rpcd.server.auth import NOT_BEARER, Authenticator, PeerIndex
-from rpcd.server.dispatch import check_signature
-from rpcd.server.http import new_request_id, safe_request_id
-from rpcd.server.loading import Loaded, MethodEntry, load, may_call
-from rpcd.server.signatures import arity, param_checks, param_types
+from rpcd.server.core.auth import NOT_BEARER, Authenticator, PeerIndex
+from rpcd.server.core.dispatch import check_signature
+from rpcd.server.core.loading import Loaded, MethodEntry, load, may_call
+from rpcd.server.core.signatures import arity, param_checks, param_types
+from rpcd.server.edge.http import new_request_id, safe_request_id
 
 
 @pytest.fixture(scope="module")

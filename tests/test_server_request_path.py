@@ -17,8 +17,8 @@ from server_helpers import LOOPBACK_TOKEN, make_tree, running
 from test_metrics import Samples, parse, scrape, value
 
 from rpcd.errors import INTERNAL_ERROR, SYSTEM_ERROR
-from rpcd.server.loading import Loaded, load
-from rpcd.server.logs import JsonFormatter, LineHandler, TextFormatter, access_item_record
+from rpcd.server.core.loading import Loaded, load
+from rpcd.server.ops.logs import JsonFormatter, LineHandler, TextFormatter, access_item_record
 
 HANDLERS = """\
 import time
@@ -223,7 +223,7 @@ def test_batched_access_lines_match_the_formatter(
 
 
 def test_metrics_families_parse() -> None:
-    from rpcd.server.metrics import Metrics
+    from rpcd.server.ops.metrics import Metrics
 
     metrics = Metrics()
     metrics.observe_call("xmlrpc", "hello.add", 0.0004)
@@ -238,7 +238,7 @@ def test_metrics_families_parse() -> None:
 def test_uvloop_missing_falls_back_to_asyncio(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from rpcd.server import loops
+    from rpcd.server.ops import loops
 
     assert loops.loop_factory("asyncio") is None
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop -> ImportError

@@ -92,7 +92,7 @@ def test_limit_nofile_fits_the_default_connection_cap() -> None:
     """LimitNOFILE leaves room for max_connections beside what rpcd keeps for itself, so the
     daemon under the unit never has to lower its cap (conn_guard.connection_cap)."""
     from rpcd.connections.transport import TransportSettings
-    from rpcd.server.conn_guard import RESERVED_FDS
+    from rpcd.server.edge.conn_guard import RESERVED_FDS
     from rpcd.settings import Settings
 
     limit = int(

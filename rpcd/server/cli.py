@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # aiohttp, pydantic and the config load only when `serve` runs
-    from rpcd.server.loading import Loaded
+    from rpcd.server.core.loading import Loaded
     from rpcd.settings import Settings
 
 __all__ = ["cmd_serve", "prepare", "register"]
@@ -34,9 +34,9 @@ def prepare(args: argparse.Namespace) -> tuple[Settings, Loaded] | int:
 
     from rpcd.config import Report
     from rpcd.report import REPORTERS
-    from rpcd.server.coredump import forbid_core_dumps
-    from rpcd.server.loading import load
-    from rpcd.server.logging_setup import setup_logging, update_secrets
+    from rpcd.server.core.loading import load
+    from rpcd.server.ops.coredump import forbid_core_dumps
+    from rpcd.server.ops.logs import setup_logging, update_secrets
     from rpcd.settings import load_settings
 
     try:  # first: no core of this process may hold the secrets it is about to read
@@ -80,7 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return prepared
     settings, loaded = prepared
     root = Path(args.root_arg or args.root or ".")
-    from rpcd.server.loops import run
-    from rpcd.server.run import serve
+    from rpcd.server.ops.loops import run
+    from rpcd.server.ops.run import serve
 
     return run(serve(settings, loaded, announce=_announce, root=root), settings.event_loop)

@@ -15,11 +15,10 @@ Label cardinality is bounded by the configuration, never by callers:
   (a remote service can send any integer), the rest are ``"other"``;
 - ``connection`` is a connection id of the catalog (the runner only ever tries those).
 
-How it plugs in: ``install(app)`` adds the registry and the ``/metrics`` route and hands the
-metrics to the app's ``Dispatcher``, which counts every RPC call (each call of a multicall or
-batch too) on the event loop (``rpcd.server.call_metrics``), and to its proxy caller for the
-outbound series. ``record_outbound(outcome)`` is for code without that reference: it finds the
-app's metrics through a context variable (``metrics_middleware`` binds it, for other apps).
+How it plugs in: the app (``rpcd.server.edge.app``) makes one ``Metrics``, routes
+``GET /metrics`` to ``metrics_handler`` and hands the metrics to its ``Dispatcher``, which
+counts every RPC call (each call of a multicall or batch too) on the event loop
+(``rpcd.server.ops.call_metrics``), to its authenticator, and to the outbound calls.
 
 ``/metrics`` is open unless ``metrics_token`` (or ``metrics_token_file``) is set: then it
 answers only ``Authorization: Bearer <token>`` (compared in constant time), else 401.
@@ -27,27 +26,24 @@ answers only ``Authorization: Bearer <token>`` (compared in constant time), else
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from rpcd.server.call_metrics import CallStats
+from rpcd.server.ops.call_metrics import CallStats
 
 __all__ = [
     "MAX_FAULT_CODES",
     "METRICS",
+    "TOKEN_DIGEST",
     "Metrics",
-    "install",
     "metrics_handler",
-    "metrics_middleware",
-    "record_outbound",
 ]
 
 #: Distinct fault codes that get their own label value; further codes are "other".
@@ -62,15 +58,6 @@ CONNECTION_CLOSE_REASONS = ("header_timeout", "send_timeout", "evicted", "refuse
 #: Latency buckets (seconds): RPC handlers from sub-millisecond to the handler timeout.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-_PROTOCOLS = {
-    "/RPC2": "xmlrpc",
-    "/xmlrpc": "xmlrpc",
-    "/xmlrpc.php": "xmlrpc",
-    "/jsonrpc": "jsonrpc",
-}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 class Metrics:
     """The daemon's metric families, in a registry of their own."""
@@ -81,6 +68,9 @@ class Metrics:
         # The per-call series: plain ints counted on the loop, turned into families on scrape.
         self.calls = CallStats(BUCKETS, self.code_label)
         r.register(self.calls)
+        #: One RPC call (protocol, method label, seconds, fault code or None), on the loop only:
+        #: ``method`` must already be a bounded label (``dispatch._label``).
+        self.observe_call: Callable[..., None] = self.calls.observe
         self.logins = Counter(
             "rpcd_logins", "system.login attempts by result (ok, failed)", ["result"], registry=r
         )
@@ -160,15 +150,6 @@ class Metrics:
         self._codes.add(label)
         return label
 
-    def observe_call(
-        self, protocol: str, method: str, seconds: float, fault_code: int | None = None
-    ) -> None:
-        """One RPC call: ``method`` must already be a bounded label (``dispatch._label``).
-
-        Called on the event loop only (``CallStats`` takes no lock). The dispatcher calls
-        ``self.calls.observe`` directly (``dispatch._observer``): keep this a plain hand-over."""
-        self.calls.observe(protocol, method, seconds, fault_code)
-
     # -- sessions ----------------------------------------------------------------------------
 
     def login(self, ok: bool, nonce: str | None = None, expires: float | None = None) -> None:
@@ -236,28 +217,6 @@ METRICS = web.AppKey("metrics", Metrics)
 #: sha256 of the token ``GET /metrics`` asks for; absent when the endpoint is open.
 TOKEN_DIGEST = web.AppKey("metrics_token_digest", bytes)
 
-#: The metrics of the app serving the current request (set by ``metrics_middleware``).
-_current: contextvars.ContextVar[Metrics | None] = contextvars.ContextVar(
-    "rpcd_metrics", default=None
-)
-
-
-def record_outbound(outcome: Any) -> None:
-    """Count an outbound ``CallOutcome`` on the current request's metrics (no-op outside one)."""
-    metrics = _current.get()
-    if metrics is not None:
-        metrics.observe_outbound(outcome)
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Make the app's metrics visible to ``record_outbound`` during the request."""
-    metrics_token = _current.set(request.app.get(METRICS))
-    try:
-        return await handler(request)
-    finally:
-        _current.reset(metrics_token)
-
 
 async def metrics_handler(request: web.Request) -> web.Response:
     """``GET /metrics``: the Prometheus text exposition of this app's registry."""
@@ -278,47 +237,3 @@ def _bearer_matches(header: str, digest: bytes) -> bool:
     scheme, _, value = header.partition(" ")
     given = hashlib.sha256(value.strip().encode("utf-8", "surrogatepass")).digest()
     return hmac.compare_digest(given, digest) and scheme.lower() == "bearer"
-
-
-def install(
-    app: web.Application,
-    metrics: Metrics | None = None,
-    *,
-    middleware: bool = True,
-    token: bytes | None = None,
-) -> Metrics:
-    """Metrics for ``app``: registry, ``GET /metrics``, the dispatcher's and proxy's counts.
-
-    Call before the app starts (middlewares and routes freeze then). The dispatcher is taken
-    from ``app`` when it has one (``rpcd.server.keys.DISPATCHER``). ``middleware=True`` adds
-    ``metrics_middleware`` for ``record_outbound`` callers that have no reference to the app;
-    the daemon (``rpcd.server.app``) passes its metrics explicitly and needs none. With a
-    ``token``, ``GET /metrics`` asks for it as a bearer token.
-    """
-    metrics = metrics or Metrics()
-    app[METRICS] = metrics
-    if token is not None:
-        app[TOKEN_DIGEST] = hashlib.sha256(token).digest()
-    if middleware:
-        app.middlewares.append(metrics_middleware)
-    from rpcd.server.guard import guarded
-
-    app.router.add_get("/metrics", guarded(metrics_handler))
-    from rpcd.server.keys import AUTHENTICATOR, DISPATCHER, HOLDER
-
-    if AUTHENTICATOR in app:
-        app[AUTHENTICATOR].metrics = metrics  # failed and throttled authentications
-
-    if DISPATCHER in app:
-        app[DISPATCHER].metrics = metrics  # the dispatcher counts every call itself
-        proxy = app[DISPATCHER].proxy_call
-        if proxy is not None and hasattr(proxy, "metrics"):
-            proxy.metrics = metrics
-    if HOLDER in app:
-        metrics.set_catalog(app[HOLDER].current.catalog.content_hash)
-    return metrics
-
-
-def protocol_for(path: str) -> str:
-    """The ``protocol`` label of a request path (``"http"`` for the non-RPC endpoints)."""
-    return _PROTOCOLS.get(path, "http")

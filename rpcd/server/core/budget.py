@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rpcd.errors import INVALID_REQUEST, Fault
-from rpcd.server.dispatch import canonical
+from rpcd.server.core.calls import canonical
 
 __all__ = ["MULTICALL", "calls_in", "check_budget"]
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 from aiohttp import web
 
-from rpcd.server.auth import AUTH_CHALLENGE, AuthRequired, Throttled
-from rpcd.server.dispatch import CallContext
-from rpcd.server.keys import AUTHENTICATOR, HOLDER, PEER, RID
+from rpcd.server.core.auth import AUTH_CHALLENGE, AuthRequired, Throttled
+from rpcd.server.core.calls import CallContext
+from rpcd.server.edge.keys import AUTHENTICATOR, HOLDER, PEER, RID
 
 __all__ = [
     "auth_error",

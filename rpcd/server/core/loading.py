@@ -35,8 +35,8 @@ from rpcd.config.scopes import (
     resolved_problem,
 )
 from rpcd.secrets import SecretStore, resolve_catalog, short_secret_findings
-from rpcd.server.auth import PeerIndex
-from rpcd.server.signatures import Check, arity, param_checks, param_types
+from rpcd.server.core.auth import PeerIndex
+from rpcd.server.core.signatures import Check, arity, param_checks, param_types
 
 __all__ = [
     "CatalogHolder",

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rpcd.errors import INVALID_PARAMS, INVALID_REQUEST, Fault
-from rpcd.server.auth import AuthRequired
-from rpcd.server.budget import check_budget
-from rpcd.server.dispatch import ANONYMOUS_METHODS, CallContext, Dispatcher, canonical, not_found
-from rpcd.server.loading import MethodEntry, may_call
-from rpcd.server.metrics import Metrics
+from rpcd.server.core.auth import AuthRequired
+from rpcd.server.core.budget import check_budget
+from rpcd.server.core.calls import ANONYMOUS_METHODS, CallContext, canonical, not_found
+from rpcd.server.core.loading import MethodEntry, may_call
+from rpcd.server.ops.metrics import Metrics
+
+if TYPE_CHECKING:
+    from rpcd.server.core.dispatch import Dispatcher
 
 __all__ = ["CAPABILITIES", "SYSTEM_METHODS", "SystemMethod"]
 
-SystemFunc = Callable[[Dispatcher, CallContext, list[Any]], Awaitable[Any]]
+SystemFunc = Callable[["Dispatcher", CallContext, list[Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)

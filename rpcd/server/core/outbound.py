@@ -14,9 +14,9 @@ from typing import Any
 from rpcd.connections.runner import CallOutcome, call_class
 from rpcd.connections.transport import Transport
 from rpcd.errors import SYSTEM_ERROR, TRANSPORT_ERROR, Fault
-from rpcd.server.dispatch import CallContext
-from rpcd.server.loading import Loaded, MethodEntry
-from rpcd.server.metrics import Metrics, record_outbound
+from rpcd.server.core.calls import CallContext
+from rpcd.server.core.loading import Loaded, MethodEntry
+from rpcd.server.ops.metrics import Metrics
 
 __all__ = ["ProxyCaller", "run_call"]
 
@@ -33,7 +33,7 @@ async def run_call(
     metrics: Metrics | None = None,
 ) -> CallOutcome:
     """Run one outbound call on the catalog ``loaded``; the runner's outcome, counted on
-    ``metrics`` (else on the request's metrics bound by ``metrics_middleware``, if any)."""
+    ``metrics`` when given."""
     if transport is None or loaded.secrets is None:
         raise Fault(SYSTEM_ERROR, "outbound calls are not available (no transport)")
     outcome = await call_class(
@@ -47,8 +47,6 @@ async def run_call(
     )
     if metrics is not None:
         metrics.observe_outbound(outcome)
-    else:
-        record_outbound(outcome)
     return outcome
 
 

@@ -17,7 +17,7 @@ are never cached, so guessing still costs scrypt every time.
 A user name no peer has is verified all the same, against ``PeerIndex.unmatchable`` (a hash
 with the cost parameters of the peers' own), so a failure takes the same scrypt work whether
 the name exists or not. Failed password checks are limited per client address and per user
-name (``rpcd.server.throttle``): past the limit a check is refused with ``Throttled`` (HTTP
+name (``rpcd.server.core.throttle``): past the limit a check is refused with ``Throttled`` (HTTP
 429 with ``Retry-After``) before any scrypt runs. Every failed authentication is counted by
 what was presented (``rpcd_auth_failures_total{reason}``).
 """
@@ -41,8 +41,8 @@ from aiohttp import web
 from rpcd.config.models import Peer
 from rpcd.errors import Fault
 from rpcd.secrets_hash import unmatchable_like, verify_scrypt
-from rpcd.server.sessions import SessionClaims, SessionManager
-from rpcd.server.throttle import PasswordThrottle
+from rpcd.server.core.sessions import SessionClaims, SessionManager
+from rpcd.server.core.throttle import PasswordThrottle
 
 __all__ = [
     "AUTH_CHALLENGE",
@@ -90,7 +90,7 @@ class Throttled(AuthRequired):
 
 
 class AuthCounter(Protocol):
-    """What the authenticator counts on (``rpcd.server.metrics.Metrics``)."""
+    """What the authenticator counts on (``rpcd.server.ops.metrics.Metrics``)."""
 
     def auth_failed(self, reason: str) -> None: ...
 

@@ -19,94 +19,33 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import enum
 import logging
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
-from rpcd.errors import (
-    INTERNAL_ERROR,
-    INVALID_PARAMS,
-    METHOD_NOT_FOUND,
-    SYSTEM_ERROR,
-    Fault,
-)
-from rpcd.server.auth import Authenticator, AuthRequired, Principal
-from rpcd.server.loading import Loaded, MethodEntry
+from rpcd.errors import INTERNAL_ERROR, INVALID_PARAMS, SYSTEM_ERROR, Fault
+from rpcd.server.core.auth import Authenticator, AuthRequired
+from rpcd.server.core.calls import ANONYMOUS_METHODS, CallContext, canonical, not_found
+from rpcd.server.core.loading import MethodEntry
+from rpcd.server.core.system import SYSTEM_METHODS
 from rpcd.settings import Settings
 
-if TYPE_CHECKING:
-    from aiohttp.web import BaseRequest
-
-__all__ = [
-    "ANONYMOUS_METHODS",
-    "NOT_INLINE",
-    "UNAUTHENTICATED",
-    "UNKNOWN",
-    "CallContext",
-    "Dispatcher",
-    "check_signature",
-    "not_found",
-]
+__all__ = ["UNAUTHENTICATED", "UNKNOWN", "Dispatcher", "check_signature"]
 
 log = logging.getLogger("rpcd.server")
 
-#: What a caller without valid credentials may reach; anything else is HTTP 401.
-ANONYMOUS_METHODS = frozenset({"system.login", "system.getCapabilities", "system.listMethods"})
-
-
-class _NotInline(enum.Enum):
-    NOT_INLINE = "not inline"
-
-
-#: ``Dispatcher.call_inline``'s answer for a method it does not run itself.
-NOT_INLINE = _NotInline.NOT_INLINE
-
 
 class CallMetrics(Protocol):
-    """What the dispatcher counts on (``rpcd.server.metrics.Metrics``)."""
+    """What the dispatcher counts on (``rpcd.server.ops.metrics.Metrics``)."""
 
-    def observe_call(
-        self, protocol: str, method: str, seconds: float, fault_code: int | None = None
-    ) -> None: ...
-
-
-ProxyCall = Callable[["CallContext", MethodEntry, list[Any]], Awaitable[Any]]
+    @property
+    def observe_call(self) -> Callable[[str, str, float, int | None], None]: ...
 
 
-class CallContext(NamedTuple):
-    """Who calls, on which catalog (taken once per request), under which request id.
-
-    Immutable; a named tuple because one is made per request (a frozen dataclass's
-    ``__init__`` costs several times more)."""
-
-    loaded: Loaded
-    principal: Principal | None
-    request_id: str
-    in_multicall: bool = False
-    #: The ``protocol`` label of the call's metrics: ``xmlrpc``, ``jsonrpc`` or ``http``.
-    protocol: str = "xmlrpc"
-    #: The HTTP request (its client address limits ``system.login``'s failures).
-    request: BaseRequest | None = None
-
-    def nested(self) -> CallContext:
-        return self._replace(in_multicall=True)
-
-
-def _observer(metrics: CallMetrics | None) -> Callable[[str, str, float, int | None], None] | None:
-    """``metrics.observe_call``, or the ``CallStats.observe`` it only hands over to when
-    ``metrics`` is the daemon's ``Metrics``: one Python frame fewer on every call."""
-    if metrics is None:
-        return None
-    from rpcd.server.call_metrics import CallStats
-
-    calls = getattr(metrics, "calls", None)
-    if isinstance(calls, CallStats):
-        return calls.observe
-    return metrics.observe_call
+ProxyCall = Callable[[CallContext, MethodEntry, list[Any]], Awaitable[Any]]
 
 
 #: The ``method`` label of a call whose caller has no valid credentials (the method's name
@@ -124,16 +63,6 @@ def _label(ctx: CallContext, name: str, system: bool, entry: MethodEntry | None)
     if system or (entry is not None and principal.peer.id in entry.callers):
         return name
     return UNKNOWN
-
-
-def not_found(name: str) -> Fault:
-    shown = name if len(name) <= 100 else name[:100] + "..."
-    return Fault(METHOD_NOT_FOUND, f"method {shown!r} not found")
-
-
-def canonical(name: str) -> str:
-    """MNet-style ``system/listMethods`` is an alias of ``system.listMethods``."""
-    return name.replace("/", ".") if "/" in name else name
 
 
 def check_signature(entry: MethodEntry, params: list[Any]) -> None:
@@ -177,21 +106,8 @@ def _wrong_param(entry: MethodEntry, params: list[Any]) -> None:
             raise Fault(INVALID_PARAMS, f"{entry.name}: param {i} must be {kind}")
 
 
-_SYSTEM_METHODS: dict[str, Any] | None = None
-
-
-def _system_methods() -> dict[str, Any]:
-    """``rpcd.server.system.SYSTEM_METHODS`` (the same dict), imported on first use: system
-    imports this module, and an import statement per call costs more than the lookup."""
-    global _SYSTEM_METHODS
-    from rpcd.server.system import SYSTEM_METHODS
-
-    _SYSTEM_METHODS = SYSTEM_METHODS
-    return SYSTEM_METHODS
-
-
 class Dispatcher:
-    """Runs one call; system methods come from ``rpcd.server.system``."""
+    """Runs one call; system methods come from ``rpcd.server.core.system``."""
 
     def __init__(
         self,
@@ -214,9 +130,9 @@ class Dispatcher:
 
     @metrics.setter
     def metrics(self, metrics: CallMetrics | None) -> None:
-        """``metrics.install`` sets it after construction: the observer follows."""
+        """Set after construction too (the app hands over its metrics): the observer follows."""
         self._metrics = metrics
-        self._observe = _observer(metrics)
+        self._observe = None if metrics is None else metrics.observe_call
 
     def _in_pool(self, func: Callable[..., Any], params: list[Any]) -> asyncio.Future[Any]:
         """``func(*params)`` in the bounded pool, as a future of the running loop."""
@@ -226,48 +142,11 @@ class Dispatcher:
             bridge = self._bridge = _PoolBridge(loop)
         return bridge.submit(self.executor, func, params)
 
-    def call_inline(self, ctx: CallContext, name: str, params: list[Any] | dict[str, Any]) -> Any:
-        """``call`` for a published ``run = "inline"`` method, without a coroutine: the hot
-        path of a quick call. ``NOT_INLINE`` (nothing done) for any other method: await
-        ``call`` then. Same checks, faults and counting as ``call``."""
-        system_methods = _SYSTEM_METHODS if _SYSTEM_METHODS is not None else _system_methods()
-        if "/" in name:
-            name = name.replace("/", ".")
-        entry = ctx.loaded.methods.get(name)
-        if entry is None or not entry.inline or type(params) is not list:
-            return NOT_INLINE
-        if name in system_methods:
-            return NOT_INLINE
-        observe = self._observe
-        started = perf_counter()
-        code: int | None = None
-        label = name
-        try:
-            principal = ctx.principal
-            if principal is None:
-                label = UNAUTHENTICATED
-                raise AuthRequired()
-            if principal.peer.id not in entry.callers:  # may_call, worked out per catalog
-                label = UNKNOWN
-                raise not_found(name)
-            check_signature(entry, params)
-            return _call_inline(ctx, entry, params)
-        except Fault as fault:
-            code = fault.code
-            raise
-        except Exception:
-            code = INTERNAL_ERROR
-            raise
-        finally:
-            if observe is not None:
-                observe(ctx.protocol, label, perf_counter() - started, code)
-
     async def call(self, ctx: CallContext, name: str, params: list[Any] | dict[str, Any]) -> Any:
         """One call (each call of a multicall or batch too), counted and timed when the
-        dispatcher has metrics: counting here, on the loop, needs no wrapper frame and no lock."""
-        system_methods = _SYSTEM_METHODS if _SYSTEM_METHODS is not None else _system_methods()
+        dispatcher has metrics. A ``run = "inline"`` handler runs right here, on the loop."""
         name = canonical(name)
-        system = system_methods.get(name)
+        system = SYSTEM_METHODS.get(name)
         entry = None if system is not None else ctx.loaded.methods.get(name)
         label = _label(ctx, name, system is not None, entry)
         observe = self._observe
@@ -289,7 +168,7 @@ class Dispatcher:
                 raise not_found(name)
             check_signature(entry, params)
             if entry.inline:
-                return _call_inline(ctx, entry, params)
+                return _run_inline(ctx, entry, params)
             return await self._run(ctx, entry, params)
         except Fault as fault:
             code = fault.code
@@ -375,7 +254,7 @@ def _timed_out(ctx: CallContext, entry: MethodEntry, timeout: float) -> Fault:
     return Fault(SYSTEM_ERROR, f"{entry.name} timed out after {timeout:g} s")
 
 
-def _call_inline(ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
+def _run_inline(ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
     """A ``run = "inline"`` handler, on the loop: no pool hop and no time limit (it cannot be
     interrupted there anyway); its errors become faults exactly as in ``Dispatcher._run``."""
     assert entry.func is not None

@@ -1,6 +1,6 @@
 """Reload: build a new catalog beside the live one, swap only a valid one, never half of one.
 
-``reload(holder, root)`` runs ``rpcd.server.loading.load`` (build with the previous file cache
+``reload(holder, root)`` runs ``rpcd.server.core.loading.load`` (build with the previous file cache
 for the incremental path, handler imports, secrets resolved again — env and file references
 are re-read on every reload) on a thread of its own so the event loop keeps serving, then:
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import signal
 import time
@@ -34,20 +35,19 @@ from typing import Any
 from aiohttp import web
 
 from rpcd.config import Finding, Report, Severity
-from rpcd.server import memory
-from rpcd.server.loading import CatalogHolder, Loaded, load
-from rpcd.server.metrics import METRICS, Metrics
-from rpcd.server.reload_build import STUCK, BuildThread, Stuck, blocked_on, held_imports, where
-from rpcd.server.sdnotify import Notifier
+from rpcd.server.core.loading import CatalogHolder, Loaded, load
+from rpcd.server.ops.logs import update_secrets
+from rpcd.server.ops.metrics import Metrics
+from rpcd.server.ops.reload_build import STUCK, BuildThread, Stuck, blocked_on, held_imports, where
+from rpcd.server.ops.sdnotify import Notifier
 
 __all__ = [
     "RELOADER",
     "ReloadResult",
     "Reloader",
-    "install",
+    "freeze",
     "install_sighup",
     "reload",
-    "reload_handler",
     "status_line",
 ]
 
@@ -111,13 +111,13 @@ def _finding_dicts(report: Report) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
-def _on_new_catalog(new: Loaded) -> None:
-    """After a swap: the log redaction filter learns the newly resolved secret values."""
-    try:
-        from rpcd.server.logging_setup import update_secrets
-    except ImportError:  # pragma: no cover - logging_setup is part of the package
-        return
-    update_secrets(new.secrets)
+def freeze() -> None:
+    """After a catalog load or swap: collect the build's cyclic garbage, then ``gc.freeze``
+    what is left, so the collector never scans the catalog (nor aiohttp, pydantic, lxml) again:
+    a full collection of a loaded daemon stalls every request in flight. A replaced catalog
+    is still freed by reference counting."""
+    gc.collect()
+    gc.freeze()
 
 
 async def reload(
@@ -199,9 +199,9 @@ async def reload(
             error_count=count,
             findings=findings,
         )
-    _on_new_catalog(outcome)
+    update_secrets(outcome.secrets)  # the log redaction filter learns the new values first
     holder.swap(outcome)
-    memory.settle()  # the new catalog frozen; the build's garbage given back to the kernel
+    freeze()
     new_hash = outcome.catalog.content_hash
     changed = new_hash != old_hash
     log.info(
@@ -391,43 +391,3 @@ def install_sighup(reloader: Reloader, loop: asyncio.AbstractEventLoop | None = 
     """SIGHUP requests a reload (coalesced). Unix only; call from inside the running loop."""
     loop = loop or asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
-
-
-async def reload_handler(request: web.Request) -> web.Response:
-    """``POST /v1/reload`` (admin peers): run a reload and answer with its result.
-
-    200 with ``result: ok``; 409 with ``result: failed`` and the findings when the tree is
-    invalid (the old catalog keeps serving); 401 / 403 for a caller that is not an admin.
-    """
-    from rpcd.server.http import call_context, unauthorized_json
-
-    ctx = await call_context(request)
-    if ctx.principal is None:
-        raise unauthorized_json()
-    if not ctx.principal.peer.admin:
-        return web.json_response({"error": "reload is for admin peers"}, status=403)
-    result = await request.app[RELOADER].reload()
-    return web.json_response(result.to_dict(), status=200 if result.ok else 409)
-
-
-def install(
-    app: web.Application,
-    root: Path | str,
-    *,
-    notifier: Notifier | None = None,
-) -> Reloader:
-    """A ``Reloader`` for ``app`` (its holder, settings and metrics) and ``POST /v1/reload``."""
-    from rpcd.server.keys import HOLDER, SETTINGS
-
-    reloader = Reloader(
-        app[HOLDER],
-        root,
-        app.get(SETTINGS),
-        metrics=app.get(METRICS),
-        notifier=notifier,
-    )
-    app[RELOADER] = reloader
-    from rpcd.server.guard import guarded
-
-    app.router.add_post("/v1/reload", guarded(reload_handler))
-    return reloader

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from rpcd.server import logging_setup
-from rpcd.server.logs import JsonFormatter
+from rpcd.server.ops import logs
+from rpcd.server.ops.logs import JsonFormatter
 
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
     out = io.StringIO()
-    handler = logging_setup.attach(logging.StreamHandler(out))
+    handler = logs.attach(logging.StreamHandler(out))
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("rpcd.test.logging")
     logger.addHandler(handler)
@@ -34,15 +34,15 @@ def lines(out: io.StringIO) -> list[dict[str, object]]:
 def test_request_id_from_context_and_secrets_masked(stream: io.StringIO) -> None:
     log = logging.getLogger("rpcd.test.logging")
     old, new = "old-secret-value-123", "new-secret-value-456"
-    logging_setup.update_secrets([old])
-    token = logging_setup.REQUEST_ID.set("req-42")
+    logs.update_secrets([old])
+    token = logs.REQUEST_ID.set("req-42")
     try:
         log.info("calling with %s", old)
         log.info("explicit", extra={"request_id": "given"})
     finally:
-        logging_setup.REQUEST_ID.reset(token)
+        logs.REQUEST_ID.reset(token)
     log.info("outside a request")
-    logging_setup.update_secrets([new])  # a reload resolved a rotated value
+    logs.update_secrets([new])  # a reload resolved a rotated value
     try:
         raise ValueError(f"boom {new} and {old}")
     except ValueError:

@@ -55,7 +55,7 @@ NOTICE_INTERVAL = 60.0
 
 
 class ConnectionCounter(Protocol):
-    """What the guard counts on (``rpcd.server.metrics.Metrics``)."""
+    """What the guard counts on (``rpcd.server.ops.metrics.Metrics``)."""
 
     def connection_closed(self, reason: str) -> None: ...
 

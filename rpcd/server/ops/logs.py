@@ -1,4 +1,4 @@
-"""Structured logs: one line per record, text or JSON, with the request id when there is one.
+"""The daemon's logging: one line per record (text or JSON), request ids, secrets masked.
 
 Log lines name peers, methods and request ids; never tokens, passwords or the session key.
 
@@ -11,18 +11,23 @@ characters escaped too: only a record's first line starts at column 0. The JSON 
 one line by construction (``json.dumps`` escapes every control character, DEL, and, ASCII
 only, U+2028/U+2029).
 
-Per-request cost (the access log writes one line per request): both formatters cache the
-timestamp text of the current second, and ``access_record`` builds the access log's record
-without ``Logger.findCaller`` (a walk up the stack) or ``LogRecord.__init__``'s per-record
-lookups: together about a third cheaper per line than ``logger.info(..., extra=...)`` with
-the old formatter (16-18 -> 12 us in a micro-benchmark; the rest is the handler's two
-filters, the format and the write itself).
+``REQUEST_ID`` is bound by the request skeleton (``rpcd.server.edge.request``) for the whole
+of a request, so every record logged below it carries ``request_id``. A redaction filter on
+the daemon's handler masks each *resolved* secret value in every field of a record, and the
+handler masks each line it writes again (``rpcd.redaction``); ``update_secrets`` gives it the
+values of every newly loaded catalog (rotated secrets are masked too, old ones still are).
+
+The access log (``write_access``, one line per request) queues the line's values on the
+daemon's ``LineHandler``, which formats, masks and writes them in batches; with any other
+logging configuration the line is an ordinary ``rpcd.access`` record (``access_item_record``).
+A new log field: the formatters here (and ``AccessItem`` for an access-line field).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import json
 import logging
 import os
@@ -30,18 +35,26 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from rpcd.logsafe import one_line
+from rpcd.redaction import Redactor, redact_record
 
 __all__ = [
+    "REQUEST_ID",
     "AccessItem",
     "JsonFormatter",
     "LineHandler",
+    "RedactionFilter",
+    "RequestIdFilter",
     "TextFormatter",
     "access_item_record",
     "access_record",
+    "attach",
+    "mask",
     "setup_logging",
+    "update_secrets",
+    "write_access",
 ]
 
 _EXTRA = ("request_id", "peer", "rpc_method", "status", "duration_ms", "path")
@@ -352,13 +365,164 @@ def access_item_record(item: AccessItem) -> logging.LogRecord:
     return record
 
 
-def setup_logging(fmt: str = "text", level: str = "INFO", flush_interval: float = 0.0) -> None:
-    """Route rpcd's and aiohttp's records to stderr in the chosen format; access lines are
-    written every ``flush_interval`` seconds (``LineHandler``)."""
-    handler = LineHandler(sys.stderr, flush_interval)
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "rpcd_request_id", default=None
+)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` from the context to records that do not carry one already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            rid = REQUEST_ID.get()
+            if rid is not None:
+                record.request_id = rid
+        return True
+
+
+class RedactionFilter(logging.Filter):
+    """Masks resolved secret values; the set of values grows on every reload.
+
+    Values seen before are kept (a rotated-out secret is still a secret), bounded to the most
+    recent ``MAX_VALUES``. The matcher (``rpcd.redaction.Redactor``) is built again only when
+    that set changes.
+    """
+
+    MAX_VALUES = 4096
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._values: dict[str, None] = {}  # insertion-ordered set
+        self._redactor = Redactor()
+
+    def update(self, values: Iterable[str]) -> None:
+        before = set(self._values)
+        for value in values:
+            if value:
+                self._values.pop(value, None)
+                self._values[value] = None
+        while len(self._values) > self.MAX_VALUES:
+            del self._values[next(iter(self._values))]
+        if set(self._values) != before:
+            self._redactor = Redactor(self._values)
+
+    def mask(self, text: str) -> str:
+        """``text`` with every form of every secret value masked."""
+        return self._redactor.text(text)
+
+    def mask_line(self, text: str) -> str:
+        """Formatted log lines with every form of a secret value that can be in one masked
+        (what the daemon's handler does to each line it writes)."""
+        return self._redactor.line(text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact_record(record, self._redactor)
+        return True
+
+
+_redaction = RedactionFilter()
+_request_ids = RequestIdFilter()
+
+
+def _plain_values(store: Any) -> list[str]:
+    """The values to mask of a ``SecretStore`` (or an iterable of strings)."""
+    if store is None:
+        return []
+    plain = getattr(store, "redaction_values", None)
+    if callable(plain):
+        return [str(v) for v in plain()]
+    return [str(v) for v in store]
+
+
+#: What the redaction filter of every handler would make of a text.
+mask = _redaction.mask
+
+
+def update_secrets(store: Any) -> None:
+    """Mask the values of ``store`` (a ``SecretStore``) in every log record from now on."""
+    _redaction.update(_plain_values(store))
+
+
+def setup_logging(
+    fmt: str = "text", level: str = "INFO", secrets: Any = None, flush_interval: float = 0.0
+) -> None:
+    """Route rpcd's and aiohttp's records to stderr, text or JSON, through one ``LineHandler``
+    (access lines batched every ``flush_interval`` seconds) with request ids and secret masking."""
+    handler = attach(LineHandler(sys.stderr, flush_interval))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.mask = _redaction.mask_line  # every line written, access lines included
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    if secrets is not None:
+        update_secrets(secrets)
+
+
+def owns_handler(handler: logging.Handler) -> bool:
+    """True when ``handler``'s filters are exactly the ones ``setup_logging`` gives it."""
+    filters = handler.filters
+    return len(filters) == 2 and filters[0] is _request_ids and filters[1] is _redaction
+
+
+_H = TypeVar("_H", bound=logging.Handler)
+
+
+def attach(handler: _H) -> _H:
+    """Add the request-id and redaction filters to a handler (the daemon's, tests, extra sinks)."""
+    handler.addFilter(_request_ids)
+    handler.addFilter(_redaction)
+    return handler
+
+
+access = logging.getLogger("rpcd.access")
+_checked: tuple[LineHandler, logging.Formatter | None] | None = None  # handler, its formatter
+
+
+def write_access(item: AccessItem) -> None:
+    """One access line: queued on the daemon's ``LineHandler`` when it is the line's only sink
+    (formatted, masked and written in batches), else an ordinary ``rpcd.access`` record."""
+    if not access.isEnabledFor(logging.INFO):
+        return
+    handlers = logging.root.handlers
+    checked = _checked
+    if (  # the handler checked last time, unchanged: skip the checks
+        checked is not None
+        and len(handlers) == 1
+        and handlers[0] is checked[0]
+        and checked[0].formatter is checked[1]
+        and len(checked[0].filters) == 2
+        and not access.handlers
+        and access.propagate
+    ):
+        handler: LineHandler | None = checked[0]
+    else:
+        handler = _daemon_handler()
+    if handler is None:
+        access.handle(access_item_record(item))
+    else:
+        handler.add_access(item)
+
+
+def _daemon_handler() -> LineHandler | None:
+    """The root's one ``LineHandler`` when an access record would reach only it (and only
+    through the filters ``setup_logging`` gave it): then the line can skip ``logging``."""
+    global _checked
+    _checked = None
+    if access.handlers or access.filters or not access.propagate:
+        return None
+    root = access.parent
+    if root is not logging.root or root.filters:
+        return None
+    handlers = root.handlers
+    if len(handlers) != 1:
+        return None
+    handler = handlers[0]
+    if type(handler) is not LineHandler or handler.level > logging.INFO:
+        return None
+    if handler.mask is None or not owns_handler(handler):
+        return None
+    _checked = (handler, handler.formatter)
+    return handler

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from rpcd.connections.transport import Transport
-from rpcd.server.auth import Authenticator
-from rpcd.server.dispatch import Dispatcher
-from rpcd.server.loading import CatalogHolder
+from rpcd.server.core.auth import Authenticator
+from rpcd.server.core.dispatch import Dispatcher
+from rpcd.server.core.loading import CatalogHolder
 from rpcd.settings import Settings
 
 __all__ = ["AUTHENTICATOR", "DISPATCHER", "HOLDER", "PEER", "RID", "SETTINGS", "TRANSPORT"]

@@ -2,7 +2,7 @@
 
 A batch runs its calls in order (like ``system.multicall``) and is bounded by
 ``max_multicall`` entries and, multicalls' entries included, by ``max_calls_per_request``
-calls (``rpcd.server.budget``). A request of notifications only is answered with 204 and no
+calls (``rpcd.server.core.budget``). A request of notifications only is answered with 204 and no
 body.
 """
 
@@ -18,17 +18,16 @@ from aiohttp import web
 from rpcd.codecs import jsonrpc
 from rpcd.codecs.jsonrpc import InvalidJsonRpcRequest, JsonRpcRequest
 from rpcd.errors import INTERNAL_ERROR, INVALID_REQUEST, CodecError, Fault, LimitExceeded
-from rpcd.server import guard
-from rpcd.server.auth import NOT_BEARER, Authenticator, AuthRequired
-from rpcd.server.budget import calls_in, check_budget
-from rpcd.server.dispatch import NOT_INLINE, CallContext, Dispatcher
-from rpcd.server.endpoint import Endpoint
-from rpcd.server.http import auth_error, check_content_type, read_body
+from rpcd.server.core.auth import AuthRequired
+from rpcd.server.core.budget import calls_in, check_budget
+from rpcd.server.core.calls import CallContext
+from rpcd.server.core.dispatch import Dispatcher
+from rpcd.server.edge.http import auth_error
+from rpcd.server.edge.request import Endpoint, Scope
 
 __all__ = ["PATH", "JsonRpcEndpoint"]
 
 PATH = "/jsonrpc"
-CONTENT_TYPES = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
 CONTENT_TYPE = "application/json"
 
 log = logging.getLogger("rpcd.server")
@@ -39,20 +38,12 @@ def _encode(response: dict[str, Any]) -> bytes:
     return json.dumps(response, separators=(",", ":")).encode("ascii")
 
 
-def _json(data: bytes, rid: str) -> web.Response:
-    if not data:
-        return web.Response(status=204, headers={"X-Request-ID": rid})
-    return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE, "X-Request-ID": rid})
-
-
 async def _one(
     dispatcher: Dispatcher, ctx: CallContext, req: JsonRpcRequest
 ) -> dict[str, Any] | None:
     """The response object for one request (None for a notification)."""
     try:
-        result = dispatcher.call_inline(ctx, req.method, req.params)
-        if result is NOT_INLINE:
-            result = await dispatcher.call(ctx, req.method, req.params)
+        result = await dispatcher.call(ctx, req.method, req.params)
     except AuthRequired:
         raise
     except Fault as fault:
@@ -81,45 +72,26 @@ def _costs(batch: list[JsonRpcRequest | InvalidJsonRpcRequest]) -> Iterator[int]
 class JsonRpcEndpoint(Endpoint):
     """The JSON-RPC request handler (one per app)."""
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        scope = guard.begin(request)
-        status = 500
-        try:
-            data = await self._answer(request, scope)
-            status = 200 if data else 204
-        except web.HTTPException as exc:
-            status = exc.status
-            exc.headers["X-Request-ID"] = scope.rid
-            raise
-        except Exception:
-            return guard.error_response(scope, request)
-        finally:
-            guard.finish(scope, request, status)
-        return _json(data, scope.rid)
+    CONTENT_TYPES = frozenset(
+        {"application/json", "application/json-rpc", "application/jsonrequest"}
+    )
 
-    async def _answer(self, request: web.Request, scope: guard.Scope) -> bytes:
+    async def answer(self, request: web.Request, scope: Scope) -> web.StreamResponse:
+        data = await self._answer(request, scope)
+        if not data:
+            return web.Response(status=204)
+        return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE})
+
+    async def _answer(self, request: web.Request, scope: Scope) -> bytes:
         """The response body (empty: notifications only, 204); HTTP errors are raised."""
+        data, loaded, principal = await self.caller(request, scope)
         settings = self.settings
-        check_content_type(request, CONTENT_TYPES, settings.max_body_bytes)
-        data = await read_body(request, settings.max_body_bytes, settings.body_timeout)
-        loaded = self.holder.current
-        principal = Authenticator.bearer(request.headers.get("Authorization", ""), loaded.peers)
-        if principal is NOT_BEARER:
-            try:
-                principal = await self.authenticator.authenticate(request, loaded.peers)
-            except AuthRequired as exc:  # Throttled: 429
-                raise auth_error(exc) from None
-        elif principal is None:
-            self.authenticator.failed("token")
-        if principal is not None:
-            scope.peer = principal.peer.id
         try:
             parsed = jsonrpc.loads_request(
                 data, max_depth=settings.max_xml_depth, max_number_chars=settings.max_number_chars
             )
         except CodecError as exc:
-            if self.metrics is not None:
-                self.metrics.observe_call("jsonrpc", "unknown", 0.0, exc.code)
+            self.parse_error("jsonrpc", exc.code)
             return jsonrpc.dumps_error(getattr(exc, "id", None), exc.code, str(exc))
         ctx = CallContext(loaded, principal, scope.rid, protocol="jsonrpc", request=request)
         dispatcher = self.dispatcher

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from rpcd.server import memory, reload
-from rpcd.server.app import create_app
-from rpcd.server.conn_guard import RESERVED_FDS, ConnectionGuard, GuardedSite, connection_cap
-from rpcd.server.keys import HOLDER, SETTINGS
-from rpcd.server.loading import Loaded
-from rpcd.server.loops import loop_name
-from rpcd.server.metrics import METRICS
-from rpcd.server.sdnotify import Notifier
+from rpcd.server.core.loading import Loaded
+from rpcd.server.edge.app import create_app, install_reload
+from rpcd.server.edge.conn_guard import RESERVED_FDS, ConnectionGuard, GuardedSite, connection_cap
+from rpcd.server.edge.keys import HOLDER, SETTINGS
+from rpcd.server.ops import reload
+from rpcd.server.ops.loops import loop_name
+from rpcd.server.ops.metrics import METRICS
+from rpcd.server.ops.sdnotify import Notifier
 from rpcd.settings import Settings
 
 __all__ = ["guard", "serve", "tls_context"]
@@ -74,11 +74,10 @@ async def serve(
     With ``root``, SIGHUP and ``POST /v1/reload`` reload the tree there. systemd is told
     READY=1 / RELOADING=1 / STOPPING=1 and pinged (WATCHDOG=1) when it asks for that.
     """
-    memory.tune_malloc(settings.malloc_trim_threshold, settings.malloc_mmap_threshold)
-    memory.settle()  # the catalog frozen for the collector; the build's garbage given back
+    reload.freeze()  # the catalog out of the collector's sight
     app = create_app(settings, loaded)
     notifier = Notifier()
-    reloader = reload.install(app, root, notifier=notifier) if root is not None else None
+    reloader = install_reload(app, root, notifier=notifier) if root is not None else None
     runner = web.AppRunner(
         app,
         access_log=None,

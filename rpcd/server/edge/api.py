@@ -13,14 +13,14 @@ from aiohttp import web
 
 from rpcd.config.models import Peer
 from rpcd.errors import Fault
-from rpcd.server.guard import guarded
-from rpcd.server.http import call_context, read_body, unauthorized_json
-from rpcd.server.keys import HOLDER, SETTINGS, TRANSPORT
-from rpcd.server.metrics import METRICS
-from rpcd.server.outbound import run_call
-from rpcd.server.reload import RELOADER
+from rpcd.server.core.outbound import run_call
+from rpcd.server.edge.http import call_context, read_body, unauthorized_json
+from rpcd.server.edge.keys import HOLDER, SETTINGS, TRANSPORT
+from rpcd.server.edge.request import guarded
+from rpcd.server.ops.metrics import METRICS
+from rpcd.server.ops.reload import RELOADER
 
-__all__ = ["routes"]
+__all__ = ["reload", "routes"]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -104,8 +104,8 @@ async def status(request: web.Request) -> web.Response:
     await _peer(request)
     loaded = request.app[HOLDER].current
     reloader = request.app.get(RELOADER)
-    reload = None if reloader is None else reloader.status()
-    return _json({"revision": loaded.revision, "reload": reload})
+    last = None if reloader is None else reloader.status()
+    return _json({"revision": loaded.revision, "reload": last})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -117,6 +117,21 @@ async def readyz(request: web.Request) -> web.Response:
     if holder is None:
         return web.Response(status=503, text="no catalog loaded\n")
     return web.Response(text=f"ready {holder.current.catalog.content_hash[:12]}\n")
+
+
+async def reload(request: web.Request) -> web.Response:
+    """``POST /v1/reload`` (admin peers): run a reload and answer with its result.
+
+    200 with ``result: ok``; 409 with ``result: failed`` and the findings when the tree is
+    invalid (the old catalog keeps serving); 401 / 403 for a caller that is not an admin.
+    """
+    ctx = await call_context(request)
+    if ctx.principal is None:
+        raise unauthorized_json()
+    if not ctx.principal.peer.admin:
+        return web.json_response({"error": "reload is for admin peers"}, status=403)
+    result = await request.app[RELOADER].reload()
+    return web.json_response(result.to_dict(), status=200 if result.ok else 409)
 
 
 def routes() -> list[web.RouteDef]:

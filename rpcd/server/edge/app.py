@@ -2,35 +2,35 @@
 
 ``create_app(settings, loaded)`` wires one ``Dispatcher`` behind both protocols. Resources
 that open and close together live in ``cleanup_ctx``: the handler thread pool and the
-outbound transport. Load and swap live in ``rpcd.server.loading`` (re-exported here).
+outbound transport. Load and swap live in ``rpcd.server.core.loading``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from aiohttp import web
 
 from rpcd.connections.transport import Transport, TransportSettings
-from rpcd.server import api, guard, jsonrpc_http, metrics, xmlrpc_http
-from rpcd.server.auth import Authenticator
-from rpcd.server.dispatch import Dispatcher
-from rpcd.server.keys import AUTHENTICATOR, DISPATCHER, HOLDER, SETTINGS, TRANSPORT
-from rpcd.server.loading import CatalogHolder, Loaded, load
-from rpcd.server.outbound import ProxyCaller
-from rpcd.server.sessions import SessionManager
-from rpcd.server.throttle import PasswordThrottle
+from rpcd.server.core.auth import Authenticator
+from rpcd.server.core.dispatch import Dispatcher
+from rpcd.server.core.loading import CatalogHolder, Loaded
+from rpcd.server.core.outbound import ProxyCaller
+from rpcd.server.core.sessions import SessionManager
+from rpcd.server.core.throttle import PasswordThrottle
+from rpcd.server.edge import api, jsonrpc, xmlrpc
+from rpcd.server.edge.keys import AUTHENTICATOR, DISPATCHER, HOLDER, SETTINGS, TRANSPORT
+from rpcd.server.edge.request import add_fallback, guarded, skeleton
+from rpcd.server.ops.metrics import METRICS, TOKEN_DIGEST, Metrics, metrics_handler
+from rpcd.server.ops.reload import RELOADER, Reloader
+from rpcd.server.ops.sdnotify import Notifier
 from rpcd.settings import Settings
 
-__all__ = [
-    "CatalogHolder",
-    "Loaded",
-    "create_app",
-    "load",
-    "session_manager",
-]
+__all__ = ["create_app", "install_reload", "session_manager"]
 
 log = logging.getLogger("rpcd.server")
 
@@ -70,38 +70,59 @@ def create_app(
     settings: Settings, loaded: Loaded, sessions: SessionManager | None = None
 ) -> web.Application:
     """The daemon's app. No middleware: the RPC endpoints do their own bookkeeping
-    (``rpcd.server.guard``), every other route is ``guarded``, and a catch-all route answers
+    (``rpcd.server.edge.request``), every other route is ``guarded``, and a catch-all route answers
     unknown paths and methods, so each request runs one coroutine frame of rpcd's around
     its work instead of a middleware chain."""
-    app_metrics = metrics.Metrics()
+    app_metrics = Metrics()
     app = web.Application(client_max_size=settings.max_body_bytes)
     authenticator = Authenticator(
         sessions or session_manager(settings),
         settings.auth_cache_ttl,
         PasswordThrottle.from_settings(settings),
     )
+    authenticator.metrics = app_metrics  # failed and throttled authentications
     holder = CatalogHolder(loaded)
     app[SETTINGS] = settings
     app[HOLDER] = holder
     app[AUTHENTICATOR] = authenticator
     pool = ThreadPoolExecutor(settings.handler_threads, thread_name_prefix="rpcd-handler")
-    dispatcher = Dispatcher(settings, authenticator, pool, ProxyCaller(None))
+    dispatcher = Dispatcher(
+        settings, authenticator, pool, ProxyCaller(None, app_metrics), app_metrics
+    )
     app[DISPATCHER] = dispatcher
     app[TRANSPORT] = None
     app.cleanup_ctx.extend([_executor, _transport])
     # GET /metrics, per-app registry; the dispatcher and the proxy caller count on it.
-    metrics.install(app, app_metrics, middleware=False, token=settings.metrics_token_bytes())
-    xml = xmlrpc_http.XmlRpcEndpoint(settings, holder, authenticator, dispatcher, app_metrics)
-    for path in xmlrpc_http.PATHS:
-        app.router.add_post(path, xml.handle)
-    json_rpc = jsonrpc_http.JsonRpcEndpoint(
-        settings, holder, authenticator, dispatcher, app_metrics
+    app[METRICS] = app_metrics
+    token = settings.metrics_token_bytes()
+    if token is not None:
+        app[TOKEN_DIGEST] = hashlib.sha256(token).digest()
+    app_metrics.set_catalog(loaded.catalog.content_hash)
+    app.router.add_get("/metrics", guarded(metrics_handler))
+    xml = skeleton(
+        xmlrpc.XmlRpcEndpoint(settings, holder, authenticator, dispatcher, app_metrics).answer
     )
-    app.router.add_post(jsonrpc_http.PATH, json_rpc.handle)
+    for path in xmlrpc.PATHS:
+        app.router.add_post(path, xml)
+    json_rpc = jsonrpc.JsonRpcEndpoint(settings, holder, authenticator, dispatcher, app_metrics)
+    app.router.add_post(jsonrpc.PATH, skeleton(json_rpc.answer))
     app.add_routes(api.routes())
-    guard.add_fallback(app)
+    add_fallback(app)
     app.on_cleanup.append(_flush_logs)
     return app
+
+
+def install_reload(
+    app: web.Application, root: Path | str, *, notifier: Notifier | None = None
+) -> Reloader:
+    """A ``Reloader`` for ``app`` (its holder, settings and metrics) and ``POST /v1/reload``.
+    Call before the app starts (its routes freeze then)."""
+    reloader = Reloader(
+        app[HOLDER], root, app.get(SETTINGS), metrics=app.get(METRICS), notifier=notifier
+    )
+    app[RELOADER] = reloader
+    app.router.add_post("/v1/reload", guarded(api.reload))
+    return reloader
 
 
 async def _flush_logs(app: web.Application) -> None:
