@@ -28,7 +28,7 @@ from rpcd.config import Finding, build
 settings.register_profile("suite", deadline=None)
 settings.register_profile(
     "fuzz",
-    max_examples=5_000,
+    max_examples=1_000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
