@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 import xml.etree.ElementTree as ET
 from decimal import Decimal
@@ -434,3 +435,20 @@ def test_garbage_xml_message_is_short() -> None:
         decode_response("application/xml", body)
     assert "z" * 61 not in str(info.value)
     assert len(str(info.value)) < 160
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"grade": 1e999}', "a number out of range (1e999)"),
+        (b'{"grade": -1e400}', "a number out of range (-1e400)"),
+        (b'{"grade": NaN}', "the literal NaN"),
+        (b"[Infinity]", "the literal Infinity"),
+        (b"[-Infinity]", "the literal -Infinity"),
+    ],
+)
+def test_a_remote_json_number_that_is_not_finite_is_refused(body: bytes, said: str) -> None:
+    """A REST remote's answer never hands a caller ``inf`` or ``nan`` (JSON has neither)."""
+    with pytest.raises(ParseError, match=re.escape(said)):
+        decode_response("application/json", body)
+    assert decode_response("application/json", b'{"grade": 1.5e300}') == {"grade": 1.5e300}

@@ -416,15 +416,36 @@ def decode_response(content_type: str | None, body: bytes, *, max_depth: int = M
 # ---- JSON
 
 
+class _NonFinite(ValueError):
+    """A JSON number that is not a finite double (``1e999``, ``NaN``, ``Infinity``)."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFinite(f"a number out of range ({_short_text(text)})")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise _NonFinite(f"the literal {name}")
+
+
+def _short_text(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:20]}…"
+
+
 def _decode_json(body: bytes, max_depth: int) -> Any:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ParseError(f"JSON response is not UTF-8; starts {_snippet(body)}") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
     except RecursionError:
         raise LimitExceeded(f"JSON is nested deeper than {max_depth} levels") from None
+    except _NonFinite as exc:
+        raise ParseError(f"JSON response holds {exc}, which JSON does not allow") from None
     except ValueError as exc:
         msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "invalid"
         raise ParseError(f"not valid JSON ({msg}); starts {_snippet(text)}") from None
