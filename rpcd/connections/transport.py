@@ -9,11 +9,10 @@ size limit counting decoded bytes, so a compression bomb stops at the limit; eve
 becomes a ``ConnectionCallError`` that names the connection and host, never the path, query
 or headers (a token may be in any of them).
 
-The per-connection timeout is a shared coarse timer (``_Deadlines``) rather than a
-``TimerHandle`` per call. No cookies are kept (calls are stateless; a jar would carry one
-peer's cookies into the next call), no proxy or ``.netrc`` is read from the environment, and
-redirects are not followed (an RPC endpoint that moved is a configuration error to report,
-not a POST to repeat elsewhere).
+The per-connection timeout is ``asyncio.timeout`` around the exchange. No cookies are kept
+(calls are stateless; a jar would carry one peer's cookies into the next call), no proxy or
+``.netrc`` is read from the environment, and redirects are not followed (an RPC endpoint
+that moved is a configuration error to report, not a POST to repeat elsewhere).
 
 TLS verification is always on. Each connection gets an ``SSLContext`` built once and cached:
 the system store plus the connection's ``ca_bundle`` (trust is only ever added), plus the client
@@ -28,12 +27,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import math
 import os
 import shutil
 import ssl
 import tempfile
-import time
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -119,7 +116,6 @@ class Transport:
         self._pool = pool
         self.settings = settings
         self._ssl: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
-        self._deadlines = _Deadlines()
 
     @classmethod
     @asynccontextmanager
@@ -211,12 +207,10 @@ class Transport:
             data = prepared.head + (b"Content-Length: 0\r\n\r\n" if prepared.has_body else b"\r\n")
         else:
             data = b"%sContent-Length: %d\r\n\r\n%s" % (prepared.head, len(body), body)
-        deadlines = self._deadlines
-        task = asyncio.current_task()
-        slot = deadlines.add(task, timeout) if task is not None else None
-        cancelling = task.cancelling() if task is not None else 0
+        deadline = asyncio.timeout(timeout)
         try:
-            answer = await self._pool.request(origin, prepared.method, data, limit)
+            async with deadline:
+                answer = await self._pool.request(origin, prepared.method, data, limit)
             headers = answer.headers
             encoding = headers.get("Content-Encoding")
             content = answer.body
@@ -225,10 +219,6 @@ class Transport:
             return Response(
                 answer.status, answer.reason, headers.get("Content-Type"), headers, content
             )
-        except asyncio.CancelledError:
-            if task is not None and deadlines.expired(task) and task.uncancel() <= cancelling:
-                raise self._failure(label, prepared, f"no answer within {timeout:g} s") from None
-            raise
         except AnswerOverLimit as exc:
             raise self._failure(label, prepared, str(exc)) from None
         except ResponseTooLarge as exc:
@@ -240,6 +230,8 @@ class Transport:
         except CannotConnect as exc:
             raise self._failure(label, prepared, _connect_reason(exc.cause)) from None
         except (OSError, MalformedResponse, _InflateError) as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                raise self._failure(label, prepared, f"no answer within {timeout:g} s") from None
             reason = _exchange_reason(exc)
             if prepared.https and isinstance(exc, ServerDisconnected | ConnectionResetError):
                 # TLS 1.3 servers refuse a missing/untrusted client certificate after the
@@ -247,11 +239,6 @@ class Transport:
                 # reset, depending on timing).
                 reason += " (TLS: the server may require a client certificate)"
             raise self._failure(label, prepared, reason) from None
-        finally:
-            if slot is not None and task is not None:
-                slot.discard(task)
-                if deadlines.pending:
-                    deadlines.expired(task)
 
     @staticmethod
     def _failure(label: str, prepared: Prepared, reason: str) -> ConnectionCallError:
@@ -300,52 +287,6 @@ def _where(label: str, method: str, url: URL) -> str:
 def _shown(text: str | None) -> str:
     text = text or ""
     return text if text.isprintable() else ascii(text)[1:-1]
-
-
-class _Deadlines:
-    """Per-call timeouts at the cost of two set operations.
-
-    aiohttp's own timeout (or ``asyncio.timeout``) schedules a ``TimerHandle`` per call and
-    cancels it when the answer comes: a Python object, a heap push, and a cancelled entry
-    left in the loop's heap until it surfaces (measured: about 4 % of a call's instructions,
-    more at high concurrency where the heap is deeper). Here calls whose deadlines fall in the
-    same slot share one loop timer: a set of tasks per slot, the timer cancelling those still
-    in it when it fires. Slots are 1 s for timeouts of 5 s and more (aiohttp rounds those to
-    the second as well), 50 ms from 0.5 s, 5 ms below: a call times out at most one slot
-    late, never early. Cancellation follows ``asyncio.timeout``: the task is uncancelled and
-    the caller gets a timeout error, unless someone else cancelled it too.
-    """
-
-    __slots__ = ("_slots", "pending")
-
-    def __init__(self) -> None:
-        self._slots: dict[float, set[asyncio.Task[Any]]] = {}
-        self.pending: set[asyncio.Task[Any]] = set()  # cancelled by a deadline, not yet seen
-
-    def add(self, task: asyncio.Task[Any], seconds: float) -> set[asyncio.Task[Any]]:
-        """Register ``task``; the returned set is the slot (``discard`` the task when done)."""
-        step = 1.0 if seconds >= 5.0 else 0.05 if seconds >= 0.5 else 0.005
-        now = time.monotonic()
-        at = math.ceil((now + seconds) / step) * step
-        slot = self._slots.get(at)
-        if slot is None:
-            slot = self._slots[at] = set()
-            asyncio.get_running_loop().call_later(max(0.0, at - now), self._fire, at)
-        slot.add(task)
-        return slot
-
-    def _fire(self, at: float) -> None:
-        for task in self._slots.pop(at, ()):
-            if not task.done():
-                self.pending.add(task)
-                task.cancel()
-
-    def expired(self, task: asyncio.Task[Any]) -> bool:
-        """Whether this task's cancellation was its deadline (and forget it)."""
-        if task in self.pending:
-            self.pending.discard(task)
-            return True
-        return False
 
 
 class _InflateError(Exception):
