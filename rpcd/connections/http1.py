@@ -1,19 +1,18 @@
 """HTTP/1.1 keep-alive connections for outbound calls: asyncio transports, httptools parsing.
 
-Why not aiohttp's ``ClientSession``: measured on one core (``bench/client.py``), a call through
-it costs about 140 µs of client CPU, most of it per-request machinery an RPC call does not use
+Why not aiohttp's ``ClientSession``: most of what it does per request an RPC call does not use
 (a ``ClientRequest`` built in ten steps, a response object, a new parser, a body-writer task
-and its extra loop turn, cookie and trace hooks); that is more than the whole blocking
-``xmlrpc.client`` call. An RPC request is a method, a target, a few fixed headers and a
-``bytes`` body, and its answer is read in full: here that is one ``write`` of bytes made
-mostly in advance (``Origin.head``), and an ``asyncio.Protocol`` that feeds what it receives
-to httptools (llhttp, the parser Node.js uses) and resolves a future when the answer is
-complete. The framing rules (Content-Length, chunked, read-until-close, interim ``1xx``,
-keep-alive or not) are the parser's; llhttp is strict (it refuses a negative or overflowing
-Content-Length, two of them, Content-Length with Transfer-Encoding, a chunk size that
-overflows, bare LF line ends). This module adds the bounds llhttp leaves to its user: the
-head's bytes, lines and line length (``headlimits``), a chunked body's framing bytes, trailer
-fields, and refuses a Transfer-Encoding other than ``chunked``.
+and its extra loop turn, cookie and trace hooks); docs/performance.md has the figures and how
+to re-measure them (``bench/client.py``). An RPC request is a method, a target, a few fixed
+headers and a ``bytes`` body, and its answer is read in full: here that is one ``write`` of
+bytes made mostly in advance (the transport's ``Prepared.head``), and an ``asyncio.Protocol``
+that feeds what it receives to httptools (llhttp, the parser Node.js uses) and resolves a
+future when the answer is complete. The framing rules (Content-Length, chunked,
+read-until-close, interim ``1xx``, keep-alive or not) are the parser's; llhttp is strict (it
+refuses a negative or overflowing Content-Length, two of them, Content-Length with
+Transfer-Encoding, a chunk size that overflows, bare LF line ends). This module adds the bounds
+llhttp leaves to its user: the head's bytes, lines and line length (``headlimits``), a chunked
+body's framing bytes, trailer fields, and refuses a Transfer-Encoding other than ``chunked``.
 
 The pool: idle connections per origin (scheme, host, port, TLS context), reused last-in
 first-out, closed after ``keepalive_timeout`` idle (a sweep timer runs while any are idle) or

@@ -47,7 +47,7 @@ class CallError:
 @dataclass(slots=True)
 class Attempt:
     """One connection's try. Not ``frozen`` (one is built per call, and a frozen dataclass's
-    ``__init__`` costs about three times as much); nothing changes it after the runner."""
+    ``__init__`` is slower); nothing changes it after the runner."""
 
     connection: str
     ok: bool

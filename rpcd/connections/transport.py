@@ -1,7 +1,7 @@
 """The process's one outbound HTTP client: a pool of keep-alive HTTP/1.1 connections.
 
 The wire work is ``rpcd.connections.http1`` (asyncio transports, the httptools parser; why not
-aiohttp's ``ClientSession`` is measured there). Here: what of a request stays the same from
+aiohttp's ``ClientSession`` is said there). Here: what of a request stays the same from
 call to call is made once (``Prepared``: the request line and header block as bytes, the
 origin), a call adds Content-Length and the body and sends it in one write; the answer's
 body is inflated when the peer compressed it (gzip, deflate: the request offers both), the
