@@ -119,3 +119,40 @@ def test_every_daemon_setting_is_documented(name: str) -> None:
         f"setting {name} (RPCD_{name.upper()}) is named in neither docs/security.md "
         "nor docs/operations.md"
     )
+
+
+DOC_PAGES = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])
+FILE_NAME = re.compile(
+    r"(?<![\w/.~-])(?:rpcd|bench|tests|contrib|schemas)/[A-Za-z0-9_./-]*[A-Za-z0-9_]"
+)
+DOTTED_NAME = re.compile(r"`(rpcd(?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=lambda p: p.name)
+def test_every_file_a_page_names_exists(page: Path) -> None:
+    """A doc that names a module or file after it moved sends a reader nowhere."""
+    text = page.read_text(encoding="utf-8")
+    missing = sorted({n for n in FILE_NAME.findall(text) if not (REPO / n.rstrip(".")).exists()})
+    assert not missing, f"{page.name} names files that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=lambda p: p.name)
+def test_every_dotted_name_a_page_gives_resolves(page: Path) -> None:
+    import importlib
+
+    wrong = []
+    names = set(DOTTED_NAME.findall(page.read_text(encoding="utf-8"))) - {"rpcd.toml"}
+    for dotted in sorted(names):
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                target: object = importlib.import_module(".".join(parts[:cut]))
+            except ModuleNotFoundError:
+                continue
+            try:
+                for attribute in parts[cut:]:
+                    target = getattr(target, attribute)
+            except AttributeError:
+                wrong.append(dotted)
+            break
+    assert not wrong, f"{page.name} names what does not exist: {wrong}"
