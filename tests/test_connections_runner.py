@@ -209,3 +209,53 @@ def test_connection_objects_introspect_but_never_reveal(tmp_path: Path, peer: Ai
         pickle.dumps(c)
     with pytest.raises(AttributeError):
         c.token = "x"  # type: ignore[attr-defined]
+
+
+def test_cached_routes_match_connections_built_afresh(tmp_path: Path, peer: AiohttpPeer) -> None:
+    """The route cache (per transport, catalog and secret store generation) against the slow
+    path, BoundConnection objects built from ``routing.applicable`` on every call: the same
+    connections in the same order, the same objects while nothing changes, new ones after a
+    reload (a new catalog) or on another transport."""
+    from rpcd.connections import BoundConnection
+    from rpcd.routing import applicable
+
+    u = peer.url
+    root = tree(
+        tmp_path,
+        conn("b-first", u + "/ok/{function}", institutions='"uni-b"', priority=1),
+        conn("a-second", u + "/ok/{function}", institutions='"uni-a"', priority=2),
+        conn("c-off", u + "/ok/{function}", institutions='"college-c"', enabled=False),
+    )
+    catalog = load(root)
+    store, _ = resolve_catalog(catalog)
+
+    async def go() -> None:
+        async with Transport.open() as transport, Transport.open() as other:
+            for institutions in (["uni-a"], ["uni-b"], ["uni-a", "uni-b"], ["college-c"], []):
+                cached = connections_for(
+                    catalog, "demo_svc", institutions, secrets=store, transport=transport
+                )
+                fresh = [
+                    BoundConnection(c, secrets=store, transport=transport)
+                    for c in applicable(catalog, "demo_svc", institutions)
+                ]
+                assert [c.describe() for c in cached] == [c.describe() for c in fresh]
+                again = connections_for(
+                    catalog, "demo_svc", institutions, secrets=store, transport=transport
+                )
+                assert all(x is y for x, y in zip(cached, again, strict=True))
+                elsewhere = connections_for(
+                    catalog, "demo_svc", institutions, secrets=store, transport=other
+                )
+                assert not any(x is y for x, y in zip(cached, elsewhere, strict=True))
+            reloaded = load(root)
+            before = connections_for(
+                catalog, "demo_svc", ["uni-a", "uni-b"], secrets=store, transport=transport
+            )
+            after = connections_for(
+                reloaded, "demo_svc", ["uni-a", "uni-b"], secrets=store, transport=transport
+            )
+            assert [c.id for c in after] == [c.id for c in before] == ["b-first", "a-second"]
+            assert not any(x is y for x, y in zip(before, after, strict=True))
+
+    asyncio.run(go())
