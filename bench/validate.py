@@ -328,12 +328,8 @@ def incremental(root: Path, rounds: int) -> tuple[list[float], list[float], list
 BUCKETS: list[tuple[str, Callable[[str, str], bool]]] = [
     ("TOML parser (tomli, compiled, or tomllib)", lambda f, n: "tomllib" in f or "tomli" in n),
     (
-        "compiled schema check (fastcheck code)",
-        lambda f, n: f.startswith("<rpcd schema") or f.endswith("config/fastcheck.py"),
-    ),
-    (
-        "jsonschema on the broken parts (detailed findings)",
-        lambda f, n: "jsonschema" in f or "referencing" in f or f.endswith("config/narrow.py"),
+        "jsonschema on the refused parts (detailed findings)",
+        lambda f, n: "jsonschema" in f or "referencing" in f,
     ),
     ("pydantic (models)", lambda f, n: "pydantic" in f or "SchemaValidator" in n),
     ("findings: key positions", lambda f, n: f.endswith("config/parse.py")),
@@ -510,29 +506,15 @@ def main() -> int:
         print("| --- | --- |")
         print(f"| python -c pass | {spread(bare)} |")
         print(f"| python -c 'import rpcd.cli' | {spread(cli)} |")
-        compile_code = (
-            "import time; from rpcd.config import schema; "
-            "from rpcd.config.sources import FileKind; "
-            "t = time.perf_counter(); [schema.fast_validator(k) for k in FileKind]; "
-            "print(time.perf_counter() - t)"
-        )
-        compiled = [
-            float(subprocess.check_output([sys.executable, "-c", compile_code], cwd=REPO))
-            for _ in range(rounds)
-        ]
-        print(
-            "| the 3 compiled schema validators (generated code cached in "
-            f"$XDG_CACHE_HOME/rpcd; first run generates) | {spread(compiled)} |"
-        )
         for layout, root, n, _ in big:
             print(
                 f"\n## Where the time goes: one in-process cold serial build, {n:,} "
                 f"connections, {layout}\n"
             )
             print(
-                "cProfile's own time per part. It charges every Python call extra, so the "
-                "compiled schema check (many small calls) looks bigger than it is, and the "
-                "parser (one call per file) smaller.\n"
+                "cProfile's own time per part. It charges every Python call extra, so "
+                "jsonschema (many small calls) looks bigger than it is, and the parser (one "
+                "call per file) smaller.\n"
             )
             print("\n".join(profile(root)))
     finally:

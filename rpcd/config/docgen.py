@@ -5,7 +5,7 @@ reference page: a section per file kind, a table per TOML table (key, type, requ
 allowed values, description, rule ids), and the tables that the schemas' conditionals encode
 (which auth and payload go with which type, the credential group per auth, the peer credential
 per auth). Defaults come from the pydantic models and the catalog (the schemas carry no
-``default`` keyword: fastjsonschema would write it into the documents it checks).
+``default`` keyword: the models hold them).
 
 ``tests/test_docs.py`` fails when the committed page differs from this output (run ``make docs``).
 """

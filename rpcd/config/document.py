@@ -17,16 +17,11 @@ from pydantic import BaseModel, ValidationError
 
 from rpcd.config import schema
 from rpcd.config.findings import Finding
-from rpcd.config.models import ID_PATTERN, ConnectionsFile, ServicesFile, SiteFile
+from rpcd.config.models import ID_PATTERN, MODELS
 from rpcd.config.nesting import MAX_DEPTH, may_exceed, too_deep
 from rpcd.config.parse import KeyIndex, Path_, decode_text, format_path, parse_toml
-from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, FileKind, SourceFile, read_bytes
+from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, SourceFile, read_bytes
 
-MODELS: dict[FileKind, type[BaseModel]] = {
-    FileKind.SITE: SiteFile,
-    FileKind.CONNECTIONS: ConnectionsFile,
-    FileKind.SERVICES: ServicesFile,
-}
 _CLASS_ID = re.compile(ID_PATTERN)
 # Arrays whose items are dropped one by one when broken: key path prefix → id key.
 _ITEM_ARRAYS: dict[tuple[str, ...], str] = {

@@ -21,6 +21,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
+from rpcd.config.sources import FileKind
+
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*(?!\n)$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$"
 CREDENTIAL_PATTERN = r"^[A-Za-z0-9_.@-]+(?!\n)$"
@@ -484,3 +486,10 @@ class ServicesFile(Model):
     version: FormatVersion
     service: Service | None = None
     peer: Annotated[tuple[Peer, ...], Frozen] = ()
+
+
+MODELS: dict[FileKind, type[BaseModel]] = {
+    FileKind.SITE: SiteFile,
+    FileKind.CONNECTIONS: ConnectionsFile,
+    FileKind.SERVICES: ServicesFile,
+}

@@ -1,9 +1,8 @@
 """The bundled JSON Schemas (the public contract) and their findings.
 
-Two validators per schema: a compiled ``fastjsonschema`` function decides quickly that a
-document is valid (about 12 times faster than ``jsonschema``); only when it says no does
-``jsonschema`` walk the document to produce every detailed finding. ``jsonschema`` is the
-authority: if the two ever disagree, its answer stands.
+One validator decides "valid?": the pydantic model of the file, which runs on every file
+anyway. Only when it says no does ``jsonschema`` walk what it refused, to produce every
+detailed finding; the tests hold the two to the same verdict on every document.
 
 Rule ids come from the schemas themselves: a subschema may carry ``x-rpcd-rule``, and an error
 raised inside it (or inside its conditional branches) is reported under that rule. Everything
@@ -13,19 +12,17 @@ else maps by JSON-Schema keyword: unknown-key, missing-key, wrong-type, invalid-
 from __future__ import annotations
 
 import difflib
-import hashlib
-import importlib.util
 import json
-import marshal
-import os
 import re
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rpcd.config import fastcheck, narrow
+from pydantic import ValidationError
+
 from rpcd.config.findings import Finding
+from rpcd.config.models import MODELS
 from rpcd.config.parse import Path_, format_path
 from rpcd.config.sources import FileKind
 
@@ -49,8 +46,6 @@ _STRUCTURAL = frozenset(
     {"properties", "items", "additionalProperties", "patternProperties", "definitions"}
 )
 _CONDITIONAL = frozenset({"if", "then", "else", "oneOf", "anyOf", "allOf", "not"})
-# Arrays with at least this many items are checked item by item (see ``check``).
-SPLIT_MIN_ITEMS = 8
 
 
 @cache
@@ -64,206 +59,33 @@ def load_schema(kind: FileKind) -> dict[str, Any]:
     return schema
 
 
-# --- the compiled fast path -------------------------------------------------------------------
-
-
-class Invalid(Exception):
-    """Raised by the compiled validators: "not valid", nothing more (jsonschema explains)."""
-
-
-# Bump when the way the code is generated changes: the cached code is keyed by it.
-_GENERATOR = "rpcd-fastcheck-1"
-
-
-def _generate(schema: dict[str, Any]) -> str:
-    """Python source of a fastjsonschema validator for ``schema`` that only says yes or no.
-
-    fastjsonschema's own errors build a message, a value and the whole failing subschema for
-    every ``raise``, and the conditionals (``if``/``anyOf``/``not``) raise and catch on every
-    document; a bare exception is about twice as fast. The checks are fastjsonschema's.
-    """
-    import fastjsonschema  # only when the code is not in the cache
-    from fastjsonschema.draft07 import CodeGeneratorDraft07
-    from fastjsonschema.ref_resolver import RefResolver
-
-    class Lean(CodeGeneratorDraft07):
-        def exc(self, msg: str, *args: Any, append_to_msg: Any = None, rule: Any = None) -> None:
-            self.l('raise JsonSchemaValueException("")')
-
-    try:
-        resolver = RefResolver.from_schema(schema, handlers={}, store={})
-        generator = Lean(schema, resolver=resolver)  # type: ignore[no-untyped-call]
-        code = f"{generator.global_state_code}\n{generator.func_code}"
-        name = resolver.get_scope_name()
-    except Exception:  # an internal API changed: fall back to the public one, same checks
-        code = fastjsonschema.compile_to_code(schema)
-        name = _scope_name(code)
-    return f"{code}\n\nVALIDATE = {name}\n"
-
-
-def _scope_name(code: str) -> str:
-    match = re.search(r"^def (\w+)\(", code, flags=re.M)
-    assert match, "fastjsonschema generated no function"
-    return match.group(1)
-
-
-def _cache_dir() -> Path | None:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    if not base or base.startswith("~"):
-        return None
-    return Path(base) / "rpcd" / "schemas"
-
-
-def _compiled(schema: dict[str, Any], label: str) -> Callable[[Any], bool]:
-    """The yes-or-no validator of ``schema``.
-
-    The code is ``fastcheck``'s (plain boolean tests), or fastjsonschema's for a schema that
-    uses a keyword fastcheck does not handle.
-    """
-
-    def source(schema: dict[str, Any]) -> str:
-        try:
-            return fastcheck.generate(schema)
-        except fastcheck.Unsupported:
-            code = _generate(schema).replace(
-                "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException",
-                "",
-            )
-            return f"{code}\nVALIDATE = _raising(VALIDATE)\n"
-
-    validate: Callable[[Any], bool] = _load(schema, label, source)["VALIDATE"]
-    return validate
-
-
-def _load(
-    schema: dict[str, Any], label: str, source: Callable[[dict[str, Any]], str]
-) -> dict[str, Any]:
-    """The namespace of the code ``source`` generates for ``schema``, cached when it can be.
-
-    Generating and compiling the code costs 0.1-0.3 s per run for all the schemas; the cache
-    (``$XDG_CACHE_HOME/rpcd/schemas``, keyed by the schema, both generators' versions and the
-    Python bytecode version) makes that a ``marshal.loads``. No cache dir, no harm: generate.
-    """
-    text = json.dumps(schema, sort_keys=True)
-    key = hashlib.sha256(
-        "\0".join(
-            [
-                text,
-                _GENERATOR,
-                _fastcheck_version(),
-                _fastjsonschema_version(),
-                importlib.util.MAGIC_NUMBER.hex(),
-            ]
-        ).encode()
-    ).hexdigest()[:32]
-    folder = _cache_dir()
-    path = folder / f"{label}-{key}.marshal" if folder else None
-    code_object = None
-    if path is not None:
-        try:
-            code_object = marshal.loads(path.read_bytes())
-        except (OSError, ValueError, EOFError, TypeError):
-            code_object = None
-    if code_object is None:
-        code_object = compile(source(json.loads(text)), f"<rpcd schema {label}>", "exec")
-        if path is not None:
-            _store(path, marshal.dumps(code_object))
-    namespace: dict[str, Any] = {
-        **fastcheck.RUNTIME,
-        "JsonSchemaValueException": Invalid,
-        "JsonSchemaValuesException": Invalid,
-        "_raising": _raising,
-    }
-    exec(code_object, namespace)  # code generated from our own schema
-    namespace["JsonSchemaValueException"] = namespace["JsonSchemaValuesException"] = Invalid
-    return namespace
+# --- the decider ------------------------------------------------------------------------------
 
 
 @cache
-def node_predicates(kind: FileKind) -> dict[str, Callable[[Any], bool]]:
-    """JSON pointer → yes-or-no validator, for every node of the schema (see ``narrow``);
-    empty when the schema needs a keyword fastcheck does not handle (nothing is skipped)."""
-
-    def source(schema: dict[str, Any]) -> str:
-        try:
-            return fastcheck.generate_nodes(schema)
-        except fastcheck.Unsupported:
-            return "NODES = {}\n"
-
-    nodes: dict[str, Callable[[Any], bool]] = _load(
-        load_schema(kind), f"{kind.value}-nodes", source
-    )["NODES"]
-    return nodes
-
-
-def _raising(validate: Callable[[Any], Any]) -> Callable[[Any], bool]:
-    """A fastjsonschema validator (raises when invalid) as a yes-or-no one."""
-
-    def check(value: Any) -> bool:
-        try:
-            validate(value)
-        except Exception:  # Invalid, or anything the code cannot handle: not proven valid
-            return False
-        return True
-
-    return check
-
-
-@cache
-def _fastcheck_version() -> str:
-    """The compiler's own source: editing it invalidates the cached code."""
-    return hashlib.sha256(Path(fastcheck.__file__).read_bytes()).hexdigest()
-
-
-def _store(path: Path, data: bytes) -> None:
-    import tempfile
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home: the next run generates the code again
-
-
-def _fastjsonschema_version() -> str:
-    """Which fastjsonschema generates the code, without importing it (nor importlib.metadata):
-    the text of its ``version.py``."""
-    spec = importlib.util.find_spec("fastjsonschema")
-    origin = spec.origin if spec is not None else None
-    if origin:
-        try:
-            return (Path(origin).parent / "version.py").read_text(encoding="utf-8")
-        except OSError:
-            pass
-    import fastjsonschema
-
-    return str(fastjsonschema.VERSION)
-
-
-@cache
-def fast_validator(kind: FileKind) -> Callable[[Any], bool]:
-    return _compiled(load_schema(kind), kind.value)
-
-
-@cache
-def full_validator(kind: FileKind) -> jsonschema.Draft7Validator:
+def full_validator(kind: FileKind) -> jsonschema.protocols.Validator:
+    """jsonschema's validator for ``kind``, built once: it explains what the decider refused."""
     import jsonschema
 
-    return jsonschema.Draft7Validator(load_schema(kind))
+    schema = load_schema(kind)
+    validator: jsonschema.protocols.Validator = jsonschema.validators.validator_for(schema)(schema)
+    return validator
 
 
-def is_valid_fast(kind: FileKind, document: dict[str, Any]) -> bool:
-    return _passes(fast_validator(kind), document)
+def refusals(kind: FileKind, document: dict[str, Any]) -> list[Path_] | None:
+    """Where the pydantic model of ``kind`` refuses ``document``; ``None`` when it accepts it.
 
-
-def _passes(validate: Callable[[Any], bool], value: Any) -> bool:
+    The models run on every file anyway and agree with the schema on every document
+    (tests/test_schema_model_agreement.py, tests/test_schema_differential.py), so they decide
+    "valid?"; jsonschema runs only on what they refuse, to explain it.
+    """
     try:
-        return validate(value)
-    except Exception:  # a value the compiled code cannot handle: not proven valid
-        return False
+        MODELS[kind].model_validate(document)
+    except ValidationError as exc:
+        return [
+            tuple(p for p in error["loc"] if isinstance(p, str | int)) for error in exc.errors()
+        ]
+    return None
 
 
 @cache
@@ -280,61 +102,47 @@ def _split_keys(kind: FileKind) -> tuple[str, ...]:
 
 
 @cache
-def _item_validator(kind: FileKind, key: str) -> Callable[[Any], bool]:
-    """The schema of one item of the array ``key`` (its ``$ref`` resolved in the whole schema)."""
-    schema = load_schema(kind)
-    items = schema["properties"][key]["items"]
-    wrapper = {k: v for k, v in schema.items() if k in ("$schema", "$id", "definitions")}
-    wrapper["allOf"] = [items]
-    return _compiled(wrapper, f"{kind.value}-{key}-item")
-
-
-@cache
-def _shell_validator(kind: FileKind) -> Callable[[Any], bool]:
+def _shell_validator(kind: FileKind) -> jsonschema.protocols.Validator:
     """The whole schema with every split array's ``items`` accepting anything.
 
     A document is valid iff this accepts it and every item passes its item schema (``items``
     is a conjunction over the items, and nothing else in the schema changes).
     """
+    import jsonschema
+
     schema = json.loads(json.dumps(load_schema(kind)))
     for key in _split_keys(kind):
         schema["properties"][key]["items"] = {}
-    return _compiled(schema, f"{kind.value}-shell")
+    validator: jsonschema.protocols.Validator = jsonschema.validators.validator_for(schema)(schema)
+    return validator
 
 
 def check(kind: FileKind, document: dict[str, Any]) -> list[SchemaProblem]:
-    """The schema findings of ``document``: none when the compiled validator accepts it.
+    """The schema findings of ``document``: none when the model accepts it.
 
-    A file with many ``[[connection]]`` items (or institutions, or peers) is checked item by
-    item with the compiled item schema, so that jsonschema, which is about 12 times slower,
-    walks only the broken items; their error paths are re-based on the whole document.
+    When every refusal lies inside items of the top-level arrays (``[[connection]]``,
+    institutions, peers), jsonschema walks only those items, and the rest of the document with
+    the arrays' items unchecked; the items' error paths are re-based on the whole document.
     """
-    keys = [
-        key
-        for key in _split_keys(kind)
-        if isinstance(document.get(key), list) and len(document[key]) >= SPLIT_MIN_ITEMS
-    ]
-    if not keys:
-        if is_valid_fast(kind, document):
-            return []
-        return schema_errors(kind, document)
+    refused = refusals(kind, document)
+    if refused is None:
+        return []
+    keys = _split_keys(kind)
+    bad_indexes: dict[str, list[int]] = {}
+    for path in refused:
+        if len(path) < 2 or path[0] not in keys or not isinstance(path[1], int):
+            return schema_errors(kind, document)
+        bad_indexes.setdefault(str(path[0]), []).append(path[1])
     good_doc = dict(document)
     bad_doc = dict(document)
-    bad_indexes: dict[str, list[int]] = {}
-    for key in keys:
-        validate = _item_validator(kind, key)
-        items = document[key]
-        bad = [i for i, item in enumerate(items) if not _passes(validate, item)]
-        bad_indexes[key] = bad
+    for key, indexes in bad_indexes.items():
+        bad = bad_indexes[key] = sorted(set(indexes))
         bad_set = set(bad)
+        items = document[key]
         good_doc[key] = [item for i, item in enumerate(items) if i not in bad_set]
         bad_doc[key] = [items[i] for i in bad]
-    if not _passes(_shell_validator(kind), good_doc):
-        # Something outside the items is wrong (or reaches into the good items): the whole
-        # document goes to jsonschema, as before.
+    if not _shell_validator(kind).is_valid(good_doc):
         return schema_errors(kind, document)
-    if not any(bad_indexes.values()):
-        return []
 
     def rebase(path: Path_) -> Path_:
         if len(path) >= 2 and path[0] in bad_indexes and isinstance(path[1], int):
@@ -359,9 +167,7 @@ def schema_errors(
     schema = load_schema(kind)
     seen: set[tuple[str, Path_]] = set()
     problems: list[SchemaProblem] = []
-    errors = narrow.iter_errors(
-        full_validator(kind), node_predicates(kind), document if checked is None else checked
-    )
+    errors = full_validator(kind).iter_errors(document if checked is None else checked)
     for error in errors:
         path: Path_ = tuple(error.absolute_path)
         if rebase is not None:
