@@ -1,9 +1,9 @@
 """Outbound authentication, one small class per ``auth`` kind.
 
-Each piece holds its secrets as ``SecretStr`` and touches a request only through three hooks:
-``sign`` (after the body is built: headers, query, form, OAuth signature), ``wsse_token``
-(SOAP's UsernameToken goes inside the envelope) and ``client_cert`` (TLS, read by the
-transport). ``repr`` never shows a value.
+Each piece holds its secrets as ``SecretStr`` and touches a request only through two hooks:
+``sign`` (after the body is built: headers, query, form, OAuth signature) and ``wsse_token``
+(SOAP's UsernameToken goes inside the envelope); ``CertAuth``'s client certificate is read by
+the transport for TLS. ``repr`` never shows a value.
 """
 
 from __future__ import annotations
@@ -46,9 +46,6 @@ class Auth:
         """Add credentials to a fully built request."""
 
     def wsse_token(self) -> UsernameToken | None:
-        return None
-
-    def client_cert(self) -> ClientCert | None:
         return None
 
     def derived_secrets(self) -> tuple[str, ...]:

@@ -54,7 +54,6 @@ class OutboundRequest:
     form: list[tuple[str, str]] | None = None
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    client_cert: ClientCert | None = None
 
     def full_url(self) -> str:
         if not self.query:
