@@ -201,7 +201,7 @@ class Authenticator:
         self.sessions = sessions
         self._cache = _SuccessCache(cache_ttl)
         self.throttle = throttle
-        self.metrics: AuthCounter | None = None  # set by ``metrics.install``
+        self.metrics: AuthCounter | None = None  # set by the app (``edge.app.create_app``)
 
     def failed(self, reason: str) -> None:
         """Count a failed authentication (``password``, ``token``, ``session``, ``cert`` or

@@ -24,8 +24,7 @@ ANONYMOUS_METHODS = frozenset({"system.login", "system.getCapabilities", "system
 class CallContext(NamedTuple):
     """Who calls, on which catalog (taken once per request), under which request id.
 
-    Immutable; a named tuple because one is made per request (a frozen dataclass's
-    ``__init__`` costs several times more)."""
+    Immutable; a named tuple because one is made per call."""
 
     loaded: Loaded
     principal: Principal | None

@@ -273,9 +273,8 @@ class _PoolBridge:
     each), ``wrap_future`` and one ``call_soon_threadsafe`` — a write to the loop's self-pipe,
     during which the worker drops the GIL to the busy loop thread and waits to get it back —
     per call. Here a worker appends its result to a queue and wakes the loop only when no
-    wake-up is pending yet; the loop then settles every finished call at once. Measured on
-    ``add`` under 32 connections: about 20-35 % less server CPU per request (the remaining
-    cost of the hop is waking a worker thread and the GIL hand-offs it causes).
+    wake-up is pending yet; the loop then settles every finished call at once (what that buys:
+    docs/performance.md).
 
     Same behaviour otherwise: the pool stays the bound on concurrent handlers; a call
     cancelled (timed out) before a worker picks it up never runs, one already running

@@ -35,10 +35,8 @@ safe_request_id = _SAFE_ID.match
 
 # New request ids: 16 hex digits, a per-process random 32-bit prefix (top bit set, so the
 # width never changes; drawn again in a forked child) followed by a 32-bit counter (which
-# carries into the prefix after 2**32 requests: still unique within the process). One
-# counter, written by ``hex`` (a quarter of what ``f"{prefix}{n:08x}"`` costs, whose
-# format-spec parsing was the dearer half of making an id). ``uuid.uuid4()`` reads
-# os.urandom on every request: 10 % of the daemon's time under load in a py-spy profile.
+# carries into the prefix after 2**32 requests: still unique within the process), written by
+# ``hex``. Not ``uuid4``: it reads os.urandom on every request (docs/performance.md).
 # Ids are unique within a process and, with 31 random bits per process, practically across
 # replicas; they are not secrets.
 
@@ -74,10 +72,10 @@ def request_id(request: web.Request) -> str:
 
 
 def given_or_new_request_id(request: web.Request) -> str:
-    """The caller's ``X-Request-ID`` when it is sane, else a new one (not remembered: for the
-    RPC endpoints, which pass it along themselves)."""
+    """The caller's ``X-Request-ID`` when it is sane, else a new one (not remembered: the
+    request skeleton binds it for the request)."""
     given = request.headers.get("X-Request-ID")
-    return given if given and _SAFE_ID.match(given) else new_request_id()
+    return given if given and safe_request_id(given) else new_request_id()
 
 
 def check_content_type(request: web.Request, content_types: frozenset[str], limit: int) -> None:

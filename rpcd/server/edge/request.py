@@ -26,9 +26,8 @@ from rpcd.server.core.loading import CatalogHolder, Loaded
 from rpcd.server.edge.http import (
     auth_error,
     check_content_type,
-    new_request_id,
+    given_or_new_request_id,
     read_body,
-    safe_request_id,
 )
 from rpcd.server.edge.keys import PEER, RID
 from rpcd.server.ops.logs import REQUEST_ID, write_access
@@ -61,8 +60,7 @@ def skeleton(answer: Answer) -> Handler:
     500 fallback around it."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        given = request.headers.get("X-Request-ID")
-        rid = given if given and safe_request_id(given) else new_request_id()
+        rid = given_or_new_request_id(request)
         scope = Scope(rid, REQUEST_ID.set(rid))
         status = 500
         try:

@@ -30,9 +30,7 @@ import collections
 import contextvars
 import json
 import logging
-import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -49,7 +47,6 @@ __all__ = [
     "RequestIdFilter",
     "TextFormatter",
     "access_item_record",
-    "access_record",
     "attach",
     "mask",
     "setup_logging",
@@ -59,52 +56,6 @@ __all__ = [
 
 _EXTRA = ("request_id", "peer", "rpc_method", "status", "duration_ms", "path")
 _MISSING = object()
-
-
-def _template() -> dict[str, Any]:
-    record = logging.LogRecord("rpcd.access", logging.INFO, __file__, 0, "", None, None, "access")
-    return dict(vars(record))
-
-
-# The attributes every LogRecord has (whatever this Python version sets), taken from one real
-# record; ``access_record`` copies them and fills in what changes per record.
-_TEMPLATE = _template()
-_START = getattr(logging, "_startTime", time.time())
-
-
-def _refresh_template() -> None:
-    global _TEMPLATE
-    _TEMPLATE = _template()  # a forked child has another pid
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_refresh_template)
-
-
-def access_record(
-    name: str, msg: str, args: tuple[Any, ...], extra: dict[str, Any]
-) -> logging.LogRecord:
-    """An INFO record like ``Logger.info(msg, *args, extra=extra)`` would make, only cheaper.
-
-    Skipped: ``findCaller`` (``pathname``/``lineno``/``funcName`` name this function, not the
-    caller; no formatter here shows them) and ``LogRecord.__init__``'s per-record lookups of
-    the process (taken once per process) and, on 3.12+, of the asyncio task name (None).
-    Give it to ``logger.handle`` after ``logger.isEnabledFor(logging.INFO)``.
-    """
-    record = logging.LogRecord.__new__(logging.LogRecord)
-    d = record.__dict__
-    d.update(_TEMPLATE)
-    now = time.time()
-    d["name"] = name
-    d["msg"] = msg
-    d["args"] = args
-    d["created"] = now
-    d["msecs"] = int((now - int(now)) * 1000) + 0.0
-    d["relativeCreated"] = (now - _START) * 1000
-    d["thread"] = threading.get_ident()
-    d["threadName"] = threading.current_thread().name
-    d.update(extra)
-    return record
 
 
 class JsonFormatter(logging.Formatter):
@@ -359,7 +310,16 @@ def access_item_record(item: AccessItem) -> logging.LogRecord:
         "status": status,
         "duration_ms": round(seconds * 1000, 2),
     }
-    record = access_record("rpcd.access", "%s %s %s", (method, path, status), fields)
+    record = access.makeRecord(
+        access.name,
+        logging.INFO,
+        __file__,
+        0,
+        "%s %s %s",
+        (method, path, status),
+        None,
+        extra=fields,
+    )
     record.created = created
     record.msecs = int((created - int(created)) * 1000) + 0.0
     return record

@@ -138,24 +138,9 @@ async def reload(
     started, t0 = time.time(), time.perf_counter()
     old = holder.current
     old_hash = old.catalog.content_hash
-    try:
-        outcome = await _build(
-            functools.partial(
-                load, root, old, strict_secrets=strict, short_secrets=short, settings=settings
-            ),
-            timeout,
-        )
-    except Exception as exc:  # a bug or an I/O error in the build: still keep the old catalog
-        log.exception("reload of %s failed unexpectedly; the old catalog keeps serving", root)
-        error = f"internal error during reload ({type(exc).__name__})"
-        result = ReloadResult(
-            False, False, old_hash, old_hash, started, time.perf_counter() - t0, error, 1
-        )
-        if metrics is not None:
-            metrics.reload(False)
-        return result
-    if isinstance(outcome, Overran):
-        log.error("reload failed: %s", outcome.finding.as_text())
+
+    def failed(error: str, count: int, findings: tuple[dict[str, Any], ...] = ()) -> ReloadResult:
+        """The old catalog keeps serving: the failure counted and described."""
         if metrics is not None:
             metrics.reload(False)
         return ReloadResult(
@@ -165,10 +150,24 @@ async def reload(
             previous_hash=old_hash,
             started_at=started,
             duration_s=time.perf_counter() - t0,
-            error=outcome.error,
-            error_count=1,
-            findings=_finding_dicts(Report([outcome.finding])),
+            error=error,
+            error_count=count,
+            findings=findings,
         )
+
+    try:
+        outcome = await _build(
+            functools.partial(
+                load, root, old, strict_secrets=strict, short_secrets=short, settings=settings
+            ),
+            timeout,
+        )
+    except Exception as exc:  # a bug or an I/O error in the build: still keep the old catalog
+        log.exception("reload of %s failed unexpectedly; the old catalog keeps serving", root)
+        return failed(f"internal error during reload ({type(exc).__name__})", 1)
+    if isinstance(outcome, Overran):
+        log.error("reload failed: %s", outcome.finding.as_text())
+        return failed(outcome.error, 1, _finding_dicts(Report([outcome.finding])))
     if isinstance(outcome, Report):
         findings = _finding_dicts(outcome)
         count = outcome.error_count
@@ -186,19 +185,7 @@ async def reload(
         for finding in outcome:
             if finding.severity is Severity.ERROR:
                 log.error("reload finding: %s", finding.as_text())
-        if metrics is not None:
-            metrics.reload(False)
-        return ReloadResult(
-            ok=False,
-            changed=False,
-            content_hash=old_hash,
-            previous_hash=old_hash,
-            started_at=started,
-            duration_s=time.perf_counter() - t0,
-            error=error,
-            error_count=count,
-            findings=findings,
-        )
+        return failed(error, count, findings)
     update_secrets(outcome.secrets)  # the log redaction filter learns the new values first
     holder.swap(outcome)
     freeze()
@@ -214,14 +201,7 @@ async def reload(
     if metrics is not None:
         metrics.reload(True)
         metrics.set_catalog(new_hash)
-    return ReloadResult(
-        ok=True,
-        changed=changed,
-        content_hash=new_hash,
-        previous_hash=old_hash,
-        started_at=started,
-        duration_s=time.perf_counter() - t0,
-    )
+    return ReloadResult(True, changed, new_hash, old_hash, started, time.perf_counter() - t0)
 
 
 @dataclass(frozen=True)
