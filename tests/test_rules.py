@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rpcd.config import Finding, Severity, build
+from rpcd.config.scopes import Scope, _overlapping
 from tests.conftest import REPO, findings, run_cli
 
 SITE = """\
@@ -960,3 +963,35 @@ def test_findings_cost_linear_time(tmp_path: Path, shape: str) -> None:
     n = 500 if shape == "broken connections" else 2_000  # jsonschema walks each one: slower
     small, big = seconds(n), seconds(8 * n)
     assert big < 40 * small + 1.0, (small, big)
+
+
+# --- overlapping secret scopes: the sorted scan against every pair ----------------------------
+
+_PREFIXES = st.lists(st.text("ab/", max_size=3), max_size=3).map(tuple)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_PREFIXES, _PREFIXES, _PREFIXES), max_size=6))
+def test_overlapping_scopes_are_the_pairs_with_prefix_related_names(
+    prefixes: list[tuple[tuple[str, ...], ...]],
+) -> None:
+    """``ScopeTable`` finds the rivals of a scope by a sorted scan; every pair compared must
+    give the same institutions (two names overlap when one starts with the other)."""
+    scopes = {
+        f"i{n}": Scope(f"i{n}", env, credential, file, True)
+        for n, (env, credential, file) in enumerate(prefixes)
+    }
+
+    def overlap(one: Scope, other: Scope) -> bool:
+        return any(
+            a.startswith(b) or b.startswith(a)
+            for kind in ("env", "credential", "file")
+            for a in one.prefixes(kind)
+            for b in other.prefixes(kind)
+        )
+
+    expected = {
+        ident: {o.institution for o in scopes.values() if o is not s and overlap(s, o)}
+        for ident, s in scopes.items()
+    }
+    assert _overlapping(scopes) == expected

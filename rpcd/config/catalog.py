@@ -25,11 +25,11 @@ from rpcd.config.endpoints import MASK, is_secret_param, mask_endpoint
 from rpcd.config.findings import Finding, Report
 from rpcd.config.incremental import (
     BuildState,
+    FileCache,
     involved,
     new_state,
     next_state,
     recall,
-    remember,
     same_outline,
 )
 from rpcd.config.models import (
@@ -46,8 +46,6 @@ from rpcd.config.models import (
 from rpcd.config.pool import check_files
 from rpcd.config.rules import RULES, Draft, Located, import_functions
 from rpcd.config.sources import DEFAULT_MAX_FILE_BYTES, Listings, SourceFile, discover
-
-FileCache = dict[str, FileResult]
 
 # Defaults the catalog fills in where a connection leaves a key out (docs/configuration.md shows
 # them; the models keep ``None`` so that "not written" stays visible to the rules).
@@ -181,7 +179,7 @@ class BuildResult:
 def build(
     root: Path | str,
     *,
-    previous: FileCache | None = None,
+    previous: Mapping[str, FileResult] | None = None,
     check_imports: bool = False,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     jobs: int = 1,
@@ -206,7 +204,7 @@ def build(
 
 def _build(
     root: Path | str,
-    previous: FileCache | None,
+    previous: Mapping[str, FileResult] | None,
     check_imports: bool,
     max_file_bytes: int,
     jobs: int,
@@ -220,7 +218,7 @@ def _build(
                 "root-not-found", f"config root {root} {what}: pass the folder that holds rpcd.toml"
             )
         )
-        return BuildResult(None, report, {})
+        return BuildResult(None, report, FileCache())
 
     previous = previous or {}
     state = recall(previous) if previous else None
@@ -253,7 +251,7 @@ def _build(
         if s.rel not in fresh and ((old := previous.get(s.rel)) is None or old.source is not s)
     ]
     fresh.update((r.source.rel, r) for r in check_files(changed_files, max_file_bytes, jobs))
-    cache: FileCache = {}
+    cache = FileCache()
     for source in sources:
         result = fresh.get(source.rel) or previous[source.rel]
         cache[source.rel] = result
@@ -267,7 +265,7 @@ def _build(
     if check_imports:
         report.extend(import_functions(draft))
     catalog = _assemble(root, draft, results) if report.valid else None
-    remember(cache, new_state(sources, listed, results, draft, rule_findings, catalog))
+    cache.state = new_state(sources, listed, results, draft, rule_findings, catalog)
     return BuildResult(catalog, report, cache)
 
 
@@ -279,7 +277,7 @@ def _rebuild(
     changed: list[int],
     checked: list[FileResult],
     state: BuildState,
-    previous: FileCache,
+    previous: Mapping[str, FileResult],
     check_imports: bool,
 ) -> BuildResult | None:
     """The same file list as the last build, a few files changed: re-check those, run the
@@ -295,7 +293,7 @@ def _rebuild(
     files = involved(state, changed, results)
     if files is None:
         return None
-    cache: FileCache = dict(previous)
+    cache = FileCache(previous)
     for i in changed:
         cache[sources[i].rel] = results[i]
     findings_at = set(state.with_findings)
@@ -321,17 +319,16 @@ def _rebuild(
         if catalog is None:
             catalog = _assemble(root, Draft.from_files(results), results)
     new.catalog = catalog
-    remember(cache, new)
+    cache.state = new
     return BuildResult(catalog, report, cache)
 
 
 def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
     classes = {x.value.id: x.value for x in draft.classes}
-    homes = {x.value.id: x.origin for x in draft.classes}
     connections: dict[str, ResolvedConnection] = {}
     grouped: dict[str, list[ResolvedConnection]] = {}
     for class_id, located in draft.connections:
-        resolved = _resolved(located, class_id, classes[class_id])
+        resolved = _resolve(located, class_id, classes[class_id])
         connections[f"{class_id}/{resolved.id}"] = resolved
         group = grouped.get(class_id)
         if group is None:
@@ -346,7 +343,7 @@ def _assemble(root: Path, draft: Draft, results: list[FileResult]) -> Catalog:
         connections,
         hash_lines=[r.hash_line for r in in_order],
         files=tuple(r.source.rel for r in in_order),
-        by_class={k: _ordered(k, homes[k], conns) for k, conns in grouped.items()},
+        by_class={k: _in_priority_order(conns) for k, conns in grouped.items()},
     )
 
 
@@ -376,18 +373,6 @@ def _catalog(
     )
 
 
-def _resolved(
-    located: Located[ConnectionEntry], class_id: str, klass: ConnectionClass
-) -> ResolvedConnection:
-    """The resolved connection, made once: a rebuild reuses those of the files that did not
-    change (the key holds everything outside the connection's own file that it depends on)."""
-    memo_key = ("resolved", located.path, class_id, klass.function_param)
-    resolved: ResolvedConnection | None = located.origin.memo.get(memo_key)
-    if resolved is None:
-        resolved = located.origin.memo[memo_key] = _resolve(located, class_id, klass)
-    return resolved
-
-
 def _patch(
     root: Path, draft: Draft, state: BuildState, changed: list[int], before: BuildState
 ) -> Catalog | None:
@@ -404,23 +389,22 @@ def _patch(
         if _keys(before.results[i]) != _keys(state.results[i]):
             return None
     classes = {x.value.id: x.value for x in draft.classes}
-    homes = {x.value.id: x.origin for x in draft.classes}
     connections = dict(last.connections)
     touched: set[str] = set()
     for i in changed:
         parts = state.results[i].parts
         for class_id, located in parts.connections if parts is not None else ():
-            resolved = _resolved(located, class_id, classes[class_id])
+            resolved = _resolve(located, class_id, classes[class_id])
             connections[f"{class_id}/{resolved.id}"] = resolved
             touched.add(class_id)
     grouped: dict[str, list[ResolvedConnection]] = {class_id: [] for class_id in touched}
     for class_id, located in draft.connections:
         group = grouped.get(class_id)
         if group is not None:
-            group.append(_resolved(located, class_id, classes[class_id]))
+            group.append(_resolve(located, class_id, classes[class_id]))
     by_class = dict(last._by_class)
     for class_id, conns in grouped.items():
-        by_class[class_id] = _ordered(class_id, homes[class_id], conns)
+        by_class[class_id] = _in_priority_order(conns)
     return _catalog(
         root,
         draft,
@@ -435,22 +419,6 @@ def _patch(
 def _keys(result: FileResult) -> list[tuple[str, str]]:
     parts = result.parts
     return [(c, x.value.id) for c, x in parts.connections] if parts is not None else []
-
-
-def _ordered(
-    class_id: str, home: FileResult, conns: list[ResolvedConnection]
-) -> tuple[ResolvedConnection, ...]:
-    """A class's instances in priority order: the previous build's tuple when they are the
-    very same objects (none of their files changed), kept in the memo of the file that
-    declares the class, so that a rebuild does not sort every class again."""
-    memo, key = home.memo, ("ordered", class_id)
-    hit = memo.get(key)
-    if hit is not None and len(hit[0]) == len(conns) and all(map(operator.is_, hit[0], conns)):
-        ordered: tuple[ResolvedConnection, ...] = hit[1]
-        return ordered
-    ordered = _in_priority_order(conns)
-    memo[key] = (tuple(conns), ordered)
-    return ordered
 
 
 def _resolve(

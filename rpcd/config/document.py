@@ -46,8 +46,6 @@ class FileResult:
     # What this file adds to the cross-file draft, built once (rules.py); a rebuild that keeps
     # this result keeps them too, so it only rebuilds the parts of the files that changed.
     parts: Any = field(default=None, repr=False, compare=False)
-    # Derived values computed from this file alone (catalog.py), reused by a rebuild.
-    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def hash_line(self) -> str:

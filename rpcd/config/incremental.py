@@ -17,13 +17,14 @@ class, every file holding an instance of a class that an involved file has an in
 (until nothing is added). The rules run on a draft of those files only, which holds whole
 classes and every non-connection entity; the other findings are kept.
 
-``BuildState`` is that memory. It is kept per cache (the ``FileCache`` a build returns and
-the next one receives), checked against it by identity before use.
+``BuildState`` is that memory. It travels in the one cache a build returns and the next one
+receives (``FileCache``), checked against the cache's results by identity before use.
 """
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,6 @@ from rpcd.config.sources import FileKind, Listings, SourceFile
 
 # Above this share of involved files, running the rules on everything costs about the same.
 MAX_INVOLVED_SHARE = 0.25
-_STATE_KEY = "build-state"
 
 
 @dataclass(slots=True)
@@ -58,22 +58,19 @@ class BuildState:
     listings: Listings  # the folders discovery may skip listing next time
 
 
-def remember(cache: dict[str, FileResult], state: BuildState) -> None:
-    """Keep ``state`` for the next build given ``cache``: in the memo of its first file's
-    result, so that it lives as long as the results it describes, and a cold build in
-    between (new results) does not displace it."""
-    if state.results:
-        state.results[0].memo[_STATE_KEY] = (id(cache), state)
+class FileCache(dict[str, FileResult]):
+    """What a build leaves for the next one: each file's result by its path, and the state
+    of the build that made them (``None`` for a cache assembled by hand)."""
+
+    state: BuildState | None = None
 
 
-def recall(cache: dict[str, FileResult]) -> BuildState | None:
+def recall(cache: Mapping[str, FileResult]) -> BuildState | None:
     """The state of the build that returned ``cache``, if it still describes it exactly
     (same results, same objects, same order): a cache changed since cannot be trusted."""
-    first = next(iter(cache.values()), None)
-    kept = first.memo.get(_STATE_KEY) if first is not None else None
-    if kept is None or kept[0] != id(cache):
+    state = cache.state if isinstance(cache, FileCache) else None
+    if state is None:
         return None
-    state: BuildState = kept[1]
     results = state.results
     if len(cache) == len(results) and all(map(operator.is_, cache.values(), results)):
         return state

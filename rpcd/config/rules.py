@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
-import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -383,32 +382,18 @@ class _PerClass:
 
 
 def _per_class(draft: Draft) -> _PerClass:
-    """Duplicate connection ids, global-not-alone and institution-overlap, class by class.
-
-    What they find in a class depends on its instances only. When those are the very objects
-    of the last build, in the same order (none of their files changed), its findings are the
-    ones that build found, kept in the memo of the file that declares the class.
-    """
+    """Duplicate connection ids, global-not-alone and institution-overlap, class by class:
+    what they find in a class depends on its instances only."""
     per_class: _PerClass | None = draft.cached.get("per_class")
     if per_class is not None:
         return per_class
     per_class = _PerClass([], [], [])
-    declared = {x.value.id: x.origin for x in draft.classes}
     for class_id, conns in _by_class(draft).items():
-        home = declared.get(class_id)
-        memo = home.memo if home is not None else {}  # an undeclared class: nothing to keep
-        key = ("per-class", class_id)
-        hit = memo.get(key)
-        found: tuple[list[Finding], list[Finding], list[Finding]]
-        if hit is not None and len(hit[0]) == len(conns) and all(map(operator.is_, hit[0], conns)):
-            found = hit[1]
-        else:
-            found = (
-                list(_duplicates((((class_id, c.value.id), c) for c in conns), "connection")),
-                list(_global_alone_in(class_id, conns)),
-                list(_overlaps_in(class_id, conns)),
-            )
-            memo[key] = (tuple(conns), found)
+        found = (
+            list(_duplicates((((class_id, c.value.id), c) for c in conns), "connection")),
+            list(_global_alone_in(class_id, conns)),
+            list(_overlaps_in(class_id, conns)),
+        )
         per_class.duplicates.extend(found[0])
         per_class.global_.extend(found[1])
         per_class.overlap.extend(found[2])
@@ -573,10 +558,7 @@ def _folder_of_conn(conn: Located[ConnectionEntry], owner: str | None) -> list[F
 
 def _owner(origin: FileResult, institutions: set[str]) -> str | None:
     """The institution whose folder holds the file, if any."""
-    # The folder a file lies in never changes: split its path once per file result.
-    folder = origin.memo.get("folder", False)
-    if folder is False:
-        folder = origin.memo["folder"] = folder_of(origin.source.rel)
+    folder = folder_of(origin.source.rel)
     return folder if folder is not None and folder in institutions else None
 
 
@@ -591,18 +573,12 @@ class _Local:
     endpoint: list[Finding]
 
 
-_NOTHING: tuple[list[Finding], ...] = ([], [], [], [], [])
-
-
 def _local(draft: Draft) -> _Local:
     """fixed-attribute, config-field, function-placement, folder-ownership and the literal
     credentials of endpoints (plaintext-secret) of every connection, in one pass over them.
 
     A connection depends on nothing but itself, its class and whether its folder belongs to an
-    institution. So when these are what they were in the last build (its file did not change,
-    so it is the same ``Located``; its class is the same model object; same owner), its
-    findings are the ones that build found, kept in its file's memo: a rebuild after one edit
-    checks the connections whose inputs changed, and looks the others up.
+    institution.
     """
     local: _Local | None = draft.cached.get("local")
     if local is not None:
@@ -619,29 +595,20 @@ def _local(draft: Draft) -> _Local:
     for class_id, conn in draft.connections:
         klass = classes.get(class_id)
         owner = _owner(conn.origin, institutions)
-        key = ("local", conn.path, class_id)
-        memo = conn.origin.memo
-        hit = memo.get(key)
-        found: tuple[list[Finding], ...]
-        if hit is not None and hit[0] is klass and hit[1] == owner:
-            found = hit[2]
-        else:
-            found = (
-                _fixed_of(conn, class_id, fixed.get(class_id)),
-                _config_of(conn, class_id, klass),
-                _placement_of(conn, class_id, klass),
-                _folder_of_conn(conn, owner),
-                _endpoint_of(conn, klass),
-            )
-            if not any(found):
-                found = _NOTHING
-            memo[key] = (klass, owner, found)
-        if found is not _NOTHING:
-            local.fixed.extend(found[0])
-            local.config.extend(found[1])
-            local.placement.extend(found[2])
-            local.folder.extend(found[3])
-            local.endpoint.extend(found[4])
+        found = (
+            _fixed_of(conn, class_id, fixed.get(class_id)),
+            _config_of(conn, class_id, klass),
+            _placement_of(conn, class_id, klass),
+            _folder_of_conn(conn, owner),
+            _endpoint_of(conn, klass),
+        )
+        if not any(found):
+            continue
+        local.fixed.extend(found[0])
+        local.config.extend(found[1])
+        local.placement.extend(found[2])
+        local.folder.extend(found[3])
+        local.endpoint.extend(found[4])
     draft.cached["local"] = local
     return local
 
@@ -706,32 +673,15 @@ def secret_scope(draft: Draft) -> Iterator[Finding]:
     table = _scope_table(draft)
     institutions = draft.known("institution")
     for _, conn in draft.connections:
-        owner = _owner(conn.origin, institutions)
-        memo, key = conn.origin.memo, ("scope", conn.path)
-        hit = memo.get(key)
-        found: list[Finding]
-        if hit is not None and hit[0] is table and hit[1] == owner:
-            found = hit[2]
-        else:
-            found = _scope_of_conn(conn, owner, table)
-            memo[key] = (table, owner, found)
-        yield from found
+        yield from _scope_of_conn(conn, _owner(conn.origin, institutions), table)
 
 
 def _scope_table(draft: Draft) -> ScopeTable:
-    """The institutions' scopes, made once per rpcd.toml result (kept in its memo: a rebuild
-    that did not change rpcd.toml finds the same table, so each connection's memo holds)."""
+    """The institutions' scopes, made once per build."""
     table: ScopeTable | None = draft.cached.get("scopes")
     if table is not None:
         return table
-    values = tuple(x.value for x in draft.institutions)
-    home = draft.institutions[0].origin.memo if draft.institutions else {}
-    hit = home.get("scope-table")
-    if hit is not None and len(hit[0]) == len(values) and all(map(operator.is_, hit[0], values)):
-        table = hit[1]
-    else:
-        table = ScopeTable.of(values)
-        home["scope-table"] = (values, table)
+    table = ScopeTable.of(x.value for x in draft.institutions)
     draft.cached["scopes"] = table
     return table
 

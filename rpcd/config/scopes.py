@@ -172,11 +172,12 @@ class ScopeTable:
         scopes: dict[str, Scope] = {}
         for institution in institutions:
             scopes.setdefault(institution.id, Scope.of(institution))
+        overlapping = _overlapping(scopes)
         rivals = {
             ident: tuple(
-                other for other in scopes.values() if other is not scope and _overlap(scope, other)
+                other for other in scopes.values() if other.institution in overlapping[ident]
             )
-            for ident, scope in scopes.items()
+            for ident in scopes
         }
         return cls(scopes, rivals)
 
@@ -228,13 +229,22 @@ class ScopeTable:
         return None
 
 
-def _overlap(one: Scope, other: Scope) -> bool:
+def _overlapping(scopes: Mapping[str, Scope]) -> dict[str, set[str]]:
+    """Institution → the other institutions whose scope shares a prefix-related name with its
+    own. Sorted, every name that starts with a prefix follows it directly, so each prefix is
+    compared with its overlapping neighbours only, not with every other institution's."""
+    found: dict[str, set[str]] = {ident: set() for ident in scopes}
     for kind in ("env", "credential", "file"):
-        for a in one.prefixes(kind):
-            for b in other.prefixes(kind):
-                if a.startswith(b) or b.startswith(a):
-                    return True
-    return False
+        names = sorted((p, ident) for ident, scope in scopes.items() for p in scope.prefixes(kind))
+        for i, (prefix, one) in enumerate(names):
+            j = i + 1
+            while j < len(names) and names[j][0].startswith(prefix):
+                other = names[j][1]
+                if other != one:
+                    found[one].add(other)
+                    found[other].add(one)
+                j += 1
+    return found
 
 
 def _target(ref: SecretRef) -> str:

@@ -86,7 +86,7 @@ class Loaded:
     git_commit: str | None
     loaded_at: float
     secrets: SecretStore | None = None
-    cache: FileCache = field(default_factory=dict)
+    cache: FileCache = field(default_factory=FileCache)
 
     @property
     def revision(self) -> dict[str, Any]:
