@@ -21,9 +21,9 @@ from server_helpers import LOOPBACK_TOKEN, SESSION_KEY, Daemon, start_daemon
 from rpcd.config import Report
 from rpcd.server.core.loading import CatalogHolder, load
 from rpcd.server.edge.app import create_app, install_reload
-from rpcd.server.edge.keys import HOLDER
-from rpcd.server.ops.metrics import METRICS, Metrics
-from rpcd.server.ops.reload import RELOADER, Reloader
+from rpcd.server.edge.keys import HOLDER, METRICS, RELOADER
+from rpcd.server.ops.metrics import Metrics
+from rpcd.server.ops.reload import Reloader
 from rpcd.settings import Settings
 
 AUTH = {"Authorization": f"Bearer {LOOPBACK_TOKEN}"}

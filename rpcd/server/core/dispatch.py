@@ -44,6 +44,10 @@ class CallMetrics(Protocol):
     @property
     def observe_call(self) -> Callable[[str, str, float, int | None], None]: ...
 
+    def login(self, ok: bool, nonce: str | None = None, expires: float | None = None) -> None: ...
+
+    def logout(self, nonce: str) -> None: ...
+
 
 ProxyCall = Callable[[CallContext, MethodEntry, list[Any]], Awaitable[Any]]
 

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from rpcd.connections.runner import CallOutcome, call_class
 from rpcd.connections.transport import Transport
 from rpcd.errors import SYSTEM_ERROR, TRANSPORT_ERROR, Fault
 from rpcd.server.core.calls import CallContext
 from rpcd.server.core.loading import Loaded, MethodEntry
-from rpcd.server.ops.metrics import Metrics
 
 __all__ = ["ProxyCaller", "run_call"]
 
 log = logging.getLogger("rpcd.server")
+
+
+class OutboundCounter(Protocol):
+    """What outbound calls are counted on (``rpcd.server.ops.metrics.Metrics``)."""
+
+    def observe_outbound(self, outcome: CallOutcome) -> None: ...
 
 
 async def run_call(
@@ -30,7 +35,7 @@ async def run_call(
     function: str,
     params: Any,
     institutions: Sequence[str],
-    metrics: Metrics | None = None,
+    metrics: OutboundCounter | None = None,
 ) -> CallOutcome:
     """Run one outbound call on the catalog ``loaded``; the runner's outcome, counted on
     ``metrics`` when given."""
@@ -53,7 +58,7 @@ async def run_call(
 class ProxyCaller:
     """The dispatcher's ``proxy_call``: a published method served by an outbound call."""
 
-    def __init__(self, transport: Transport | None, metrics: Metrics | None = None) -> None:
+    def __init__(self, transport: Transport | None, metrics: OutboundCounter | None = None) -> None:
         self.transport = transport
         self.metrics = metrics
 

@@ -1,4 +1,4 @@
-"""The JSON admin and call API (``/v1``), and the liveness / readiness probes.
+"""The JSON admin and call API (``/v1``), the probes, and ``GET /metrics``.
 
 Authenticated peers only; a non-admin peer sees and uses only its own institutions. Secrets
 appear as references (``env:NAME``), never values.
@@ -6,21 +6,29 @@ appear as references (``env:NAME``), never values.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rpcd.config.models import Peer
 from rpcd.errors import Fault
 from rpcd.server.core.outbound import run_call
 from rpcd.server.edge.http import call_context, read_body, unauthorized_json
-from rpcd.server.edge.keys import HOLDER, SETTINGS, TRANSPORT
+from rpcd.server.edge.keys import (
+    HOLDER,
+    METRICS,
+    METRICS_TOKEN_DIGEST,
+    RELOADER,
+    SETTINGS,
+    TRANSPORT,
+)
 from rpcd.server.edge.request import guarded
-from rpcd.server.ops.metrics import METRICS
-from rpcd.server.ops.reload import RELOADER
 
-__all__ = ["reload", "routes"]
+__all__ = ["metrics", "reload", "routes"]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -117,6 +125,27 @@ async def readyz(request: web.Request) -> web.Response:
     if holder is None:
         return web.Response(status=503, text="no catalog loaded\n")
     return web.Response(text=f"ready {holder.current.catalog.content_hash[:12]}\n")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: the Prometheus text exposition of this app's registry."""
+    digest = request.app.get(METRICS_TOKEN_DIGEST)
+    if digest is not None and not _bearer_matches(request.headers.get("Authorization", ""), digest):
+        raise web.HTTPUnauthorized(
+            text="GET /metrics needs Authorization: Bearer <the metrics token> "
+            "(the daemon's metrics_token or metrics_token_file setting)\n",
+            headers={"WWW-Authenticate": 'Bearer realm="rpcd metrics"'},
+        )
+    exposition = request.app[METRICS].exposition()
+    return web.Response(body=exposition, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _bearer_matches(header: str, digest: bytes) -> bool:
+    """Whether ``header`` is ``Bearer <token>`` for the token of ``digest``: the digests are
+    compared in constant time, so neither the token's length nor a prefix shows in timing."""
+    scheme, _, value = header.partition(" ")
+    given = hashlib.sha256(value.strip().encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(given, digest) and scheme.lower() == "bearer"
 
 
 async def reload(request: web.Request) -> web.Response:

@@ -23,10 +23,19 @@ from rpcd.server.core.outbound import ProxyCaller
 from rpcd.server.core.sessions import SessionManager
 from rpcd.server.core.throttle import PasswordThrottle
 from rpcd.server.edge import api, jsonrpc, xmlrpc
-from rpcd.server.edge.keys import AUTHENTICATOR, DISPATCHER, HOLDER, SETTINGS, TRANSPORT
+from rpcd.server.edge.keys import (
+    AUTHENTICATOR,
+    DISPATCHER,
+    HOLDER,
+    METRICS,
+    METRICS_TOKEN_DIGEST,
+    RELOADER,
+    SETTINGS,
+    TRANSPORT,
+)
 from rpcd.server.edge.request import add_fallback, guarded, skeleton
-from rpcd.server.ops.metrics import METRICS, TOKEN_DIGEST, Metrics, metrics_handler
-from rpcd.server.ops.reload import RELOADER, Reloader
+from rpcd.server.ops.metrics import Metrics
+from rpcd.server.ops.reload import Reloader
 from rpcd.server.ops.sdnotify import Notifier
 from rpcd.settings import Settings
 
@@ -96,9 +105,9 @@ def create_app(
     app[METRICS] = app_metrics
     token = settings.metrics_token_bytes()
     if token is not None:
-        app[TOKEN_DIGEST] = hashlib.sha256(token).digest()
+        app[METRICS_TOKEN_DIGEST] = hashlib.sha256(token).digest()
     app_metrics.set_catalog(loaded.catalog.content_hash)
-    app.router.add_get("/metrics", guarded(metrics_handler))
+    app.router.add_get("/metrics", guarded(api.metrics))
     xml = skeleton(
         xmlrpc.XmlRpcEndpoint(settings, holder, authenticator, dispatcher, app_metrics).answer
     )

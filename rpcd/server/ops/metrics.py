@@ -15,8 +15,8 @@ Label cardinality is bounded by the configuration, never by callers:
   (a remote service can send any integer), the rest are ``"other"``;
 - ``connection`` is a connection id of the catalog (the runner only ever tries those).
 
-How it plugs in: the app (``rpcd.server.edge.app``) makes one ``Metrics``, routes
-``GET /metrics`` to ``metrics_handler`` and hands the metrics to its ``Dispatcher``, which
+How it plugs in: the app (``rpcd.server.edge.app``) makes one ``Metrics``, serves it on
+``GET /metrics`` (``rpcd.server.edge.api``) and hands the metrics to its ``Dispatcher``, which
 counts every RPC call (each call of a multicall or batch too) on the event loop
 (``rpcd.server.ops.call_metrics``), to its authenticator, and to the outbound calls.
 
@@ -26,24 +26,17 @@ answers only ``Authorization: Bearer <token>`` (compared in constant time), else
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rpcd.server.ops.call_metrics import CallStats
 
 __all__ = [
     "MAX_FAULT_CODES",
-    "METRICS",
-    "TOKEN_DIGEST",
     "Metrics",
-    "metrics_handler",
 ]
 
 #: Distinct fault codes that get their own label value; further codes are "other".
@@ -211,29 +204,3 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
-
-
-METRICS = web.AppKey("metrics", Metrics)
-#: sha256 of the token ``GET /metrics`` asks for; absent when the endpoint is open.
-TOKEN_DIGEST = web.AppKey("metrics_token_digest", bytes)
-
-
-async def metrics_handler(request: web.Request) -> web.Response:
-    """``GET /metrics``: the Prometheus text exposition of this app's registry."""
-    digest = request.app.get(TOKEN_DIGEST)
-    if digest is not None and not _bearer_matches(request.headers.get("Authorization", ""), digest):
-        raise web.HTTPUnauthorized(
-            text="GET /metrics needs Authorization: Bearer <the metrics token> "
-            "(the daemon's metrics_token or metrics_token_file setting)\n",
-            headers={"WWW-Authenticate": 'Bearer realm="rpcd metrics"'},
-        )
-    metrics = request.app[METRICS]
-    return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def _bearer_matches(header: str, digest: bytes) -> bool:
-    """Whether ``header`` is ``Bearer <token>`` for the token of ``digest``: the digests are
-    compared in constant time, so neither the token's length nor a prefix shows in timing."""
-    scheme, _, value = header.partition(" ")
-    given = hashlib.sha256(value.strip().encode("utf-8", "surrogatepass")).digest()
-    return hmac.compare_digest(given, digest) and scheme.lower() == "bearer"

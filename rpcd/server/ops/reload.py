@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from rpcd.config import Finding, Report, Severity
 from rpcd.server.core.loading import CatalogHolder, Loaded, load
 from rpcd.server.ops.logs import update_secrets
@@ -42,7 +40,6 @@ from rpcd.server.ops.reload_build import STUCK, BuildThread, Stuck, blocked_on, 
 from rpcd.server.ops.sdnotify import Notifier
 
 __all__ = [
-    "RELOADER",
     "ReloadResult",
     "Reloader",
     "freeze",
@@ -362,9 +359,6 @@ class Reloader:
             "reloads_failed": self.failed_count,
             "last": None if self.last is None else self.last.to_dict(),
         }
-
-
-RELOADER = web.AppKey("reloader", Reloader)
 
 
 def install_sighup(reloader: Reloader, loop: asyncio.AbstractEventLoop | None = None) -> None:

@@ -20,10 +20,9 @@ from aiohttp import web
 from rpcd.server.core.loading import Loaded
 from rpcd.server.edge.app import create_app, install_reload
 from rpcd.server.edge.conn_guard import RESERVED_FDS, ConnectionGuard, GuardedSite, connection_cap
-from rpcd.server.edge.keys import HOLDER, SETTINGS
+from rpcd.server.edge.keys import HOLDER, METRICS, SETTINGS
 from rpcd.server.ops import reload
 from rpcd.server.ops.loops import loop_name
-from rpcd.server.ops.metrics import METRICS
 from rpcd.server.ops.sdnotify import Notifier
 from rpcd.settings import Settings
 
