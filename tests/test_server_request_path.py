@@ -31,6 +31,10 @@ def nap(seconds):
 
 def broken():
     raise RuntimeError("secret detail")
+
+
+def unencodable():
+    return object()
 """
 
 SERVICE = """\
@@ -52,6 +56,11 @@ function = "rpcd_test_naps:nap"
 [[service.method]]
 name = "broken"
 function = "rpcd_test_naps:broken"
+run = "inline"
+
+[[service.method]]
+name = "unencodable"
+function = "rpcd_test_naps:unencodable"
 run = "inline"
 """
 
@@ -89,6 +98,19 @@ def test_inline_handlers_run_on_the_loop_without_the_time_limit(naps_tree: Path)
     assert isinstance(pooled, xmlrpc.client.Fault) and pooled.faultCode == SYSTEM_ERROR
     assert isinstance(broken, xmlrpc.client.Fault) and broken.faultCode == INTERNAL_ERROR
     assert "secret detail" not in broken.faultString and "request id" in broken.faultString
+
+
+def test_a_result_no_codec_can_encode_is_an_internal_error(naps_tree: Path) -> None:
+    async def run() -> tuple[object, dict[str, object]]:
+        async with served(naps_tree) as ops:
+            return await ops.xmlrpc("naps.unencodable"), await ops.jsonrpc("naps.unencodable", [])
+
+    xml, json_rpc = asyncio.run(run())
+    assert isinstance(xml, xmlrpc.client.Fault) and xml.faultCode == INTERNAL_ERROR
+    assert "request id" in xml.faultString
+    error = json_rpc["error"]
+    assert isinstance(error, dict) and error["code"] == INTERNAL_ERROR
+    assert "request id" in str(error["message"]) and json_rpc["id"] == 1
 
 
 def test_parse_errors_are_counted_and_api_401_is_json(tmp_path: Path) -> None:

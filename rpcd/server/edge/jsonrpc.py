@@ -9,7 +9,6 @@ body.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,20 +16,18 @@ from aiohttp import web
 
 from rpcd.codecs import jsonrpc
 from rpcd.codecs.jsonrpc import InvalidJsonRpcRequest, JsonRpcRequest
-from rpcd.errors import INTERNAL_ERROR, INVALID_REQUEST, CodecError, Fault, LimitExceeded
+from rpcd.errors import INVALID_REQUEST, CodecError, Fault, LimitExceeded
 from rpcd.server.core.auth import AuthRequired
 from rpcd.server.core.budget import calls_in, check_budget
 from rpcd.server.core.calls import CallContext
 from rpcd.server.core.dispatch import Dispatcher
 from rpcd.server.edge.http import auth_error
-from rpcd.server.edge.request import Endpoint, Scope
+from rpcd.server.edge.request import Endpoint, Scope, unencodable
 
 __all__ = ["PATH", "JsonRpcEndpoint"]
 
 PATH = "/jsonrpc"
 CONTENT_TYPE = "application/json"
-
-log = logging.getLogger("rpcd.server")
 
 
 def _encode(response: dict[str, Any]) -> bytes:
@@ -55,12 +52,8 @@ async def _one(
     try:
         return jsonrpc.make_result(req.id, result)
     except (TypeError, ValueError, LimitExceeded):
-        log.exception(
-            "cannot encode the result of %s", req.method[:100], extra={"request_id": ctx.request_id}
-        )
-        return jsonrpc.make_error(
-            req.id, INTERNAL_ERROR, f"internal error (request id {ctx.request_id})"
-        )
+        failed = unencodable(req.method, ctx.request_id)
+        return jsonrpc.make_error(req.id, failed.code, failed.message)
 
 
 def _costs(batch: list[JsonRpcRequest | InvalidJsonRpcRequest]) -> Iterator[int]:

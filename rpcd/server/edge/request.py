@@ -20,6 +20,7 @@ from time import perf_counter
 
 from aiohttp import web
 
+from rpcd.errors import INTERNAL_ERROR, Fault
 from rpcd.server.core.auth import NOT_BEARER, Authenticator, AuthRequired, Principal
 from rpcd.server.core.dispatch import Dispatcher
 from rpcd.server.core.loading import CatalogHolder, Loaded
@@ -34,7 +35,7 @@ from rpcd.server.ops.logs import REQUEST_ID, write_access
 from rpcd.server.ops.metrics import Metrics
 from rpcd.settings import Settings
 
-__all__ = ["Endpoint", "Scope", "add_fallback", "guarded", "skeleton"]
+__all__ = ["Endpoint", "Scope", "add_fallback", "guarded", "skeleton", "unencodable"]
 
 log = logging.getLogger("rpcd.server")
 
@@ -116,6 +117,12 @@ def guarded(handler: Handler) -> Handler:
     answer.__name__ = getattr(handler, "__name__", "guard")
     answer.__doc__ = handler.__doc__
     return skeleton(answer)
+
+
+def unencodable(rpc_method: str, rid: str) -> Fault:
+    """-32603 for a result the codec cannot encode; the traceback being handled is logged."""
+    log.exception("cannot encode the result of %s", rpc_method[:100], extra={"request_id": rid})
+    return Fault(INTERNAL_ERROR, f"internal error (request id {rid})")
 
 
 class Endpoint:

@@ -7,23 +7,19 @@ without valid credentials HTTP 401 (429 when throttled).
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from rpcd.codecs import xmlrpc
-from rpcd.errors import INTERNAL_ERROR, CodecError, Fault, LimitExceeded
+from rpcd.errors import CodecError, Fault, LimitExceeded
 from rpcd.server.core.auth import AuthRequired
 from rpcd.server.core.calls import CallContext
 from rpcd.server.edge.http import auth_error
-from rpcd.server.edge.request import Endpoint, Scope
+from rpcd.server.edge.request import Endpoint, Scope, unencodable
 
 __all__ = ["PATHS", "XmlRpcEndpoint"]
 
 PATHS = ("/RPC2", "/xmlrpc", "/xmlrpc.php")
 CONTENT_TYPE = "text/xml; charset=utf-8"
-
-log = logging.getLogger("rpcd.server")
 
 
 def _fault_body(fault: Fault | CodecError) -> bytes:
@@ -64,5 +60,4 @@ def _encode(result: object, rpc_method: str, rid: str) -> bytes:
     try:
         return xmlrpc.dumps_response(result)
     except (TypeError, ValueError, LimitExceeded):
-        log.exception("cannot encode the result of %s", rpc_method, extra={"request_id": rid})
-        return _fault_body(Fault(INTERNAL_ERROR, f"internal error (request id {rid})"))
+        return _fault_body(unencodable(rpc_method, rid))

@@ -1,0 +1,1 @@
+"""Operations: logging, metrics, reload, systemd notify, the serve loop, core dumps."""
