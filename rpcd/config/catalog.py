@@ -191,7 +191,7 @@ def build(
 
     The cyclic garbage collector is paused meanwhile: a build makes millions of objects and
     frees almost none of them until it returns, so the collections it would trigger (each
-    walking everything allocated so far) find nothing and cost 10-20 % of a cold build.
+    walking everything allocated so far) would find nothing.
     """
     paused = gc.isenabled()
     gc.disable()
