@@ -7,8 +7,8 @@ import sys
 
 from conftest import REPO
 
+from rpcd.config.contract import load_schema
 from rpcd.config.docgen import render
-from rpcd.config.schema import load_schema
 from rpcd.config.sources import FileKind
 
 PAGE = REPO / "docs" / "configuration.md"

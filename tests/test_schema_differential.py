@@ -34,9 +34,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from rpcd.config import schema
+from rpcd.config.contract import SCHEMA_DIR, load_schema
 from rpcd.config.sources import FileKind
 
-KINDS = [kind for kind in FileKind if (schema.SCHEMA_DIR / f"{kind.value}.schema.json").exists()]
+KINDS = [kind for kind in FileKind if (SCHEMA_DIR / f"{kind.value}.schema.json").exists()]
 
 # Keywords the generator reads; the rest of what may appear is annotation.
 GENERATED = {
@@ -387,7 +388,7 @@ def mutated(draw: st.DrawFn, base: Strategy, near_bounds: list[float]) -> Any:
 
 @functools.cache
 def documents_generator(kind: FileKind) -> Generator:
-    return Generator(schema.load_schema(kind))
+    return Generator(load_schema(kind))
 
 
 @functools.cache
@@ -448,5 +449,5 @@ def test_decider_agrees_with_draft7(kind: FileKind, data: st.DataObject) -> None
 @pytest.mark.parametrize("kind", KINDS, ids=[k.value for k in KINDS])
 def test_generator_knows_every_keyword(kind: FileKind) -> None:
     """A keyword the generator does not read would be fuzzed less than it seems."""
-    unknown = set(keywords(schema.load_schema(kind))) - GENERATED - ANNOTATIONS
+    unknown = set(keywords(load_schema(kind))) - GENERATED - ANNOTATIONS
     assert not unknown, f"teach the generator {sorted(unknown)}"

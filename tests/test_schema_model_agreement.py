@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from rpcd.config import build, schema
+from rpcd.config.contract import load_schema
 from rpcd.config.document import check_file
 from rpcd.config.models import AUTH_FOR_TYPE, CREDENTIAL_KEYS, PAYLOAD_FOR_TYPE
-from rpcd.config.schema import load_schema
 from rpcd.config.sources import FileKind, SourceFile
 
 Doc = dict[str, Any]

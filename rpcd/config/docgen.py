@@ -26,7 +26,7 @@ from rpcd.config.catalog import (
     DEFAULT_TOKEN_PARAM,
     DEFAULT_WSSE_PASSWORD_TYPE,
 )
-from rpcd.config.schema import load_schema
+from rpcd.config.contract import load_schema
 from rpcd.config.sources import FileKind
 
 Node = dict[str, Any]

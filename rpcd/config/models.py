@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
+from rpcd.config.contract import rule_table
 from rpcd.config.sources import FileKind
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*(?!\n)$"
@@ -122,13 +123,8 @@ class SecretRef(Model):
         return f"{self.kind}:{self.target}"
 
 
-CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
-    "token": ("token",),
-    "userpass": ("username", "password"),
-    "oauth1": ("consumer_key", "consumer_secret"),
-    "wsse": ("username", "password"),
-    "cert": ("certificate", "private_key"),
-}
+# The per-auth and per-type tables are the schema's own (``contract.rule_table``).
+CREDENTIAL_KEYS = rule_table(FileKind.CONNECTIONS, "credential-mismatch", "auth")
 
 
 class Credentials(Model):
@@ -160,16 +156,8 @@ Auth = Literal["token", "userpass", "oauth1", "wsse", "cert"]
 HttpMethod = Literal["GET", "POST"]
 Timeout = Annotated[float, Field(gt=0, le=3600)]
 
-AUTH_FOR_TYPE: dict[str, tuple[str, ...]] = {
-    "REST": ("token", "userpass", "oauth1"),
-    "XML-RPC": ("token", "userpass", "cert"),
-    "SOAP": ("token", "userpass", "wsse"),
-}
-PAYLOAD_FOR_TYPE: dict[str, tuple[str, ...]] = {
-    "REST": ("url", "json", "xml"),
-    "XML-RPC": ("xml",),
-    "SOAP": ("soap",),
-}
+AUTH_FOR_TYPE = rule_table(FileKind.CONNECTIONS, "auth-for-type", "type")
+PAYLOAD_FOR_TYPE = rule_table(FileKind.CONNECTIONS, "payload-for-type", "type")
 DEFAULT_PAYLOAD = {"REST": "url", "XML-RPC": "xml", "SOAP": "soap"}
 
 
@@ -475,11 +463,7 @@ class Peer(Model):
         return self
 
 
-PEER_CREDENTIAL_KEYS: dict[str, tuple[str, ...]] = {
-    "token": ("token_sha256",),
-    "userpass": ("username", "password_hash"),
-    "cert": ("fingerprint_sha256",),
-}
+PEER_CREDENTIAL_KEYS = rule_table(FileKind.SERVICES, "peer-credential", "auth")
 
 
 class ServicesFile(Model):

@@ -16,11 +16,11 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from rpcd.config.contract import load_schema
 from rpcd.config.findings import Finding
 from rpcd.config.models import MODELS
 from rpcd.config.parse import Path_, format_path
@@ -29,7 +29,6 @@ from rpcd.config.sources import FileKind
 if TYPE_CHECKING:  # imported lazily: only a tree with an invalid file pays for jsonschema
     import jsonschema
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "v1"
 SUPPORTED_VERSIONS = (1,)
 SECRET_KEYS = frozenset(
     {
@@ -46,17 +45,6 @@ _STRUCTURAL = frozenset(
     {"properties", "items", "additionalProperties", "patternProperties", "definitions"}
 )
 _CONDITIONAL = frozenset({"if", "then", "else", "oneOf", "anyOf", "allOf", "not"})
-
-
-@cache
-def _schema_text(kind: FileKind) -> str:
-    return (SCHEMA_DIR / f"{kind.value}.schema.json").read_text(encoding="utf-8")
-
-
-@cache
-def load_schema(kind: FileKind) -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(_schema_text(kind))
-    return schema
 
 
 # --- the decider ------------------------------------------------------------------------------
