@@ -78,8 +78,8 @@ def check_structure(
     """Stages 1 and 2: the result so far, and the document (its broken parts pruned) that the
     models still have to check, or ``None`` when the file stopped before the models.
 
-    Apart from ``check_model`` because this part needs no pydantic object: a worker process
-    (``pool.py``) sends its output back as plain data.
+    Apart from ``check_model`` so that a worker process (``pool.py``) can send its output back
+    as plain data: the model made here for a valid file stays in the worker.
     """
     result = FileResult(source)
     data = read_bytes(source, max_bytes)
@@ -115,7 +115,7 @@ def check_structure(
     # over the whole document when the text has neither.
     if ("nan" in text or "inf" in text) and not _check_numbers(result, document, ()):
         return result, None
-    problems = schema.check(source.kind, document)
+    result.model, problems = schema.check(source.kind, document)
     for problem in problems:
         result.findings.append(problem.to_finding(source.rel, result.locate(problem.path)))
     if problems:
@@ -124,8 +124,9 @@ def check_structure(
 
 
 def check_model(result: FileResult, document: dict[str, Any] | None) -> FileResult:
-    """Stage 3: the typed model of what ``check_structure`` let through."""
-    if document is None:
+    """Stage 3: the typed model of what ``check_structure`` let through (made there already
+    when the whole file was valid, unless a worker process checked it: ``pool.py``)."""
+    if document is None or result.model is not None:
         return result
     try:
         result.model = MODELS[result.source.kind].model_validate(document)

@@ -2,7 +2,7 @@
 
 TOML lets a file nest tables and arrays a thousand levels deep (tomli's own limit), through
 ``[[[…]]]``, ``{a={b=…}}``, dotted keys or table headers. Every stage after the parser walks
-values recursively (jsonschema, the compiled schema check, pydantic, the rules, ``rpcd show``,
+values recursively (pydantic, jsonschema, the rules, ``rpcd show``,
 ``rpcd diff``), and each has its own, lower, recursion limit. So right after parsing, a
 document deeper than ``MAX_DEPTH`` is refused with a finding, and no later stage ever sees
 one. rpcd's own files need at most 8 levels; like libxml2's and CPython's parsers, the limit

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from rpcd.config.contract import load_schema
 from rpcd.config.findings import Finding
@@ -60,20 +60,8 @@ def full_validator(kind: FileKind) -> jsonschema.protocols.Validator:
     return validator
 
 
-def refusals(kind: FileKind, document: dict[str, Any]) -> list[Path_] | None:
-    """Where the pydantic model of ``kind`` refuses ``document``; ``None`` when it accepts it.
-
-    The models run on every file anyway and agree with the schema on every document
-    (tests/test_schema_model_agreement.py, tests/test_schema_differential.py), so they decide
-    "valid?"; jsonschema runs only on what they refuse, to explain it.
-    """
-    try:
-        MODELS[kind].model_validate(document)
-    except ValidationError as exc:
-        return [
-            tuple(p for p in error["loc"] if isinstance(p, str | int)) for error in exc.errors()
-        ]
-    return None
+def _refusals(exc: ValidationError) -> list[Path_]:
+    return [tuple(p for p in error["loc"] if isinstance(p, str | int)) for error in exc.errors()]
 
 
 @cache
@@ -105,16 +93,26 @@ def _shell_validator(kind: FileKind) -> jsonschema.protocols.Validator:
     return validator
 
 
-def check(kind: FileKind, document: dict[str, Any]) -> list[SchemaProblem]:
-    """The schema findings of ``document``: none when the model accepts it.
+def check(kind: FileKind, document: dict[str, Any]) -> tuple[BaseModel | None, list[SchemaProblem]]:
+    """The model of ``document`` and no findings when the model accepts it; else ``None`` and
+    the schema findings of what it refused.
 
-    When every refusal lies inside items of the top-level arrays (``[[connection]]``,
-    institutions, peers), jsonschema walks only those items, and the rest of the document with
-    the arrays' items unchecked; the items' error paths are re-based on the whole document.
+    The models run on every file anyway and agree with the schema on every document
+    (tests/test_schema_model_agreement.py, tests/test_schema_differential.py), so they decide
+    "valid?"; jsonschema runs only on what they refuse, to explain it. When every refusal lies
+    inside items of the top-level arrays (``[[connection]]``, institutions, peers), jsonschema
+    walks only those items, and the rest of the document with the arrays' items unchecked; the
+    items' error paths are re-based on the whole document.
     """
-    refused = refusals(kind, document)
-    if refused is None:
-        return []
+    try:
+        return MODELS[kind].model_validate(document), []
+    except ValidationError as exc:
+        return None, _explain_refused(kind, document, _refusals(exc))
+
+
+def _explain_refused(
+    kind: FileKind, document: dict[str, Any], refused: list[Path_]
+) -> list[SchemaProblem]:
     keys = _split_keys(kind)
     bad_indexes: dict[str, list[int]] = {}
     for path in refused:
