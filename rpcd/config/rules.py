@@ -65,8 +65,9 @@ class Draft:
     # Files that could not be read or parsed at all, by kind: what they declare is unknown.
     unreadable: dict[FileKind, list[str]] = field(default_factory=lambda: defaultdict(list))
     site_loaded: bool = False
-    # Derived values several rules need, computed once (see ``_by_class``).
-    cached: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Findings several rules share, worked out once per draft (``_per_class``, ``_local``).
+    per_class: _PerClass | None = field(default=None, repr=False, compare=False)
+    local: _Local | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_files(cls, files: Iterable[FileResult]) -> Draft:
@@ -317,17 +318,14 @@ def _choices(ids: list[str]) -> str:
 
 
 def _by_class(draft: Draft) -> dict[str, list[Located[ConnectionEntry]]]:
-    """Connections grouped by class, worked out once per draft (two rules ask)."""
-    grouped: dict[str, list[Located[ConnectionEntry]]] | None = draft.cached.get("by_class")
-    if grouped is None:
-        grouped = {}
-        for class_id, conn in draft.connections:
-            found = grouped.get(class_id)
-            if found is None:
-                grouped[class_id] = [conn]
-            else:
-                found.append(conn)
-        draft.cached["by_class"] = grouped
+    """Connections grouped by class."""
+    grouped: dict[str, list[Located[ConnectionEntry]]] = {}
+    for class_id, conn in draft.connections:
+        found = grouped.get(class_id)
+        if found is None:
+            grouped[class_id] = [conn]
+        else:
+            found.append(conn)
     return grouped
 
 
@@ -384,9 +382,8 @@ class _PerClass:
 def _per_class(draft: Draft) -> _PerClass:
     """Duplicate connection ids, global-not-alone and institution-overlap, class by class:
     what they find in a class depends on its instances only."""
-    per_class: _PerClass | None = draft.cached.get("per_class")
-    if per_class is not None:
-        return per_class
+    if draft.per_class is not None:
+        return draft.per_class
     per_class = _PerClass([], [], [])
     for class_id, conns in _by_class(draft).items():
         found = (
@@ -397,7 +394,7 @@ def _per_class(draft: Draft) -> _PerClass:
         per_class.duplicates.extend(found[0])
         per_class.global_.extend(found[1])
         per_class.overlap.extend(found[2])
-    draft.cached["per_class"] = per_class
+    draft.per_class = per_class
     return per_class
 
 
@@ -580,9 +577,8 @@ def _local(draft: Draft) -> _Local:
     A connection depends on nothing but itself, its class and whether its folder belongs to an
     institution.
     """
-    local: _Local | None = draft.cached.get("local")
-    if local is not None:
-        return local
+    if draft.local is not None:
+        return draft.local
     classes = {x.value.id: x.value for x in draft.classes}
     # One model_dump per class, not one per connection (of two classes with one id, the last
     # one counts, as everywhere else: the duplicate is reported by unique_ids).
@@ -609,7 +605,7 @@ def _local(draft: Draft) -> _Local:
         local.placement.extend(found[2])
         local.folder.extend(found[3])
         local.endpoint.extend(found[4])
-    draft.cached["local"] = local
+    draft.local = local
     return local
 
 
@@ -670,20 +666,10 @@ def secret_scope(draft: Draft) -> Iterator[Finding]:
     """No connection references the daemon's own secrets; one in an institution's folder
     references only that institution's (``scopes.py``), and calls only the hosts it lists in
     ``endpoint_hosts`` if it lists any (rule endpoint-host)."""
-    table = _scope_table(draft)
+    table = ScopeTable.of(x.value for x in draft.institutions)
     institutions = draft.known("institution")
     for _, conn in draft.connections:
         yield from _scope_of_conn(conn, _owner(conn.origin, institutions), table)
-
-
-def _scope_table(draft: Draft) -> ScopeTable:
-    """The institutions' scopes, made once per build."""
-    table: ScopeTable | None = draft.cached.get("scopes")
-    if table is not None:
-        return table
-    table = ScopeTable.of(x.value for x in draft.institutions)
-    draft.cached["scopes"] = table
-    return table
 
 
 _NO_FINDINGS: list[Finding] = []
