@@ -1,9 +1,11 @@
 """Typed, frozen models of the config files (pydantic v2).
 
-They mirror ``schemas/v1/*.schema.json`` exactly — same keys, types, bounds and per-type
-conditionals — so that the JSON-Schema stage and this stage never disagree on structure
-(``tests/test_schema_model_agreement.py`` holds them to it). Cross-file rules live in
-``rules.py``; these models only know one document.
+They decide whether a file is valid (``schema.check``; jsonschema only explains a refusal),
+so they accept exactly what ``schemas/v1/*.schema.json`` accepts — same keys, types, bounds
+and per-type conditionals (``tests/test_schema_model_agreement.py`` and
+``tests/test_schema_differential.py`` hold them to it); the per-type tables are read from the
+schema itself (``contract.rule_table``). Cross-file rules live in ``rules.py``; these models
+only know one document.
 """
 
 from __future__ import annotations
