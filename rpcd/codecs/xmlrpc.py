@@ -1,32 +1,17 @@
 """XML-RPC wire codec: bytes <-> Python values, pure (no I/O), shared by server and client.
 
-Parser choice (measured in ``bench/codec.py``, CPU time): a hardened ``lxml.etree`` parser
-builds the tree in C (about 5x faster than expat calling Python handlers), then a small
-recursive walker with a dispatch table keyed by tag turns it into values. Each thread keeps
-one parser and feeds it: ``feed`` + ``close`` parses a two-int call in about a third fewer
-instructions than ``fromstring`` with the same parser. The hot loops (array members,
-struct members) handle plain ints and strings inline and filter children by tag in C; an
-array of plain ints only collects the texts and converts them all at once in C. Against the
-standard library's expat ``Unmarshaller`` a call is parsed in about 0.45x its time (two ints,
-a 50-member struct) and 0.6x on a 10,000-int array, where building the lxml tree alone is
-0.2x; ``defusedxml`` (the same expat unmarshaller with Python checks) is never faster than
-the stdlib. Dropped after measuring: an ``iterparse`` event loop (slower than tree plus walk
-even doing no work per event), a parser ``target`` and bare expat with minimal handlers (one
-Python call per event: already slower than the whole lxml path), ``xml.etree`` (its tree
-alone costs 0.43x the stdlib on 10,000 ints), and for big int arrays XPath text extraction
-with count checks of the shape (slower than the walk), or keeping all element proxies alive
-to check them with ``map`` (the garbage collector then scans them all).
+Parser: a hardened ``lxml.etree`` parser builds the tree in C, then a small walker with a
+dispatch table keyed by tag turns it into values; each thread keeps one parser and feeds it.
+Why lxml rather than expat or ``xml.etree``, and what was measured and dropped:
+docs/performance.md ("XML-RPC codec").
 
-Fast path (``rpcd/codecs/_xmlrpc_fast.py``): before any of that, a document of the common
-flat shapes (scalar params, or one array/struct level of scalars: every bench payload) that
-matches a strict regular grammar, checked whole in C, is decoded without lxml: the call
-with two ints in 0.4x the lxml path's instructions, the 50-member struct in 0.45x, the
-10,000-int array in 0.4x, a one-int response in 0.27x. Its grammar is a subset of XML with no
-``<!``, no reference but the five predefined entities, ASCII whitespace only, no ``\r`` in a
-text, UTF-8 only and a body of at most 8 MiB; any other document, and any value this path
-would have to refuse, goes to the lxml path below, which gives the exact value or error. Its
-module docstring says why the three layers below still hold; ``tests/test_codec_xmlrpc_fast.py``
-checks that both paths agree on generated documents in, at and near the grammar.
+Fast path (``rpcd/codecs/_xmlrpc_fast.py``): a document of the common flat shapes (scalar
+params, or one array/struct level of scalars) that matches a strict regular grammar, checked
+whole in C, is decoded without lxml; any other document, and any value that path would have
+to refuse, goes to the lxml path below, which gives the exact value or error. Its module
+docstring says why the three layers below still hold; ``tests/test_codec_xmlrpc_fast.py``
+holds both paths to the same values and errors on generated documents in, at and near the
+grammar.
 
 Safety of the general path (as strict as defusedxml, in three layers):
 
@@ -175,8 +160,7 @@ def _parse(data: bytes) -> etree._Element:
     The thread's parser is checked out while in use (a re-entrant call in the same thread
     gets a new one) and goes back only after a clean parse: a parser that failed is dropped,
     so nothing left from a bad document can reach the next one. ``feed`` + ``close`` is the
-    cheapest lxml entry for a reused parser (about 20k instructions less than ``fromstring``
-    per document).
+    cheapest way into a reused parser (docs/performance.md).
     """
     if type(data) is not bytes:
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -835,7 +819,7 @@ def _dump(value: Any, out: list[str], depth: int) -> None:
 
 
 #: The document head up to ``<params>`` per method name: a client calls a few names over and
-#: over, and this spares the name's checks and escaping (about 2,000 instructions a call).
+#: over, and this spares the name's checks and escaping on every call.
 _CALL_HEADS: dict[str, str] = {}
 _CALL_HEADS_MAX = 512
 
