@@ -147,3 +147,24 @@ def test_imports_flow_one_way() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def _readme_layout() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Layout", 1)[1]
+    return section.split("```", 2)[1]
+
+
+def test_the_readme_layout_names_every_part_and_only_real_ones() -> None:
+    layout = _readme_layout()
+    named = {
+        line.split()[0]
+        for line in layout.splitlines()[2:]
+        if line.startswith("  ") and line.split() and not line.startswith("   ")
+    }
+    parts = {p.name + "/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert parts <= named, f"README's layout misses {sorted(parts - named)}"
+    missing = sorted(n for n in named if not (PACKAGE / n.rstrip("/")).exists())
+    assert not missing, f"README's layout names what is not in rpcd/: {missing}"
+    for sub in (p for p in (PACKAGE / "server").iterdir() if (p / "__init__.py").is_file()):
+        assert f"{sub.name}/" in layout, f"README's layout does not name server/{sub.name}/"
