@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import tomli_w
 
@@ -124,6 +125,16 @@ def _positive(text: str) -> int:
     return value
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser: a usage error exits with the command's own code, set as the
+    default ``usage_exit_code`` (``rpcd diff`` uses 1, since its 2 means "changes found")."""
+
+    def error(self, message: str) -> NoReturn:
+        code = self.get_default("usage_exit_code")
+        self.print_usage(sys.stderr)
+        self.exit(code if isinstance(code, int) else 2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser(others: bool = True) -> argparse.ArgumentParser:
     """The parser of every command; with ``others`` false, only of this module's own."""
     parser = argparse.ArgumentParser(
@@ -132,7 +143,9 @@ def build_parser(others: bool = True) -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok/valid, 1 invalid or failed, 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"rpcd {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
+    )
 
     p = sub.add_parser(
         "validate", help="check a config tree; every problem of every file in one run"

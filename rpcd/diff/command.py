@@ -8,7 +8,7 @@ import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import NoReturn
+from typing import Any
 
 from rpcd.diff.compute import diff_catalogs, known_institutions
 from rpcd.diff.gitsource import GitSourceError, Side, materialise
@@ -31,29 +31,18 @@ exit codes (as terraform plan -detailed-exitcode):
 """
 
 
-class _DiffParser(argparse.ArgumentParser):
-    """Usage errors exit 1, not argparse's 2: here 2 means "changes found"."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    original = subparsers._parser_class
-    subparsers._parser_class = _DiffParser
-    try:
-        parser = subparsers.add_parser(
-            "diff",
-            help="what changes between two trees or git revisions (entities and routing)",
-            description="Compare two config trees: institutions, classes, connections, services, "
-            "methods, peers and the master switch (only changed fields, old → new), and the "
-            "effective routing per class and institution.",
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    finally:
-        subparsers._parser_class = original
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "diff",
+        help="what changes between two trees or git revisions (entities and routing)",
+        description="Compare two config trees: institutions, classes, connections, services, "
+        "methods, peers and the master switch (only changed fields, old → new), and the "
+        "effective routing per class and institution.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # Usage errors exit 1, not argparse's 2: here 2 means "changes found" (rpcd.cli.CommandParser).
+    parser.set_defaults(usage_exit_code=EXIT_ERROR)
     parser.add_argument("base", metavar="BASE", help="directory or git revision before the change")
     parser.add_argument("head", metavar="HEAD", help="directory or git revision after the change")
     parser.add_argument(
