@@ -10,6 +10,7 @@ live only in ``SecretStr``, which prints as ``**********``. The log filter itsel
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -40,13 +41,24 @@ _MAX_SECRET_BYTES = 1 << 20  # a secret file larger than this is a mistake, not 
 
 
 def _read_file(path: Path, ref: SecretRef) -> str:
+    # Opened without blocking and checked before reading: a FIFO or a device named as a secret
+    # would otherwise hold the load (and every later reload) until something writes to it.
     try:
-        with path.open("rb") as fh:
-            raw = fh.read(_MAX_SECRET_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise SecretError(f"secret {ref}: file {path} does not exist") from None
     except OSError as exc:
         raise SecretError(f"secret {ref}: cannot read {path} ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SecretError(f"secret {ref}: {path} is not a regular file")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(_MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise SecretError(f"secret {ref}: cannot read {path} ({exc.strerror})") from None
+    finally:
+        os.close(fd)
     if len(raw) > _MAX_SECRET_BYTES:
         raise SecretError(f"secret {ref}: {path} is larger than 1 MiB")
     try:
@@ -100,17 +112,13 @@ def credential_path(ref: SecretRef, environ: Mapping[str, str] | None = None) ->
 class SecretStore:
     """Resolved secrets by reference (``str(ref)``). Values only via ``get(ref)``."""
 
-    __slots__ = ("_errors", "_identities", "_values")
+    __slots__ = ("_errors", "_values")
 
     def __init__(
-        self,
-        values: Mapping[str, SecretStr],
-        errors: Mapping[str, str] | None = None,
-        identities: Iterable[str] = (),
+        self, values: Mapping[str, SecretStr], errors: Mapping[str, str] | None = None
     ) -> None:
         self._values = dict(values)
         self._errors = dict(errors or {})
-        self._identities = frozenset(identities)  # references used only for identity keys
 
     def get(self, ref: SecretRef) -> SecretStr:
         """The value of ``ref``; ``SecretError`` (naming the reference) when unresolved."""
@@ -157,13 +165,10 @@ def resolve_catalog(
     errors: dict[str, str] = {}
     findings: list[Finding] = []
     short_reported: set[str] = set()
-    secret_refs: set[str] = set()
     for full_id in sorted(catalog.connections):
         conn = catalog.connections[full_id]
         for key, ref in conn.credentials.items():
             name = str(ref)
-            if key not in IDENTITY_KEYS:
-                secret_refs.add(name)
             where = f"connection {full_id} credentials.{key}"
             path = f"{full_id}.credentials.{key}"
             if name not in values and name not in errors:
@@ -199,7 +204,7 @@ def resolve_catalog(
                         severity=Severity.WARNING,
                     )
                 )
-    return SecretStore(values, errors, set(values) - secret_refs), findings
+    return SecretStore(values, errors), findings
 
 
 #: What the daemon does with an authenticating secret shorter than ``MIN_SECRET_LENGTH``

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,17 @@ def test_short_usernames_are_neither_warned_about_nor_masked(
     record = logging.LogRecord("x", logging.INFO, __file__, 1, message, (VALUE,), None)
     SecretRedactingFilter(store).filter(record)
     assert record.getMessage() == f"svc and {MASK} {MASK}"  # a long username is masked
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_a_secret_file_that_is_not_a_regular_file_is_refused_without_blocking(
+    tmp_path: Path, kind: str
+) -> None:
+    """A FIFO (or a directory, a device) named as a secret file would hold the load and every
+    later reload until something wrote to it; it is refused at once, naming the reference."""
+    target = {"fifo": tmp_path / "pipe", "directory": tmp_path, "device": Path("/dev/zero")}[kind]
+    if kind == "fifo":
+        os.mkfifo(target)
+    ref = SecretRef(file=str(target))
+    with pytest.raises(SecretError, match="is not a regular file"):
+        resolve_ref(ref, environ={})
