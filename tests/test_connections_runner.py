@@ -259,3 +259,33 @@ def test_cached_routes_match_connections_built_afresh(tmp_path: Path, peer: Aioh
             assert not any(x is y for x, y in zip(before, after, strict=True))
 
     asyncio.run(go())
+
+
+def test_a_bound_connection_never_shows_a_literal_credential() -> None:
+    """validate refuses credentials in an endpoint or parameters (plaintext-secret); a catalog
+    built another way still never shows one through ``describe()``, ``repr`` or ``str``."""
+    from conftest import REPO
+
+    from rpcd.config import build
+    from rpcd.secrets import SecretStore
+
+    catalog = build(REPO).catalog
+    assert catalog is not None
+    conn = catalog.connections["moodle_users/uni-a"].model_copy(
+        update={
+            "endpoint": "https://svc:zq-pass-123@moodle.example/rest?wstoken=zq-tok-456&a=1",
+            "parameters": {"token": "zq-tok-789", "moodlewsrestformat": "json"},
+        }
+    )
+
+    async def shown() -> str:
+        from rpcd.connections.resolve import BoundConnection
+
+        async with Transport.open() as transport:
+            one = BoundConnection(conn, secrets=SecretStore({}), transport=transport)
+            return json.dumps(one.describe()) + repr(one) + str(one)
+
+    text = asyncio.run(shown())
+    for secret_value in ("zq-pass-123", "zq-tok-456", "zq-tok-789"):
+        assert secret_value not in text
+    assert MASK in text and "moodlewsrestformat" in text

@@ -94,6 +94,17 @@ class ResolvedConnection(Model):
     def sort_key(self) -> tuple[int, str]:
         return (self.priority, self.id)
 
+    def shown_endpoint(self) -> str:
+        """The endpoint as shown to people: validate refuses literal credentials in it
+        (plaintext-secret); one built some other way is still never shown."""
+        return mask_endpoint(self.endpoint, (self.token_param,))
+
+    def shown_parameters(self, parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The parameters (or a dump of them) as shown to people: any that carries a token
+        is masked."""
+        given = self.parameters if parameters is None else parameters
+        return {k: MASK if is_secret_param(k, (self.token_param,)) else v for k, v in given.items()}
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -145,13 +156,8 @@ class Catalog:
         for conn in sorted(self.connections.values(), key=lambda c: (c.class_id, c.priority, c.id)):
             item = dump(conn)
             item["credentials"] = {k: str(v) for k, v in conn.credentials.items()}
-            # validate refuses literal credentials (plaintext-secret); a catalog built some
-            # other way still never shows one.
-            item["endpoint"] = mask_endpoint(conn.endpoint, (conn.token_param,))
-            item["parameters"] = {
-                k: MASK if is_secret_param(k, (conn.token_param,)) else v
-                for k, v in item.get("parameters", {}).items()
-            }
+            item["endpoint"] = conn.shown_endpoint()
+            item["parameters"] = conn.shown_parameters(item.get("parameters", {}))
             connections.append(item)
         return {
             "version": 1,

@@ -184,9 +184,9 @@ class BoundConnection:
             "encoding": c.payload,
             "auth": c.auth,
             "credentials": {k: str(v) for k, v in c.credentials.items()},
-            "parameters": dict(c.parameters),
+            "parameters": c.shown_parameters(),
             "http_method": c.http_method,
-            "endpoint": c.endpoint,
+            "endpoint": c.shown_endpoint(),
             "fatal": c.fatal,
             "timeout": c.timeout,
             "callable": self.callable,
@@ -194,7 +194,8 @@ class BoundConnection:
 
     def __repr__(self) -> str:
         c = self._conn
-        return f"<BoundConnection {c.full_id} {c.type}/{c.payload} auth={c.auth} {c.endpoint}>"
+        shown = c.shown_endpoint()
+        return f"<BoundConnection {c.full_id} {c.type}/{c.payload} auth={c.auth} {shown}>"
 
     __str__ = __repr__
 
