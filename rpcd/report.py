@@ -31,18 +31,7 @@ def findings_json(report: Report) -> str:
         "valid": report.valid,
         "error_count": report.error_count,
         "warning_count": report.warning_count,
-        "diagnostics": [
-            {
-                "severity": f.severity.value,
-                "rule": f.rule,
-                "message": f.message,
-                "file": f.file,
-                "line": f.line,
-                "column": f.column,
-                "path": f.path,
-            }
-            for f in report
-        ],
+        "diagnostics": [{"severity": f.severity.value, **f.as_dict()} for f in report],
     }
     return json.dumps(document, indent=2) + "\n"
 

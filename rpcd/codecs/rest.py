@@ -331,7 +331,8 @@ def parse_xml(body: bytes, *, max_depth: int = MAX_DEPTH) -> ET.Element:
     return root
 
 
-def _local(tag: str) -> str:
+def local_name(tag: str) -> str:
+    """An element's tag without its namespace."""
     return tag.rpartition("}")[2]
 
 
@@ -532,6 +533,16 @@ def _moodle_value(element: ET.Element) -> Any:
     raise ParseError(f"unexpected <{tag[:_SNIPPET]}> in a Moodle response")
 
 
+def add_child(result: dict[str, Any], name: str, value: Any) -> None:
+    """Put a child element's value under its name: the second of a name makes a list."""
+    if name not in result:
+        result[name] = value
+    elif isinstance(result[name], list):
+        result[name].append(value)
+    else:
+        result[name] = [result[name], value]
+
+
 def xml_to_python(element: ET.Element) -> Any:
     """The generic element conversion described in the module docstring."""
     children = list(element)
@@ -539,16 +550,9 @@ def xml_to_python(element: ET.Element) -> Any:
     text = element.text or ""
     if not children and not attrs:
         return text
-    result: dict[str, Any] = {f"@{_local(name)}": value for name, value in attrs.items()}
+    result: dict[str, Any] = {f"@{local_name(name)}": value for name, value in attrs.items()}
     for child in children:
-        name = _local(child.tag)
-        value = xml_to_python(child)  # a str or a dict, never a list
-        if name not in result:
-            result[name] = value
-        elif isinstance(result[name], list):
-            result[name].append(value)
-        else:
-            result[name] = [result[name], value]
+        add_child(result, local_name(child.tag), xml_to_python(child))
     if text.strip():
         result["#text"] = text
     return result

@@ -69,7 +69,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from rpcd.codecs.rest import MAX_DEPTH, check_ncname, parse_xml, xml_attr, xml_text
+from rpcd.codecs.rest import (
+    MAX_DEPTH,
+    add_child,
+    check_ncname,
+    local_name,
+    parse_xml,
+    xml_attr,
+    xml_text,
+)
 from rpcd.errors import APPLICATION_ERROR, LimitExceeded, ParseError, RemoteFault
 
 __all__ = [
@@ -328,17 +336,13 @@ def _soap_text(value: Any, path: str) -> str:
 _NIL = f"{{{XSI_NS}}}nil"
 
 
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
-
-
 def parse_response(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     """Decode a SOAP 1.1 response; a Fault raises ``RemoteFault``."""
     root = parse_xml(body, max_depth=max_depth)
     if root.tag != f"{{{SOAP_ENV_NS}}}Envelope":
         if root.tag == f"{{{SOAP12_ENV_NS}}}Envelope":
             raise ParseError("a SOAP 1.2 envelope; only SOAP 1.1 is supported")
-        raise ParseError(f"not a SOAP 1.1 envelope (root <{_local(root.tag)[:40]}>)")
+        raise ParseError(f"not a SOAP 1.1 envelope (root <{local_name(root.tag)[:40]}>)")
     body_el = root.find(f"{{{SOAP_ENV_NS}}}Body")
     if body_el is None:
         raise ParseError("SOAP envelope without a Body")
@@ -361,7 +365,7 @@ def parse_response(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
 def _fault(element: ET.Element) -> RemoteFault:
     parts: dict[str, ET.Element] = {}
     for child in element:
-        parts.setdefault(_local(child.tag), child)
+        parts.setdefault(local_name(child.tag), child)
     code_el, string_el, detail_el = (parts.get(k) for k in ("faultcode", "faultstring", "detail"))
     faultcode = (code_el.text or "").strip() if code_el is not None else ""
     faultstring = (string_el.text or "").strip() if string_el is not None else ""
@@ -385,12 +389,5 @@ def element_to_python(element: ET.Element) -> Any:
         return element.text or ""
     result: dict[str, Any] = {}
     for child in children:
-        name = _local(child.tag)
-        value = element_to_python(child)  # None, a str or a dict: never a list
-        if name not in result:
-            result[name] = value
-        elif isinstance(result[name], list):
-            result[name].append(value)
-        else:
-            result[name] = [result[name], value]
+        add_child(result, local_name(child.tag), element_to_python(child))
     return result

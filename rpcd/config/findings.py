@@ -37,6 +37,17 @@ class Finding:
         extra = f" (at {self.path})" if self.path and self.line is not None else ""
         return f"{where}: {self.severity.value}[{self.rule}] {self.message}{extra}"
 
+    def as_dict(self) -> dict[str, str | int | None]:
+        """Where and what, as JSON data (the findings document, ``/v1/status``)."""
+        return {
+            "rule": self.rule,
+            "message": self.message,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+        }
+
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.file or "", self.line or 0, self.column or 0, self.path, self.rule)
 

@@ -144,6 +144,19 @@ def _transport_settings(command: str) -> TransportSettings | None:
         return None
 
 
+def _ready(
+    command: str, root: str
+) -> tuple[TransportSettings, Catalog, SecretStore, list[Finding]] | int:
+    """The outbound settings, the catalog and its secrets, or the exit code that says why not."""
+    outbound = _transport_settings(command)
+    if outbound is None:
+        return EXIT_USAGE
+    loaded = _load(root)
+    if loaded is None:
+        return EXIT_FAILED
+    return (outbound, *loaded)
+
+
 def _warn(findings: Sequence[Finding], full_ids: set[str]) -> None:
     """Secret findings of the connections in use (others are not this command's business)."""
     for f in findings:
@@ -160,13 +173,10 @@ def cmd_call(args: argparse.Namespace) -> int:
     except UsageError as exc:
         sys.stderr.write(f"rpcd call: {exc}\n")
         return EXIT_USAGE
-    outbound = _transport_settings("call")
-    if outbound is None:
-        return EXIT_USAGE
-    loaded = _load(args.root)
-    if loaded is None:
-        return EXIT_FAILED
-    catalog, store, findings = loaded
+    ready = _ready("call", args.root)
+    if isinstance(ready, int):
+        return ready
+    outbound, catalog, store, findings = ready
     if args.class_id not in catalog.classes:
         known = ", ".join(sorted(catalog.classes)) or "none"
         sys.stderr.write(f"rpcd call: no connection class {args.class_id!r} (declared: {known})\n")
@@ -214,13 +224,10 @@ def _json_default(value: Any) -> Any:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    outbound = _transport_settings("check")
-    if outbound is None:
-        return EXIT_USAGE
-    loaded = _load(args.root)
-    if loaded is None:
-        return EXIT_FAILED
-    catalog, store, findings = loaded
+    ready = _ready("check", args.root)
+    if isinstance(ready, int):
+        return ready
+    outbound, catalog, store, findings = ready
     if args.class_id is not None and args.class_id not in catalog.classes:
         sys.stderr.write(f"rpcd check: no connection class {args.class_id!r}\n")
         return EXIT_USAGE

@@ -92,17 +92,7 @@ def _finding_dicts(report: Report) -> tuple[dict[str, Any], ...]:
     for f in report:
         if f.severity is not Severity.ERROR:
             continue
-        out.append(
-            {
-                "rule": f.rule,
-                "message": f.message,
-                "file": f.file,
-                "line": f.line,
-                "column": f.column,
-                "path": f.path,
-                "text": f.as_text(),
-            }
-        )
+        out.append({**f.as_dict(), "text": f.as_text()})
         if len(out) >= MAX_FINDINGS:
             break
     return tuple(out)
