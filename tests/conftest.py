@@ -1,26 +1,18 @@
-"""Shared fixtures for the config checker tests.
+"""Shared fixtures and the hypothesis profiles of the suite.
 
 ``tree`` is a private copy of the example tree at the repository root (rpcd.toml,
 connections.d/, services.d/), so a test can break one file and check exactly what is reported.
+Plain helpers (``REPO``, ``run_cli``, ``findings``…) are in ``tree_helpers.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, settings
-
-from rpcd.cli import main
-from rpcd.config import Finding, build
+from tree_helpers import copy_example
 
 # Fuzz tests (``@pytest.mark.fuzz``) take their example count from the active profile: a short
 # budget in ``make test`` ("suite"), a long one under ``make fuzz`` ("fuzz", which also loops
@@ -34,73 +26,8 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("RPCD_HYPOTHESIS_PROFILE", "suite"))
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_PARTS = ("rpcd.toml", "connections.d", "services.d")
-
-
-def copy_example(dest: Path) -> Path:
-    """Copy the example tree into ``dest`` (created) and return it."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in EXAMPLE_PARTS:
-        src = REPO / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part)
-        else:
-            shutil.copy2(src, dest / part)
-    return dest
-
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A writable copy of the example tree."""
     return copy_example(tmp_path / "tree")
-
-
-def findings(root: Path, *, check_imports: bool = False) -> list[Finding]:
-    """Every finding of one run over ``root``, in report order."""
-    return list(build(root, check_imports=check_imports).report)
-
-
-def run_cli(
-    *args: str, stdin: str | None = None, cwd: Path | None = None, subprocess_: bool = False
-) -> subprocess.CompletedProcess[str]:
-    """``rpcd ARGS``: by default in this process through ``rpcd.cli.main`` (fast, same code),
-    with ``subprocess_=True`` as ``python -m rpcd ARGS`` (exit codes, stdin and argv as a user
-    or CI sees them)."""
-    if subprocess_:
-        return subprocess.run(
-            [sys.executable, "-m", "rpcd", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            cwd=cwd or REPO,
-            timeout=60,
-            check=False,
-        )
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        contextlib.chdir(cwd or REPO),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-        mock.patch.object(sys, "stdin", io.StringIO(stdin or "")),
-    ):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse's usage errors and --help
-            code = exc.code if isinstance(exc.code, int) else 1
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
-
-
-def line_of(path: Path, needle: str, occurrence: int = 1) -> int:
-    """The 1-based line number of the ``occurrence``-th line of ``path`` containing ``needle``."""
-    seen = 0
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if needle in text:
-            seen += 1
-            if seen == occurrence:
-                return number
-    raise AssertionError(f"{needle!r} not found in {path}")
-
-
-def rules_of(found: Sequence[Finding]) -> set[str]:
-    return {f.rule for f in found}

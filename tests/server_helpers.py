@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO, copy_example
+from tree_helpers import REPO, copy_example
 
 from rpcd.secrets_hash import scrypt_hash, token_sha256
 

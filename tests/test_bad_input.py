@@ -9,10 +9,10 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from tree_helpers import findings, rules_of, run_cli
 
 from rpcd.config import build
 from rpcd.config import sources as sources_module
-from tests.conftest import findings, rules_of, run_cli
 
 C = "connections.d"
 

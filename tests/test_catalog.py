@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import copy_example
+from tree_helpers import copy_example
 
 from rpcd.config import BuildResult, Catalog, build, incremental
 

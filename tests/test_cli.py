@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tree_helpers import REPO, run_cli
 
 from rpcd.secrets_hash import verify_scrypt, verify_token
-from tests.conftest import REPO, run_cli
 
 SECRET = "s3cr3t-value-xyz"
 

@@ -264,7 +264,7 @@ def test_cached_routes_match_connections_built_afresh(tmp_path: Path, peer: Aioh
 def test_a_bound_connection_never_shows_a_literal_credential() -> None:
     """validate refuses credentials in an endpoint or parameters (plaintext-secret); a catalog
     built another way still never shows one through ``describe()``, ``repr`` or ``str``."""
-    from conftest import REPO
+    from tree_helpers import REPO
 
     from rpcd.config import build
     from rpcd.secrets import SecretStore

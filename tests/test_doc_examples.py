@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from tree_helpers import REPO
 
 from rpcd.settings import Settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import REPO
+from tree_helpers import REPO
 
 from rpcd.config.contract import load_schema
 from rpcd.config.docgen import render

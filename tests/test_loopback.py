@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, copy_example
 from server_helpers import LOOPBACK_TOKEN, Daemon, running
+from tree_helpers import REPO, copy_example
 
 from rpcd.config import build
 from rpcd.connections import Transport, connections_for

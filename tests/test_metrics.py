@@ -11,10 +11,10 @@ import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO
 from ops_helpers import AUTH, Ops, served
 from prometheus_client.parser import text_string_to_metric_families
 from server_helpers import MOODLE_PASSWORD, MOODLE_USER, OUTSIDER_TOKEN, make_tree
+from tree_helpers import REPO
 
 from rpcd.connections.runner import Attempt, CallError, CallOutcome
 from rpcd.server.ops import metrics as m

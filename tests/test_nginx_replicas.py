@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 from ops_helpers import start_serve
 from server_helpers import LOOPBACK_TOKEN, MOODLE_PASSWORD, MOODLE_USER, Daemon, make_tree
+from tree_helpers import REPO
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 pytestmark = pytest.mark.skipif(

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO
 from ops_helpers import served
 from server_helpers import LOOPBACK_TOKEN, Daemon, make_tree, running
 from test_sdnotify import FakeSystemd
+from tree_helpers import REPO
 
 from rpcd.server.ops.reload_build import STUCK
 

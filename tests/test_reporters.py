@@ -8,10 +8,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from tree_helpers import REPO, run_cli
 
 from rpcd.config import Finding, Report, Severity
 from rpcd.report import findings_github, findings_json, findings_text
-from tests.conftest import REPO, run_cli
 
 FINDINGS_SCHEMA = json.loads((REPO / "schemas" / "findings.schema.json").read_text("utf-8"))
 GITHUB_LINE = re.compile(

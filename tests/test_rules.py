@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tree_helpers import REPO, findings, run_cli
 
 from rpcd.config import Finding, Severity, build
 from rpcd.config.scopes import Scope, _overlapping
-from tests.conftest import REPO, findings, run_cli
 
 SITE = """\
 version = 1

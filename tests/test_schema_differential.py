@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import REPO
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from tree_helpers import REPO
 
 from rpcd.config import schema
 from rpcd.config.contract import SCHEMA_DIR, load_schema

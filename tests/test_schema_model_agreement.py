@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 import tomli_w
-from conftest import REPO, copy_example
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from tree_helpers import REPO, copy_example
 
 from rpcd.config import build, schema
 from rpcd.config.contract import load_schema

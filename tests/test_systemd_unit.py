@@ -17,9 +17,9 @@ import xmlrpc.client
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 from ops_helpers import start_serve
 from server_helpers import LOOPBACK_TOKEN, make_tree
+from tree_helpers import REPO
 
 UNIT = REPO / "contrib" / "systemd" / "rpcd.service"
 ANALYZE = shutil.which("systemd-analyze")

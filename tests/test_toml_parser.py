@@ -21,6 +21,7 @@ import pytest
 import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tree_helpers import REPO, copy_example
 
 from rpcd.config import build
 from rpcd.config.findings import Finding
@@ -36,7 +37,6 @@ from rpcd.config.parse import (
     stdlib_parser,
 )
 from tests import test_rules
-from tests.conftest import REPO, copy_example
 
 TOMLLIB = stdlib_parser()
 
