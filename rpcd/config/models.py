@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -154,7 +155,17 @@ class Credentials(Model):
 
 ConnType = Literal["REST", "XML-RPC", "SOAP"]
 Payload = Literal["url", "json", "xml", "soap"]
-Auth = Literal["token", "userpass", "oauth1", "wsse", "cert"]
+
+
+def _known_auth(value: str) -> str:
+    if value not in CREDENTIAL_KEYS:
+        raise ValueError(f"auth must be one of {', '.join(sorted(CREDENTIAL_KEYS))}")
+    return value
+
+
+#: An outbound auth type: one the schema declares (its credential table's keys), so a new type
+#: is added in the schema and in rpcd/connections/auth.py, not written again here.
+Auth = Annotated[str, AfterValidator(_known_auth)]
 HttpMethod = Literal["GET", "POST"]
 Timeout = Annotated[float, Field(gt=0, le=3600)]
 
