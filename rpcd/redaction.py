@@ -24,7 +24,7 @@ import json
 import logging
 import urllib.parse
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from ahocorasick_rs import AhoCorasick, BytesAhoCorasick, MatchKind
 
@@ -98,16 +98,7 @@ class _Matcher:
             found = None
         if found is None:
             return self._sub_bytes(text)
-        if not found:
-            return text
-        parts: list[str] = []
-        at = 0
-        for _, start, end in found:
-            parts.append(text[at:start])
-            parts.append(MASK)
-            at = end
-        parts.append(text[at:])
-        return "".join(parts)
+        return _spliced(text, found, MASK) if found else text
 
     def _sub_bytes(self, text: str) -> str:
         if self._bytes is None:
@@ -117,14 +108,22 @@ class _Matcher:
         found = self._bytes.find_matches_as_indexes(data)
         if not found:
             return text
-        parts: list[bytes] = []
-        at = 0
-        for _, start, end in found:
-            parts.append(data[at:start])
-            parts.append(_MASK_BYTES)
-            at = end
-        parts.append(data[at:])
-        return b"".join(parts).decode("utf-8", "surrogatepass")
+        return _spliced(data, found, _MASK_BYTES).decode("utf-8", "surrogatepass")
+
+
+_Text = TypeVar("_Text", str, bytes)
+
+
+def _spliced(data: _Text, found: list[tuple[int, int, int]], mask: _Text) -> _Text:
+    """``data`` with each found ``(pattern, start, end)`` span replaced by ``mask``."""
+    parts: list[_Text] = []
+    at = 0
+    for _, start, end in found:
+        parts.append(data[at:start])
+        parts.append(mask)
+        at = end
+    parts.append(data[at:])
+    return data[:0].join(parts)
 
 
 def _utf8(text: str) -> bool:

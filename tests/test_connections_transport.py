@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -58,9 +59,11 @@ def test_outbound_settings_reach_the_transport_and_share_its_defaults(
 ) -> None:
     """``RPCD_OUTBOUND_*`` (what an operator sets) becomes the transport's limits; unset, the
     daemon's defaults are the transport's own, so the two never drift apart."""
-    from rpcd.settings import load_settings
+    from rpcd.settings import Settings, load_settings
 
     assert TransportSettings.from_settings(load_settings()) == TransportSettings()
+    limits = {f.name for f in dataclasses.fields(TransportSettings)} - {"user_agent"}
+    assert {f"outbound_{name}" for name in limits} <= set(Settings.model_fields)
     monkeypatch.setenv("RPCD_OUTBOUND_MAX_LINE_BYTES", "4096")
     monkeypatch.setenv("RPCD_OUTBOUND_MAX_HEADERS", "16")
     chosen = TransportSettings.from_settings(load_settings())

@@ -34,7 +34,7 @@ import tempfile
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from multidict import CIMultiDict
@@ -95,15 +95,12 @@ class TransportSettings:
     @classmethod
     def from_settings(cls, settings: Settings) -> TransportSettings:
         """The operator's ``outbound_*`` settings (``RPCD_OUTBOUND_*``, the settings file)."""
-        return cls(
-            max_response_bytes=settings.outbound_max_response_bytes,
-            max_header_bytes=settings.outbound_max_header_bytes,
-            max_headers=settings.outbound_max_headers,
-            max_line_bytes=settings.outbound_max_line_bytes,
-            pool_limit=settings.outbound_pool_limit,
-            pool_limit_per_host=settings.outbound_pool_limit_per_host,
-            keepalive_timeout=settings.outbound_keepalive_timeout,
-        )
+        chosen = {
+            f.name: getattr(settings, f"outbound_{f.name}")
+            for f in fields(cls)
+            if f"outbound_{f.name}" in Settings.model_fields
+        }
+        return cls(**chosen)
 
     def head_limits(self) -> HeadLimits:
         return HeadLimits(self.max_header_bytes, self.max_headers, self.max_line_bytes)
