@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,7 +23,7 @@ from pydantic_settings import (
 
 from rpcd.codecs import numtext
 
-__all__ = ["MAX_SESSION_TTL", "Settings", "load_settings"]
+__all__ = ["MAX_SESSION_TTL", "Settings", "load_settings", "settings_problems"]
 
 MIB = 1024 * 1024
 #: Upper bound of ``session_ttl``. A logged-out session stays valid on *other* replicas until
@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     access_log_flush: float = Field(default=0.1, ge=0, le=10)
     #: ``uvloop`` (when importable, else asyncio with a warning) or ``asyncio``.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value  # warning = WARNING
 
     @field_validator("listen")
     @classmethod
@@ -194,4 +199,27 @@ def load_settings(settings_file: Path | str | None = None, **flags: Any) -> Sett
             raise ValueError(f"settings file {file} does not exist")
         config = SettingsConfigDict(**{**Settings.model_config, "toml_file": Path(file)})
         klass = type("Settings", (Settings,), {"model_config": config})
-    return klass(**{k: v for k, v in flags.items() if v is not None})
+    try:
+        return klass(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        raise ValueError(settings_problems(exc)) from None
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """One line per invalid setting, named as an operator sets it (``RPCD_X`` or ``x`` in the
+    settings file), with what was given unless the setting is a secret."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        name = f"RPCD_{field.upper()} (or {field} in the settings file)"
+        given = error.get("input")
+        secret = field in _SECRET_FIELDS
+        shown = "" if secret or not isinstance(given, str | int | float) else f"; got {given!r}"
+        lines.append(f"{name}: {error['msg']}{shown[:120]}")
+    return "\n".join(lines)
+
+
+#: Settings whose given value is never repeated in an error.
+_SECRET_FIELDS = frozenset(
+    name for name, field in Settings.model_fields.items() if "Secret" in repr(field.annotation)
+)
