@@ -128,6 +128,23 @@ def test_a_kept_alive_connection_idles_but_its_next_head_has_the_deadline(quick:
     assert closed and sent == b""
 
 
+def test_a_busy_kept_alive_connection_outlives_its_first_heads_deadline(quick: Daemon) -> None:
+    """Heads that each complete in time keep the connection open for many deadlines' worth
+    of time (the deadline follows the current head, not the first); the stalled one closes."""
+    with connect(quick) as sock:
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:  # 2.5 head deadlines of one second
+            sock.sendall(b"GET /hea")
+            time.sleep(0.1)  # each head is split, so it is in progress when a timer is due
+            sock.sendall(b"lthz HTTP/1.1\r\nHost: rpcd\r\n\r\n")
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            assert (response.status, response.read()) == (200, b"ok\n")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        closed, sent = closed_within(sock, CLOSE_WAIT)
+    assert closed and sent == b""
+
+
 def test_a_slowly_sent_head_is_closed_at_its_deadline(quick: Daemon) -> None:
     """The deadline runs from the head's start: trickling a byte at a time does not extend it."""
     with connect(quick, b"GET /healthz HTTP/1.1\r\n") as sock:

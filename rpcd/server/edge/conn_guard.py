@@ -85,16 +85,24 @@ def connection_cap(max_connections: int, reserve: int) -> tuple[int, str | None]
 
 
 class _Conn(asyncio.Protocol):
-    """One client connection: aiohttp's protocol inside, the guard's state around it."""
+    """One client connection: aiohttp's protocol inside, the guard's state around it.
+
+    The head deadline is one float, ``head_deadline``, set when a head starts and cleared
+    when it completes; a timer (at most one per connection) checks it when it comes due and
+    follows it if it moved, as aiohttp's own keep-alive timer does. So a kept-alive request
+    costs two attribute stores, not a timer of its own.
+    """
 
     __slots__ = (
         "admitted",
-        "body_done",
         "busy",
         "closed",
         "guard",
+        "head_deadline",
         "inner",
+        "loop",
         "next_started",
+        "payload",
         "send_timer",
         "seq",
         "task_seq",
@@ -105,12 +113,14 @@ class _Conn(asyncio.Protocol):
     def __init__(self, guard: ConnectionGuard, inner: RequestHandler) -> None:
         self.guard = guard
         self.inner = inner
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.timer: asyncio.TimerHandle | None = None  # the head's deadline, when armed
+        self.head_deadline: float | None = None  # loop time by which the head must be in
+        self.timer: asyncio.TimerHandle | None = None  # checks head_deadline when it is due
         self.send_timer: asyncio.TimerHandle | None = None
+        self.payload: StreamReader | None = None  # the body of the request in progress
         self.busy = False  # a request's head is complete and its response not yet written
-        self.body_done = False  # that request's body has been received whole
-        self.next_started = False  # bytes after that body came in: the next request's head
+        self.next_started = False  # bytes came after that body: the next request's head
         self.admitted = False  # counted in, aiohttp's protocol told of the connection
         self.closed = False  # closed by the guard or by the peer: nothing more to track
         self.seq = 0  # requests whose head completed on this connection
@@ -123,15 +133,19 @@ class _Conn(asyncio.Protocol):
             return
         self.admitted = True
         self.inner.connection_made(tcp)
-        self.guard.waiting(self, head_deadline=True)
+        self.guard.idle(self)
+        self.arm()
 
     def data_received(self, data: bytes) -> None:
         if self.busy:
-            # Past the body, bytes are the next request's (the client may start it as soon
-            # as it has the response, before the finished request's task is done here).
-            self.next_started = self.next_started or self.body_done
-        elif self.timer is None and not self.closed and self.admitted:
-            self.guard.arm(self)  # the first byte of the next request on a kept-alive connection
+            # Bytes after a body that was whole before them are the next request's head (the
+            # client may start it as soon as it has the response, before the finished
+            # request's task is done here).
+            payload = self.payload
+            if not self.next_started and payload is not None and payload.is_eof():
+                self.next_started = True
+        elif self.head_deadline is None and self.admitted and not self.closed:
+            self.arm()  # the first byte of the next request on a kept-alive connection
         self.inner.data_received(data)
 
     def eof_received(self) -> None:
@@ -157,14 +171,34 @@ class _Conn(asyncio.Protocol):
             self.admitted = False
             self.inner.connection_lost(exc)
 
-    def request_started(self, payload: StreamReader) -> None:
-        self.seq += 1
-        self.guard.started(self)
-        self.body_done = self.next_started = False
-        payload.on_eof(self.body_received)  # at once when there is no body
+    # -- the head deadline -------------------------------------------------------------------
 
-    def body_received(self) -> None:
-        self.body_done = True
+    def arm(self) -> None:
+        """A request head starts now: it must be complete within ``header_timeout``."""
+        self.head_deadline = deadline = self.loop.time() + self.guard.header_timeout
+        if self.timer is None:
+            self.timer = self.loop.call_at(deadline, self.head_due)
+
+    def head_due(self) -> None:
+        self.timer = None
+        deadline = self.head_deadline
+        if deadline is None or self.closed:
+            return  # the head completed in time (a later one arms a new timer)
+        if self.loop.time() < deadline:
+            self.timer = self.loop.call_at(deadline, self.head_due)  # a later head's
+            return
+        self.guard.close(self, "header_timeout")
+
+    # -- one request -------------------------------------------------------------------------
+
+    def request_started(self, payload: StreamReader) -> None:
+        """The request's head is complete: the connection is busy until its response is out."""
+        self.seq += 1
+        self.busy = True
+        self.head_deadline = None
+        self.payload = payload
+        self.next_started = False
+        self.guard.busy(self)  # no longer a candidate to make room
 
     def handling(self, task: asyncio.Task[Any]) -> None:
         """``task`` runs the handler of the latest request and then writes its response."""
@@ -174,8 +208,13 @@ class _Conn(asyncio.Protocol):
     def request_done(self, _task: object = None) -> None:
         # A pipelined request's head may have completed before this task's callback ran:
         # then the connection is busy with that one.
-        if self.task_seq == self.seq:
-            self.guard.done(self)
+        if self.task_seq != self.seq or self.closed:
+            return
+        self.busy = False
+        self.payload = None
+        self.guard.idle(self)
+        if self.next_started:
+            self.arm()
 
 
 class ConnectionGuard:
@@ -207,6 +246,7 @@ class ConnectionGuard:
         factory = server.request_factory
         handler = server.request_handler
         conns = self._conns
+        current_task = asyncio.current_task
 
         def make_request(
             message: Any, payload: StreamReader, protocol: RequestHandler, writer: Any, task: Any
@@ -220,7 +260,7 @@ class ConnectionGuard:
             # Called in the task that runs the handler and then writes the response: the
             # connection is idle again once that task is done. No coroutine frame of ours.
             conn = conns.get(request.protocol)
-            task = asyncio.current_task()
+            task = current_task()
             if conn is not None and task is not None:
                 conn.handling(task)
             return handler(request)
@@ -243,40 +283,29 @@ class ConnectionGuard:
             if not self._waiting:
                 self._notice("refused")
                 return False
-            self._close(next(iter(self._waiting)), "evicted")
+            self.close(next(iter(self._waiting)), "evicted")
         self._conns[conn.inner] = conn
         self.open += 1
         return True
 
-    def waiting(self, conn: _Conn, *, head_deadline: bool) -> None:
-        if conn.closed:
-            return
+    def idle(self, conn: _Conn) -> None:
+        """``conn`` waits for a request (or for the rest of one's head): the newest waiter."""
         self._waiting[conn] = None
-        self._waiting.move_to_end(conn)
-        if head_deadline:
-            self.arm(conn)
 
-    def arm(self, conn: _Conn) -> None:
-        loop = asyncio.get_running_loop()
-        conn.timer = loop.call_later(self.header_timeout, self._head_expired, conn)
-
-    def send_deadline(self, conn: _Conn) -> asyncio.TimerHandle:
-        loop = asyncio.get_running_loop()
-        return loop.call_later(self.send_timeout, self._close, conn, "send_timeout")
-
-    def started(self, conn: _Conn) -> None:
-        conn.busy = True
-        self._disarm(conn)
+    def busy(self, conn: _Conn) -> None:
         self._waiting.pop(conn, None)
 
-    def done(self, conn: _Conn) -> None:
-        conn.busy = False
-        self.waiting(conn, head_deadline=conn.next_started)
+    def send_deadline(self, conn: _Conn) -> asyncio.TimerHandle:
+        return conn.loop.call_later(self.send_timeout, self.close, conn, "send_timeout")
 
     def forget(self, conn: _Conn) -> None:
         """``conn`` is closed: uncount it and drop its timers."""
         conn.closed = True
-        self._disarm(conn)
+        conn.head_deadline = None
+        conn.payload = None
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
         if conn.send_timer is not None:
             conn.send_timer.cancel()
             conn.send_timer = None
@@ -286,22 +315,12 @@ class ConnectionGuard:
 
     # -- closing -----------------------------------------------------------------------------
 
-    def _head_expired(self, conn: _Conn) -> None:
-        conn.timer = None
-        if not conn.busy:
-            self._close(conn, "header_timeout")
-
-    def _close(self, conn: _Conn, reason: str) -> None:
+    def close(self, conn: _Conn, reason: str) -> None:
         """Close ``conn`` now (its descriptor is free for the next caller) and count why."""
         self.forget(conn)
         if conn.transport is not None:
             conn.transport.abort()
         self._notice(reason)
-
-    def _disarm(self, conn: _Conn) -> None:
-        if conn.timer is not None:
-            conn.timer.cancel()
-            conn.timer = None
 
     def _notice(self, reason: str) -> None:
         """Count a closed or refused connection; log a summary at most once a minute."""
