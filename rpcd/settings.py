@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     #: Seconds a reload may take (build, handler imports, secrets); past it the reload fails,
     #: the old catalog keeps serving, and a handler import still running is named.
     reload_timeout: float = Field(default=30.0, gt=0, le=3600)
+    #: Reload builds left running past ``reload_timeout`` (Python cannot stop them); at this
+    #: many a reload fails at once (``reload-stuck-limit``) instead of starting another.
+    max_stuck_reloads: int = Field(default=4, ge=1, le=64)
     #: Outbound calls (``rpcd.connections.transport``): an answer's decoded body, its whole
     #: head, its header lines, one line of it (status line, header, chunk-size line); the
     #: pool's connections in all and per host, and how long an idle one is kept.

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -168,5 +169,37 @@ def test_an_import_blocked_one_module_down_and_let_go(
             result = await asyncio.wait_for(ops.reloader.reload(), 20)
             assert result.ok, result
             assert await ops.xmlrpc("gated.run") == "b"
+
+    asyncio.run(run())
+
+
+def test_stuck_builds_are_capped_and_a_later_reload_refuses_at_once(
+    tmp_path: Path, gated_modules: dict[str, str]
+) -> None:
+    """Each reload naming a new module whose import hangs leaves one more build running; at
+    ``max_stuck_reloads`` a reload fails at once and starts no thread."""
+    root = make_tree(tmp_path / "tree")
+    service = root / "services.d" / "gated.toml"
+
+    def build_threads() -> int:
+        return sum(t.name == "rpcd-reload-build" and t.is_alive() for t in threading.enumerate())
+
+    async def run() -> None:
+        async with served(root, reload_timeout=0.3, max_stuck_reloads=1) as ops:
+            service.write_text(SERVICE.format(name="gated", module=gated_modules["a"]))
+            result = await asyncio.wait_for(ops.reloader.reload(), 20)
+            assert [f["rule"] for f in result.findings] == ["reload-timeout"]
+            threads = build_threads()
+
+            service.write_text(SERVICE.format(name="other", module="rpcd_never_imported"))
+            result = await asyncio.wait_for(ops.reloader.reload(), 20)
+            assert not result.ok
+            (finding,) = result.findings
+            assert finding["rule"] == "reload-stuck-limit", finding
+            assert "max_stuck_reloads is 1" in finding["message"]
+            assert f"module `{gated_modules['helper']}`" in finding["message"]
+            assert "restart" in finding["message"]
+            assert build_threads() == threads  # no new thread was started
+            assert await ops.xmlrpc("hello.add", 1, 2) == 3
 
     asyncio.run(run())

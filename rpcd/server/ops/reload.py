@@ -11,7 +11,10 @@ are re-read on every reload) on a thread of its own so the event loop keeps serv
 - not done after ``reload_timeout`` seconds (a handler module whose import blocks): the same,
   with a ``reload-timeout`` finding naming the module; the build is left running on its
   thread (``reload_build``), and a later reload that would wait for that module's import
-  fails at once (``reload-blocked``) instead of waiting for ever.
+  fails at once (``reload-blocked``) instead of waiting for ever. At most
+  ``max_stuck_reloads`` builds are left running: past that a reload fails at once
+  (``reload-stuck-limit``) without starting another thread, so repeated reloads of a tree
+  that hangs cannot pile threads up.
 
 ``Reloader`` runs one reload at a time. ``Reloader.request()`` (what SIGHUP calls) coalesces a
 burst: while a reload runs, further requests set one pending flag, and exactly one more reload
@@ -54,6 +57,8 @@ log = logging.getLogger("rpcd.reload")
 MAX_FINDINGS = 50
 #: ``Settings.reload_timeout``'s default, for callers without settings.
 DEFAULT_TIMEOUT = 30.0
+#: ``Settings.max_stuck_reloads``'s default, for callers without settings.
+DEFAULT_STUCK_CAP = 4
 #: While a timed-out build still runs, how often a reload checks whether its build waits
 #: for a module that build is importing (seconds).
 BLOCKED_POLL = 0.05
@@ -122,6 +127,7 @@ async def reload(
     strict = bool(getattr(settings, "strict_secrets", True))
     short = str(getattr(settings, "short_secrets", "refuse"))
     timeout = float(getattr(settings, "reload_timeout", DEFAULT_TIMEOUT))
+    stuck_cap = int(getattr(settings, "max_stuck_reloads", DEFAULT_STUCK_CAP))
     started, t0 = time.time(), time.perf_counter()
     old = holder.current
     old_hash = old.catalog.content_hash
@@ -142,6 +148,11 @@ async def reload(
             findings=findings,
         )
 
+    stuck = STUCK.current()
+    if len(stuck) >= stuck_cap:
+        overran = _too_many_stuck(stuck, stuck_cap)
+        log.error("reload failed: %s", overran.finding.as_text())
+        return failed(overran.error, 1, _finding_dicts(Report([overran.finding])))
     try:
         outcome = await _build(
             functools.partial(
@@ -251,6 +262,23 @@ def _timed_out(build: BuildThread, timeout: float) -> Overran:
             "the old catalog keeps serving"
         )
     return Overran(Finding("reload-timeout", message), error)
+
+
+def _too_many_stuck(stuck: list[Stuck], cap: int) -> Overran:
+    oldest = min(stuck, key=lambda entry: entry.timed_out_at)
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(oldest.timed_out_at))
+    module, place = where(oldest.build)
+    waits = f"importing module `{module}` ({place})" if module else f"at {place}"
+    message = (
+        f"{len(stuck)} earlier reload builds are still running (max_stuck_reloads is {cap}; "
+        f"the oldest timed out at {since} and is still {waits}), so this reload does not start "
+        "another. The old catalog keeps serving. Fix what they wait for; Python cannot stop "
+        "them, a restart (systemctl restart rpcd) does"
+    )
+    error = (
+        f"reload refused: {len(stuck)} earlier reloads still stuck; the old catalog keeps serving"
+    )
+    return Overran(Finding("reload-stuck-limit", message), error)
 
 
 def _blocked(name: str, stuck: Stuck) -> Overran:
