@@ -24,7 +24,7 @@ import pytest
 from ops_helpers import served
 from server_helpers import LOOPBACK_TOKEN, Daemon, make_tree, running
 from test_sdnotify import FakeSystemd
-from tree_helpers import REPO
+from tree_helpers import REPO, run_cli
 
 from rpcd.server.ops.reload_build import STUCK
 
@@ -203,3 +203,27 @@ def test_stuck_builds_are_capped_and_a_later_reload_refuses_at_once(
             assert await ops.xmlrpc("hello.add", 1, 2) == 3
 
     asyncio.run(run())
+
+
+def test_a_blocking_handler_import_stops_start_up_at_the_deadline_naming_the_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_tree(tmp_path / "tree")
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "rpcd_test_hangs.py").write_text(
+        "import time\n\ntime.sleep(1000)  # dials out at import\n\n\ndef run():\n    return 1\n"
+    )
+    (root / "services.d" / "hangs.toml").write_text(
+        SERVICE.format(name="hangs", module="rpcd_test_hangs")
+    )
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{modules}")
+    monkeypatch.setenv("RPCD_RELOAD_TIMEOUT", "1")
+    monkeypatch.setenv("RPCD_STRICT_SECRETS", "false")
+    result = run_cli("serve", str(root), "--listen", "127.0.0.1:0", subprocess_=True)
+    assert result.returncode == 1, result
+    assert result.stderr.startswith(
+        "rpcd serve: the catalog did not load within reload_timeout (1 s): it is still importing "
+        "module `rpcd_test_hangs` ("
+    ), result.stderr
+    assert "rpcd_test_hangs.py, line 3" in result.stderr and "Traceback" not in result.stderr
