@@ -109,8 +109,14 @@ def test_the_routing_cells_are_rpcd_diffs_routing(setup: Setup) -> None:
     for (class_id, (inst,)), expected in table.items():
         status, _, html = client.get(f"/ui/routing?class={class_id}&institution={inst}")
         assert status == 200
-        tried = re.findall(r'<li><a href="/ui/connections/[^/]+/([^"]+)">', html)
+        tried = [
+            conn
+            for block in re.findall(r"<ol>(.*?)</ol>", html, re.S)
+            for conn in re.findall(r'<li><a href="/ui/connections/[^/]+/([^"]+)">', block)
+        ]
         assert tried == expected, (class_id, inst, tried)
+    html = client.get("/ui/routing?class=sis_enrolments&institution=uni-b")[2]
+    assert "uni-b</a> (disabled: not tried)" in html  # shown beside the tried ones, apart
 
 
 def test_an_institution_peer_sees_only_its_institutions(setup: Setup) -> None:
