@@ -266,6 +266,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         "RPCD_RELOAD_HISTORY": "2",
         "RPCD_CONSOLE_PROBES_PER_MINUTE": "1",
         "RPCD_CONSOLE_PROBE_INTERVAL": "0",
+        "RPCD_TRUSTED_PROXIES": '["127.0.0.1"]',
     }
     with running(root, base / "daemon.log", env) as daemon:
         yield daemon
@@ -359,9 +360,27 @@ def test_over_tls_the_cookie_is_secure(tmp_path: Path) -> None:
         assert client.get("/ui")[0] == 200
 
 
+def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(limited: Daemon) -> None:
+    client = ConsoleClient(limited.url)
+    form = {"csrf": client.csrf(), "method": "token", "token": LOOPBACK_TOKEN}
+    status, headers, _ = client.request("/ui/login", form, {"X-Forwarded-Proto": "https"})
+    assert status == 303 and "Secure" in _set_cookie(headers)
+    client = ConsoleClient(limited.url)
+    form = {"csrf": client.csrf(), "method": "token", "token": LOOPBACK_TOKEN}
+    status, headers, _ = client.request("/ui/login", form, {"X-Forwarded-Proto": "http"})
+    assert status == 303 and "Secure" not in _set_cookie(headers)
+
+
 def test_the_console_can_be_switched_off(tmp_path: Path) -> None:
     root = console_tree(tmp_path / "tree", "http://127.0.0.1:9")
     env = {**console_env(tmp_path), "RPCD_CONSOLE": "false"}
     with running(root, tmp_path / "daemon.log", env) as daemon:
         assert daemon.get("/ui")[0] == 404
         assert daemon.get("/ui/login")[0] == 404
+
+
+def test_the_daemon_log_holds_no_secret(setup: Setup) -> None:
+    """Last in the module: every sign-in, probe and page above went through the log."""
+    log = setup.daemon.logs()
+    assert "POST /ui/login 303" in log and "GET /ui/routing 200" in log
+    assert not [s for s in SECRETS if s in log], "a secret value reached the daemon's log"

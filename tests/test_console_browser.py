@@ -172,6 +172,7 @@ def test_admin_reads_routing_probes_sees_a_refused_reload_and_logs_out(
     assert page.get_by_role("heading", level=1).inner_text() == "Overview"
     assert "Signed in as loopback" in page.locator("header").inner_text()
     assert "✔ ON" in html
+    assert page.get_by_label("Refresh this page every 15 s").is_visible()  # the script ran
 
     # Keyboard: the first Tab reaches the skip link, Enter moves to the content.
     page.keyboard.press("Tab")
@@ -280,6 +281,7 @@ def test_pages_read_without_javascript(browser: Any, site: Site, artifacts: Path
         page.wait_for_url("**/ui")
         page.goto(site.daemon.url + "/ui/routing?class=moodle")
         assert page.get_by_role("rowheader").all_inner_texts()[0].startswith("moodle_users")
+        assert not page.get_by_label("Refresh this page every 15 s").is_visible()
         page.screenshot(path=str(artifacts / "nojs-routing.png"))
     finally:
         context.close()

@@ -346,7 +346,7 @@ def _login_form(request: web.Request, message: str = "", status: int = 200) -> w
         "title": "Sign in",
         "message": message,
         "csrf": console.sessions.csrf(nonce, "login"),
-        "tls": request.secure,
+        "tls": request.secure,  # a client certificate reaches rpcd only over its own TLS
     }
     response = _render(request, "login.html", context, status)
     console.sessions.set_cookie(response, request, LOGIN_COOKIE, nonce, LOGIN_COOKIE_TTL)
