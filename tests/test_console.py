@@ -197,6 +197,23 @@ def test_probe_now_runs_the_class_probe_and_is_rate_limited(setup: Setup) -> Non
     assert "connections.d/uni-a/moodle_users.toml:5" in html  # file and line of [[connection]]
 
 
+def test_outbound_calls_show_in_the_matrix_and_on_the_connection_page(setup: Setup) -> None:
+    body = json.dumps({"function": "core_webservice_get_site_info", "institutions": ["uni-a"]})
+    status, _, answer = setup.daemon.post(
+        "/v1/call/moodle_users",
+        body.encode(),
+        "application/json",
+        {"Authorization": f"Bearer {LOOPBACK_TOKEN}"},
+    )
+    assert status == 200 and json.loads(answer)["ok"] is True
+    client = admin(setup)
+    html = client.get("/ui/routing?class=moodle_users&institution=uni-a")[2]
+    calls = re.search(r"— 0 of (\d+) calls failed", html)
+    assert calls is not None and int(calls.group(1)) >= 1
+    html = client.get("/ui/connections/moodle_users/uni-a")[2]
+    assert re.search(r"<dt>Calls since start</dt><dd>[1-9]", html)
+
+
 def test_a_connection_page_shows_fields_with_secret_references(setup: Setup) -> None:
     client = admin(setup)
     status, _, html = client.get("/ui/connections/moodle_users/uni-a")

@@ -180,7 +180,14 @@ def test_admin_reads_routing_probes_sees_a_refused_reload_and_logs_out(
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
 
-    # Routing: which server serves uni-b for moodle_users? Read it off the matrix.
+    # The question an admin comes with, asked on the overview: who serves uni-b for Moodle?
+    page.get_by_label("institution", exact=True).fill("uni-b")
+    page.get_by_label("class", exact=True).fill("moodle_users")
+    page.get_by_role("button", name="Show routing").click()
+    answer = page.get_by_role("table", name="Connections tried, in order").locator("tbody td")
+    assert answer.count() == 1 and answer.get_by_role("link").all_inner_texts() == ["uni-b"]
+
+    # Routing: the whole matrix; read the same cell off it.
     page.get_by_role("link", name="Routing").click()
     visitor.check("routing")
     table = page.get_by_role("table", name="Connections tried, in order")
@@ -207,6 +214,8 @@ def test_admin_reads_routing_probes_sees_a_refused_reload_and_logs_out(
     status.filter(has_text="✔ OK").wait_for()
     assert len(site.moodle.app[REQUESTS]) == before + 1
     visitor.check("connection-probed")
+    page.goto(visitor.url + "/ui/routing?class=moodle_users&institution=uni-a")
+    assert "last probe: ✔ OK" in page.get_by_role("table").locator("tbody td").inner_text()
 
     # Services: can peer basic-user call hello.*?
     page.goto(visitor.url + "/ui/services")

@@ -15,7 +15,13 @@ from prometheus_client.metrics_core import Metric
 
 from rpcd.server.ops.metrics import Metrics
 
-__all__ = ["CallSummary", "ConnectionSummary", "call_summary", "connection_summary"]
+__all__ = [
+    "CallSummary",
+    "ConnectionSummary",
+    "call_summary",
+    "connection_summary",
+    "outbound_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -116,3 +122,18 @@ def connection_summary(metrics: Metrics, full_id: str) -> ConnectionSummary:
         mean_ms=total / count * 1000 if count else None,
         p95_ms=_bound_ms(buckets, count, 0.95),
     )
+
+
+def outbound_counts(metrics: Metrics) -> dict[str, tuple[int, int]]:
+    """``class/id`` -> (attempts, failures) since start, for every connection called so far
+    (one pass over the counter, for a page that shows many connections)."""
+    counts: dict[str, list[int]] = {}
+    for family in metrics.outbound.collect():
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            row = counts.setdefault(sample.labels["connection"], [0, 0])
+            row[0] += int(sample.value)
+            if sample.labels.get("result") == "error":
+                row[1] += int(sample.value)
+    return {k: (v[0], v[1]) for k, v in counts.items()}

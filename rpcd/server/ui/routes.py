@@ -37,7 +37,7 @@ from rpcd.server.edge.request import guarded
 from rpcd.server.ui import views
 from rpcd.server.ui.access import visible_institutions
 from rpcd.server.ui.forms import FormError, filter_text, page_number, parse_form
-from rpcd.server.ui.metrics_view import call_summary, connection_summary
+from rpcd.server.ui.metrics_view import call_summary, connection_summary, outbound_counts
 from rpcd.server.ui.probes import ProbeDesk
 from rpcd.server.ui.session import COOKIE, LOGIN_COOKIE, LOGIN_COOKIE_TTL, ConsoleSessions
 from rpcd.server.ui.signin import sign_in
@@ -212,6 +212,8 @@ async def routing(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         "title": "Routing",
         "catalog": viewer.loaded.catalog,
         "grid": grid,
+        "calls": outbound_counts(request.app[METRICS]),
+        "probes": request.app[CONSOLE].probes,
         "class_filter": class_filter,
         "inst_filter": inst_filter,
     }
