@@ -249,6 +249,9 @@ def test_bad_input_gets_a_clear_error_page(setup: Setup) -> None:
     assert status == 400 and "unexpected form field 'evil'" in unescape(html)
     status, _, html = client.request("/ui/logout", body=b"csrf=" + b"a" * 5000)
     assert status == 400 and "console_max_form_bytes" in html
+    disabled = "/ui/connections/sis_enrolments/uni-b"
+    status, _, html = client.request(disabled + "/probe", {"csrf": csrf})
+    assert status == 409 and "disabled" in html
     status, _, html = client.get("/ui/connections/nope/nothing")
     assert status == 404 and "no such connection" in html
     assert client.get("/ui/static/../../rpcd.toml")[0] == 404

@@ -260,6 +260,10 @@ async def probe(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     conn = data.conn
     if not data.has_probe:
         return _refuse(request, viewer, wants_json, 409, "the class declares no probe")
+    if not conn.enabled:
+        return _refuse(
+            request, viewer, wants_json, 409, "the connection is disabled (rpcd check skips it too)"
+        )
     if not viewer.loaded.catalog.connections_enabled:
         return _refuse(
             request, viewer, wants_json, 409, "client connections are off (master switch)"
