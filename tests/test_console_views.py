@@ -131,3 +131,32 @@ def test_reloads_are_newest_first(tmp_path: Path) -> None:
     newer = ReloadResult(True, True, "n" * 64, "h" * 64, 60, 0.1)
     rows = views.reload_rows([older, newer], ADMIN, [])
     assert [r.ok for r in rows] == [True, False]
+
+
+def test_recent_rates_cover_the_samples_in_the_ring() -> None:
+    from rpcd.server.ui.metrics_view import RATE_WINDOW_S, SAMPLE_EVERY_S, RecentRates
+
+    rates = RecentRates()
+    assert rates.rates() is None
+    for step in range(100):  # far more samples than the ring keeps
+        rates.add(step * SAMPLE_EVERY_S, requests=step * 50.0, faults=step * 5.0)
+    found = rates.rates()
+    assert found is not None
+    per_s, faults_per_s, span = found
+    assert span == RATE_WINDOW_S
+    assert per_s == 10.0 and faults_per_s == 1.0
+
+
+def test_call_figures_come_from_the_daemons_metrics() -> None:
+    from rpcd.server.ops.metrics import Metrics
+    from rpcd.server.ui.metrics_view import call_summary, call_totals, connection_summary
+
+    metrics = Metrics()
+    for seconds in (0.002, 0.002, 0.002, 0.2):
+        metrics.observe_call("xmlrpc", "hello.helloWorld", seconds)
+    metrics.observe_call("jsonrpc", "unknown", 0.001, 404)
+    assert call_totals(metrics) == (5, 1)
+    summary = call_summary(metrics, uptime_s=10)
+    assert (summary.requests, summary.faults, summary.requests_per_s) == (5, 1, 0.5)
+    assert summary.p50_ms == 2.5 and summary.p95_ms == 250.0  # bucket bounds, in ms
+    assert connection_summary(metrics, "moodle_users/uni-a").calls == 0

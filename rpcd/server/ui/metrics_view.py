@@ -8,6 +8,7 @@ histogram buckets, so they are upper bounds ("at most 25 ms"), as Prometheus wou
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,8 +17,11 @@ from prometheus_client.metrics_core import Metric
 from rpcd.server.ops.metrics import Metrics
 
 __all__ = [
+    "RATE_WINDOW_S",
+    "SAMPLE_EVERY_S",
     "CallSummary",
     "ConnectionSummary",
+    "RecentRates",
     "call_summary",
     "connection_summary",
     "outbound_counts",
@@ -35,6 +39,48 @@ class CallSummary:
     mean_ms: float | None
     p50_ms: float | None
     p95_ms: float | None
+
+
+#: Seconds between two samples of the call counters, and the span recent rates cover.
+SAMPLE_EVERY_S = 5.0
+RATE_WINDOW_S = 60.0
+
+
+class RecentRates:
+    """Request and fault rates over about the last minute: the counters sampled every
+    ``SAMPLE_EVERY_S`` seconds (by the console's sampler task) into a short ring."""
+
+    def __init__(self) -> None:
+        size = int(RATE_WINDOW_S / SAMPLE_EVERY_S) + 1
+        self._samples: deque[tuple[float, float, float]] = deque(maxlen=size)
+
+    def add(self, at: float, requests: float, faults: float) -> None:
+        self._samples.append((at, requests, faults))
+
+    def rates(self) -> tuple[float, float, float] | None:
+        """(requests/s, faults/s, seconds covered), or None before two samples."""
+        if len(self._samples) < 2:
+            return None
+        (t0, r0, f0), (t1, r1, f1) = self._samples[0], self._samples[-1]
+        span = t1 - t0
+        if span <= 0:
+            return None
+        return (r1 - r0) / span, (f1 - f0) / span, span
+
+
+def call_totals(metrics: Metrics) -> tuple[float, float]:
+    """(requests, faults) since start."""
+    return _totals(metrics.calls.collect())
+
+
+def _totals(families: Iterable[Metric]) -> tuple[float, float]:
+    requests = faults = 0.0
+    for family in families:
+        if family.name == "rpcd_requests":
+            requests += sum(s.value for s in family.samples if s.name.endswith("_total"))
+        elif family.name == "rpcd_faults":
+            faults += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return requests, faults
 
 
 @dataclass(frozen=True)
@@ -84,12 +130,7 @@ def _histogram(
 def call_summary(metrics: Metrics, uptime_s: float) -> CallSummary:
     """Every RPC call since start (each call of a batch or multicall counts)."""
     families = list(metrics.calls.collect())
-    requests = faults = 0.0
-    for family in families:
-        if family.name == "rpcd_requests":
-            requests += sum(s.value for s in family.samples if s.name.endswith("_total"))
-        elif family.name == "rpcd_faults":
-            faults += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    requests, faults = _totals(families)
     buckets, count, total = _histogram(families, "rpcd_request_duration_seconds")
     seconds = max(uptime_s, 1.0)
     return CallSummary(

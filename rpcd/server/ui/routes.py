@@ -9,8 +9,10 @@ and ``Cache-Control: no-store``. POSTs (sign-in, logout, probe) check the CSRF t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -37,7 +39,14 @@ from rpcd.server.edge.request import guarded
 from rpcd.server.ui import views
 from rpcd.server.ui.access import visible_institutions
 from rpcd.server.ui.forms import FormError, filter_text, page_number, parse_form
-from rpcd.server.ui.metrics_view import call_summary, connection_summary, outbound_counts
+from rpcd.server.ui.metrics_view import (
+    SAMPLE_EVERY_S,
+    RecentRates,
+    call_summary,
+    call_totals,
+    connection_summary,
+    outbound_counts,
+)
 from rpcd.server.ui.probes import ProbeDesk
 from rpcd.server.ui.session import COOKIE, LOGIN_COOKIE, LOGIN_COOKIE_TTL, ConsoleSessions
 from rpcd.server.ui.signin import sign_in
@@ -68,6 +77,7 @@ class Console:
     probes: ProbeDesk
     static: dict[str, bytes]
     started: float
+    rates: RecentRates
 
 
 CONSOLE = web.AppKey("console", Console)
@@ -185,6 +195,7 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
             "institutions": len(visible_institutions(viewer.peer, catalog)),
         },
         "calls": call_summary(request.app[METRICS], time.monotonic() - console.started),
+        "recent": console.rates.rates(),
         "reloads": views.reload_rows(history, viewer.peer, institutions),
         "reload_counts": reloader.status() if reloader is not None else None,
     }
@@ -447,7 +458,9 @@ def mount(app: web.Application) -> None:
         probes=ProbeDesk(settings.console_probe_interval, settings.console_probes_per_minute),
         static={name: (package / "static" / name).read_bytes() for name in STATIC},
         started=time.monotonic(),
+        rates=RecentRates(),
     )
+    app.cleanup_ctx.append(_sampler)
     app.add_routes(
         [
             web.get("/ui", page(overview)),
@@ -462,6 +475,22 @@ def mount(app: web.Application) -> None:
             web.get("/ui/static/{name}", guarded(static)),
         ]
     )
+
+
+async def _sampler(app: web.Application) -> AsyncIterator[None]:
+    """Sample the call counters every ``SAMPLE_EVERY_S`` seconds for the recent rates."""
+
+    async def run() -> None:
+        console, metrics = app[CONSOLE], app[METRICS]
+        while True:
+            console.rates.add(time.monotonic(), *call_totals(metrics))
+            await asyncio.sleep(SAMPLE_EVERY_S)
+
+    task = asyncio.get_running_loop().create_task(run(), name="rpcd-console-rates")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _fmt_ms(value: float | None) -> str:
