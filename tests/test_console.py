@@ -320,7 +320,7 @@ def test_console_probes_per_minute_bounds_all_probes(limited: Daemon) -> None:
     assert status == 429 and "console_probes_per_minute" in json.loads(body)["error"]
 
 
-def test_the_reload_history_keeps_refused_reloads_with_findings(
+def test_the_reload_history_keeps_only_the_last_reload_history_results(
     limited: Daemon, tmp_path: Path
 ) -> None:
     root = Path(limited.proc.args[4])  # type: ignore[index]
