@@ -110,6 +110,18 @@ class Settings(BaseSettings):
     access_log_flush: float = Field(default=0.1, ge=0, le=10)
     #: ``uvloop`` (when importable, else asyncio with a warning) or ``asyncio``.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    #: Reload results kept for the console's reload history (the oldest dropped first).
+    reload_history: int = Field(default=50, ge=1, le=10_000)
+    #: The read-only operator console (``/ui``, ``rpcd.server.ui``): on or off; table rows per
+    #: page; institutions (routing matrix columns) per page; seconds before one connection may
+    #: be probed again from the console; console probes per minute in all; bytes of a console
+    #: form (sign-in, probe, logout).
+    console: bool = True
+    console_page_size: int = Field(default=50, ge=5, le=1000)
+    console_matrix_columns: int = Field(default=8, ge=1, le=200)
+    console_probe_interval: float = Field(default=10.0, ge=0, le=3600)
+    console_probes_per_minute: int = Field(default=30, ge=1, le=10_000)
+    console_max_form_bytes: int = Field(default=4096, ge=512, le=MIB)
 
     @field_validator("log_level", mode="before")
     @classmethod

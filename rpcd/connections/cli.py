@@ -251,27 +251,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 async def _check(
     catalog: Catalog, store: SecretStore, targets: list[Any], outbound: TransportSettings
 ) -> list[dict[str, Any]]:
-    from rpcd.connections.resolve import BoundConnection
-    from rpcd.connections.runner import describe_error
+    from rpcd.connections.probe import probe_connection
     from rpcd.connections.transport import Transport
 
     progress = _Progress(len(targets))
     async with Transport.open(outbound) as transport:
 
         async def probe(resolved: Any) -> dict[str, Any]:
-            row: dict[str, Any] = {"connection": resolved.full_id, "ok": None, "latency_ms": None}
-            klass = catalog.classes[resolved.class_id]
-            if klass.probe is None:
-                row["error"] = "skipped: the class declares no probe"
-            else:
-                conn = BoundConnection(resolved, secrets=store, transport=transport)
-                try:
-                    await conn.call(klass.probe.function, klass.probe.params)
-                    row.update(ok=True, error="")
-                except Exception as exc:
-                    row.update(ok=False, error=describe_error(exc).message)
-                if conn.last_latency is not None:
-                    row["latency_ms"] = round(conn.last_latency * 1000, 1)
+            row = (await probe_connection(catalog, store, transport, resolved)).to_row()
             progress.step(resolved.full_id)
             return row
 

@@ -37,6 +37,7 @@ from rpcd.server.edge.request import add_fallback, guarded, skeleton
 from rpcd.server.ops.metrics import Metrics
 from rpcd.server.ops.reload import Reloader
 from rpcd.server.ops.sdnotify import Notifier
+from rpcd.server.ui import mount as mount_console
 from rpcd.settings import Settings
 
 __all__ = ["create_app", "install_reload", "session_manager"]
@@ -116,6 +117,7 @@ def create_app(
     json_rpc = jsonrpc.JsonRpcEndpoint(settings, holder, authenticator, dispatcher, app_metrics)
     app.router.add_post(jsonrpc.PATH, skeleton(json_rpc.answer))
     app.add_routes(api.routes())
+    mount_console(app)  # /ui, the read-only operator console (unless settings.console is off)
     add_fallback(app)
     app.on_cleanup.append(_flush_logs)
     return app

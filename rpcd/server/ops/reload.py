@@ -30,6 +30,7 @@ import gc
 import logging
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ MAX_FINDINGS = 50
 DEFAULT_TIMEOUT = 30.0
 #: ``Settings.max_stuck_reloads``'s default, for callers without settings.
 DEFAULT_STUCK_CAP = 4
+#: ``Settings.reload_history``'s default, for callers without settings.
+DEFAULT_HISTORY = 50
 #: While a timed-out build still runs, how often a reload checks whether its build waits
 #: for a module that build is importing (seconds).
 BLOCKED_POLL = 0.05
@@ -324,6 +327,10 @@ class Reloader:
         self.metrics = metrics
         self.notifier = notifier or Notifier({})
         self.last: ReloadResult | None = None
+        #: The last ``reload_history`` results since start, oldest first (the console shows them).
+        self.history: deque[ReloadResult] = deque(
+            maxlen=int(getattr(settings, "reload_history", DEFAULT_HISTORY))
+        )
         self.ok_count = 0
         self.failed_count = 0
         self._lock = asyncio.Lock()
@@ -338,6 +345,7 @@ class Reloader:
             try:
                 result = await reload(self.holder, self.root, self.settings, metrics=self.metrics)
                 self.last = result
+                self.history.append(result)
                 if result.ok:
                     self.ok_count += 1
                 else:
