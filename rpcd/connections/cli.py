@@ -258,26 +258,48 @@ async def _check(
     progress = _Progress(len(targets))
     async with Transport.open(outbound) as transport:
 
-        async def probe(resolved: Any) -> dict[str, Any]:
+        async def probe(resolved: Any) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"connection": resolved.full_id, "ok": None, "latency_ms": None}
             klass = catalog.classes[resolved.class_id]
+            rows = [row]
             if klass.probe is None:
                 row["error"] = "skipped: the class declares no probe"
             else:
-                conn = BoundConnection(resolved, secrets=store, transport=transport)
-                try:
-                    await conn.call(klass.probe.function, klass.probe.params)
-                    row.update(ok=True, error="")
+                conn = BoundConnection(
+                    resolved, secrets=store, transport=transport, site_proxy=catalog.proxy
+                )
+                try:  # each endpoint on its own: a standby's health shows too
+                    tries = await conn.call_endpoints(
+                        klass.probe.function, klass.probe.params, every=True
+                    )
+                    rows = [
+                        _endpoint_row(resolved.full_id, i, one, len(tries))
+                        for i, one in enumerate(tries)
+                    ]
                 except Exception as exc:
                     row.update(ok=False, error=describe_error(exc).message)
-                if conn.last_latency is not None:
-                    row["latency_ms"] = round(conn.last_latency * 1000, 1)
             progress.step(resolved.full_id)
-            return row
+            return rows
 
-        rows = await asyncio.gather(*(probe(t) for t in targets))
+        found = await asyncio.gather(*(probe(t) for t in targets))
+        rows = [row for group in found for row in group]
     progress.done()
     return list(rows)
+
+
+def _endpoint_row(full_id: str, index: int, one: Any, count: int) -> dict[str, Any]:
+    """One endpoint's probe. A connection with standbys gets a row per endpoint, its name
+    followed by ``[n/count]`` (1 is the primary); every row says which endpoint it probed."""
+    from rpcd.connections.runner import describe_error
+
+    name = full_id if count == 1 else f"{full_id} [{index + 1}/{count}]"
+    return {
+        "connection": name,
+        "endpoint": one.endpoint,
+        "ok": one.error is None,
+        "latency_ms": round(one.latency * 1000, 1),
+        "error": "" if one.error is None else describe_error(one.error).message,
+    }
 
 
 class _Progress:

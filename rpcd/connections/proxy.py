@@ -174,6 +174,7 @@ class _TunnelReply(asyncio.Protocol):
         self.done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._scanner = HeadScanner(limits)
         self._head = bytearray()
+        self.extra = False
 
     def data_received(self, data: bytes) -> None:
         if self.done.done():
@@ -186,10 +187,8 @@ class _TunnelReply(asyncio.Protocol):
         if end < 0:
             self._head += data
             return
-        if end != len(data):  # bytes after the head, before our TLS handshake: not a tunnel
-            self.done.set_exception(ProxyError("the proxy sent data before the tunnel opened"))
-            return
-        self._head += data
+        self.extra = end != len(data)  # bytes after the head: a body, or not a tunnel
+        self._head += data[:end]
         self.done.set_result(bytes(self._head))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -237,17 +236,17 @@ async def open_tunnel(
             lines.append(f"Proxy-Authorization: {hop.authorization}")
         raw.write(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
         status, reason = connect_status(await reply.done)
-        if status == 407:
-            raise ProxyError(
-                f"the {hop.shown} asks for authentication (HTTP 407 {reason}): "
-                + (
-                    "check the proxy's username and password"
-                    if hop.authorization
-                    else "give the proxy a username and password (secret references)"
-                )
-            )
+        if status in (401, 407):  # a CONNECT answer is the proxy's own (some send 401)
+            if hop.authorization is None:
+                why = "asks for authentication"
+                fix = "give the proxy a username and password (secret references)"
+            else:
+                why, fix = "refused the credentials", "check the proxy's username and password"
+            raise ProxyError(f"the {hop.shown} {why} (HTTP {status} {reason}): {fix}")
         if not 200 <= status < 300:
             raise ProxyError(f"the {hop.shown} refused the tunnel (HTTP {status} {reason})")
+        if reply.extra:  # before our TLS handshake: whatever it is, it is not the target's
+            raise ProxyError(f"the {hop.shown} sent data before the tunnel opened")
         protocol = protocol_factory()
         tls = await loop.start_tls(raw, protocol, context, server_hostname=host)
         if tls is None:  # the loop closed it: nothing to talk to

@@ -273,15 +273,20 @@ class BoundConnection:
             raise last.error
         return last.result
 
-    async def call_endpoints(self, function: str, params: Any = None) -> list[EndpointTry]:
+    async def call_endpoints(
+        self, function: str, params: Any = None, *, every: bool = False
+    ) -> list[EndpointTry]:
         """Call ``function`` on the primary endpoint, then on each standby while the failure
         is one that moves on (``standby.moves_on``: no connection, no answer in time, a 5xx
         without the protocol's fault, a broken idempotent exchange). Returns every try in
         order; the last one holds the result or the error that stopped. Errors before any
-        request (parameters, credentials) are raised."""
+        request (parameters, credentials) are raised.
+
+        ``every``: call each endpoint once whatever the others did (``rpcd check``'s probe of
+        each endpoint's health; a probe is a harmless call)."""
         if not isinstance(function, str) or not function:
             raise ParameterError("the function name must be a non-empty string")
-        c, auth, client = self._conn, self._auth, self._client
+        auth, client = self._auth, self._client
         try:
             # Parameter shapes are checked first, then the credentials, then the request.
             args = client.check_params(params)
@@ -290,48 +295,54 @@ class BoundConnection:
         except RpcdError as exc:
             raise self._mask.exception(exc) from None
         tries: list[EndpointTry] = []
-        health = self._transport.health
         last = len(self._endpoints) - 1
         for index, endpoint in enumerate(self._endpoints):
-            started = time.perf_counter()
-            method = ""
-            try:
-                prepared, body = self._request(endpoint, function, args, auth)
-                method = prepared.method
-                ssl_context = self._ssl
-                if ssl_context is None and (endpoint.https or self._cert):
-                    ssl_context = self._ssl_context(endpoint, auth)
-                try:
-                    response = await self._transport.send(
-                        prepared,
-                        body,
-                        timeout=c.timeout,
-                        ssl_context=ssl_context,
-                        label=self._full_id,
-                    )
-                finally:
-                    self.last_latency = time.perf_counter() - started
-                result = self._mask.result(client.decode(endpoint.conn, response), response.body)
-            except RpcdError as exc:
-                error = self._mask.exception(exc)
-                latency = time.perf_counter() - started
-                tries.append(EndpointTry(endpoint.shown, None, error, latency))
-                on = moves_on(error, method)
-                down = on or isinstance(error, EndpointFailure)
-                health.record(self._full_id, endpoint.shown, ok=not down)
-                if not on or index == last:
-                    return tries
-                log.info(
-                    "%s: endpoint %s failed, trying the next one: %s",
-                    self._full_id,
-                    endpoint.shown,
-                    error,
-                )
+            one, moving_on = await self._try(endpoint, function, args, auth)
+            tries.append(one)
+            if every:
                 continue
-            health.record(self._full_id, endpoint.shown, ok=True)
-            tries.append(EndpointTry(endpoint.shown, result, None, time.perf_counter() - started))
-            return tries
+            if one.error is None or not moving_on or index == last:
+                break
+            log.info(
+                "%s: endpoint %s failed, trying the next one: %s",
+                self._full_id,
+                endpoint.shown,
+                one.error,
+            )
         return tries
+
+    async def _try(
+        self, endpoint: _Endpoint, function: str, args: Any, auth: Auth
+    ) -> tuple[EndpointTry, bool]:
+        """One endpoint's try, recorded on the health board; and whether a failure moves on."""
+        started = time.perf_counter()
+        method = ""
+        health = self._transport.health
+        try:
+            prepared, body = self._request(endpoint, function, args, auth)
+            method = prepared.method
+            ssl_context = self._ssl
+            if ssl_context is None and (endpoint.https or self._cert):
+                ssl_context = self._ssl_context(endpoint, auth)
+            try:
+                response = await self._transport.send(
+                    prepared,
+                    body,
+                    timeout=self._conn.timeout,
+                    ssl_context=ssl_context,
+                    label=self._full_id,
+                )
+            finally:
+                self.last_latency = time.perf_counter() - started
+            decoded = self._client.decode(endpoint.conn, response)
+            result = self._mask.result(decoded, response.body)
+        except RpcdError as exc:
+            error = self._mask.exception(exc)
+            on = moves_on(error, method)
+            health.record(self._full_id, endpoint.shown, ok=not (on or _no_answer(error)))
+            return EndpointTry(endpoint.shown, None, error, time.perf_counter() - started), on
+        health.record(self._full_id, endpoint.shown, ok=True)
+        return EndpointTry(endpoint.shown, result, None, time.perf_counter() - started), False
 
     def _request(
         self, endpoint: _Endpoint, function: str, args: Any, auth: Auth
@@ -423,6 +434,11 @@ def routes(
             generation.routes.clear()
         generation.routes[key] = found
     return found
+
+
+def _no_answer(error: RpcdError) -> bool:
+    """The endpoint gave no answer (a connection, timeout or exchange failure)."""
+    return isinstance(error, EndpointFailure)
 
 
 def _proxy_secrets(
