@@ -62,6 +62,14 @@ class Attempt:
     fatal: bool = False
     endpoint: str | None = None  # the endpoint tried (credentials masked)
 
+    @property
+    def endpoint_down(self) -> bool:
+        """The endpoint gave no answer, or a 5xx without the protocol's fault (health)."""
+        if self.ok or self.error is None:
+            return False
+        code = self.error.errorcode or ""
+        return code == "connection" or (code.startswith("http-5") and len(code) == 8)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"connection": self.connection, "ok": self.ok}
         if self.endpoint is not None:
