@@ -382,3 +382,18 @@ def test_board_records_up_and_down(tmp_path: Path, peers: dict[str, Served]) -> 
     primary, second = asyncio.run(go())
     assert primary is not None and not primary.up and primary.failures == 1
     assert second is not None and second.up
+
+
+# ------------------------------------------------------------------------------ review
+
+
+def test_diff_shows_the_endpoint_order(tmp_path: Path) -> None:
+    from rpcd.diff.compute import diff_catalogs
+    from rpcd.diff.render import SideInfo, render_text
+
+    first, second = "http://primary.uni-a.example", "http://standby.uni-a.example"
+    base, _ = load_with_secrets(_tree(tmp_path / "base", _conn("a", "uni-a", [first, second])))
+    head, _ = load_with_secrets(_tree(tmp_path / "head", _conn("a", "uni-a", [second, first])))
+    text = render_text(diff_catalogs(base, head), SideInfo("base"), SideInfo("head"))
+    order = f'["{first}/RPC2", "{second}/RPC2"] → ["{second}/RPC2", "{first}/RPC2"]'
+    assert "endpoints" in text and order in text, text
