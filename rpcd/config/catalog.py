@@ -178,19 +178,30 @@ class Catalog:
                 item["endpoints"] = conn.shown_endpoints()
             else:
                 item.pop("endpoints", None)
+            if conn.proxy:
+                item["proxy"] = _shown_proxy(conn.proxy)
             item["parameters"] = conn.shown_parameters(item.get("parameters", {}))
             connections.append(item)
         return {
             "version": 1,
             "content_hash": self.content_hash,
             "connections": {"enabled": self.connections_enabled},
-            **({"proxy": dump(self.proxy)} if self.proxy is not None else {}),
+            **({"proxy": _shown_proxy(self.proxy)} if self.proxy is not None else {}),
             "institution": [dump(i) for i in self.institutions.values()],
             "class": [dump(c) for c in self.classes.values()],
             "connection": connections,
             "service": [dump(s) for s in self.services.values()],
             "peer": [dump(p) for p in self.peers.values()],
         }
+
+
+def _shown_proxy(proxy: ProxyServer) -> dict[str, Any]:
+    """A proxy as ``rpcd show`` prints it: its credentials as references (``env:NAME``)."""
+    shown: dict[str, Any] = {"url": proxy.url}
+    shown |= {key: str(ref) for key, ref in proxy.refs().items()}
+    if isinstance(proxy, SiteProxy) and proxy.no_proxy is not None:
+        shown["no_proxy"] = list(proxy.no_proxy)
+    return shown
 
 
 def _in_priority_order(conns: list[ResolvedConnection]) -> tuple[ResolvedConnection, ...]:
