@@ -7,6 +7,7 @@ credentials never in logs, errors or ``rpcd show``."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
 PROXY_USER = "rpcd-proxy-user"
 PROXY_PASSWORD = secret("Pr0xyPassw0rdNeverShown")
+secret(base64.b64encode(f"rpcd-proxy-user:{PROXY_PASSWORD}".encode()).decode())  # the Basic blob
 TOKEN = secret("token-for-the-remote-0123")
 
 
@@ -338,3 +340,32 @@ def test_show_and_errors_hold_proxy_references_not_values(
 
 def _own_down() -> str:
     return f'{{ url = "http://127.0.0.1:{free_port()}", {CREDS} }}'
+
+
+def test_proxy_credentials_of_an_institution_folder_are_scope_checked(tmp_path: Path) -> None:
+    """A connection in connections.d/uni-a/ may spend only uni-a's secrets, on its proxy too."""
+    from tree_helpers import findings
+
+    root = make_tree(
+        tmp_path,
+        {
+            "uni-a/mnet.toml": """
+            [[connection]]
+            class = "mnet_peer"
+            id = "uni-a"
+            institutions = ["uni-a"]
+            type = "XML-RPC"
+            auth = "token"
+            endpoint = "http://mahara.uni-a.example/RPC2"
+            credentials = { token = { env = "UNI_A_TOKEN" } }
+            [connection.proxy]
+            url = "http://proxy.example:3128"
+            username = { env = "UNI_A_PROXY_USER" }
+            password = { env = "PROXY_PASSWORD" }
+            """,
+            "mnet.toml": '[class]\nid = "mnet_peer"\nplugin = "mnet"\nname = "MNet peer"\n',
+        },
+    )
+    scoped = [f for f in findings(root) if f.rule == "secret-scope"]
+    assert [f.path for f in scoped] == ["connection[0].proxy.password.env"], scoped
+    assert "proxy.password" in scoped[0].message
