@@ -369,3 +369,40 @@ def test_proxy_credentials_of_an_institution_folder_are_scope_checked(tmp_path: 
     scoped = [f for f in findings(root) if f.rule == "secret-scope"]
     assert [f.path for f in scoped] == ["connection[0].proxy.password.env"], scoped
     assert "proxy.password" in scoped[0].message
+
+
+def test_a_standby_through_the_proxy(
+    tmp_path: Path,
+    http_peer: AiohttpPeer,
+    https_peer: AiohttpPeer,
+    auth_proxy: RunningProxy,
+    ca_file: str,
+) -> None:
+    """The proxy cannot reach the primary (a 5xx page for http, a refused CONNECT for https):
+    the call moves on to the standby, through the same proxy."""
+    site = f'url = "{auth_proxy.url}"\n{CREDS.replace(", ", chr(10))}'
+    for name, peer, bundle in (("h", http_peer, None), ("s", https_peer, ca_file)):
+        scheme = "https" if bundle else "http"
+        root = _tree(tmp_path / name, f"{scheme}://127.0.0.1:{free_port()}", site_proxy=site)
+        text = (root / "connections.d" / "mnet.toml").read_text()
+        primary = text.split('endpoint = "', 1)[1].split('"', 1)[0]
+        text = text.replace(
+            f'endpoint = "{primary}"', f'endpoints = ["{primary}", "{peer.url}/RPC2"]'
+        )
+        if bundle:
+            text += f'ca_bundle = "{bundle}"\n'
+        (root / "connections.d" / "mnet.toml").write_text(text)
+        catalog, store = load_with_secrets(root)
+
+        async def go() -> Any:
+            from rpcd.connections.runner import call_class
+
+            async with Transport.open() as transport:
+                return await call_class(
+                    catalog, "mnet_peer", "whoami", ["x"], [], secrets=store, transport=transport
+                )
+
+        outcome = asyncio.run(go())
+        assert outcome.ok, outcome.to_dict()
+        assert outcome.endpoint == f"{peer.url}/RPC2"
+        assert len(outcome.attempts) == 2 and not outcome.attempts[0].ok

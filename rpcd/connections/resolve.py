@@ -71,7 +71,6 @@ class BoundConnection:
         "_conn",
         "_endpoints",
         "_full_id",
-        "_https",
         "_mask",
         "_ssl",
         "_targets",
@@ -94,7 +93,6 @@ class BoundConnection:
         self._unavailable: str | None = None
         self._client = CLIENTS[conn.type]
         self._full_id = conn.full_id
-        self._https = any(url.startswith("https:") for url in conn.urls)
         self._ssl: ssl.SSLContext | None = None  # built on the first https call, then kept
         self.last_latency: float | None = None  # of the latest call (shared when cached)
         try:
