@@ -392,17 +392,17 @@ def test_a_standby_through_the_proxy(
         if bundle:
             text += f'ca_bundle = "{bundle}"\n'
         (root / "connections.d" / "mnet.toml").write_text(text)
-        catalog, store = load_with_secrets(root)
-
-        async def go() -> Any:
-            from rpcd.connections.runner import call_class
-
-            async with Transport.open() as transport:
-                return await call_class(
-                    catalog, "mnet_peer", "whoami", ["x"], [], secrets=store, transport=transport
-                )
-
-        outcome = asyncio.run(go())
+        outcome = asyncio.run(_run_class(root))
         assert outcome.ok, outcome.to_dict()
         assert outcome.endpoint == f"{peer.url}/RPC2"
         assert len(outcome.attempts) == 2 and not outcome.attempts[0].ok
+
+
+async def _run_class(root: Path) -> Any:
+    from rpcd.connections.runner import call_class
+
+    catalog, store = load_with_secrets(root)
+    async with Transport.open() as transport:
+        return await call_class(
+            catalog, "mnet_peer", "whoami", ["x"], [], secrets=store, transport=transport
+        )
