@@ -406,3 +406,15 @@ async def _run_class(root: Path) -> Any:
         return await call_class(
             catalog, "mnet_peer", "whoami", ["x"], [], secrets=store, transport=transport
         )
+
+
+def test_an_unresolved_proxy_secret_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_peer: AiohttpPeer
+) -> None:
+    monkeypatch.delenv("PROXY_PASSWORD")
+    site = f'url = "http://127.0.0.1:{free_port()}"\n{CREDS.replace(", ", chr(10))}'
+    root = _tree(tmp_path, http_peer.url, site_proxy=site)
+    called = run_cli("call", "mnet_peer", "whoami", "--root", str(root))
+    assert called.returncode == 1
+    assert "secret-unresolved" in called.stderr and "proxy.password" in called.stderr
+    assert "PROXY_PASSWORD" in called.stdout and "proxy" in called.stdout

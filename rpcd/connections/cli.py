@@ -160,7 +160,8 @@ def _ready(
 def _warn(findings: Sequence[Finding], full_ids: set[str]) -> None:
     """Secret findings of the connections in use (others are not this command's business)."""
     for f in findings:
-        if f.path.split(".credentials.", 1)[0] in full_ids:
+        owner = f.path.split(".credentials.", 1)[0].split(".proxy.", 1)[0]
+        if owner in full_ids or f.path.startswith("proxy."):  # the site proxy's too
             sys.stderr.write(f.as_text() + "\n")
 
 

@@ -288,7 +288,7 @@ class BoundConnection:
         try:
             # Parameter shapes are checked first, then the credentials, then the request.
             args = client.check_params(params)
-            if auth is None:
+            if auth is None or self._unavailable is not None:  # a credential or proxy secret
                 raise self._no_credentials()
         except RpcdError as exc:
             raise self._mask.exception(exc) from None
