@@ -336,6 +336,7 @@ class BoundConnection:
             result = self._mask.result(decoded, response.body)
         except RpcdError as exc:
             error = self._mask.exception(exc)
+            error.__cause__, error.__suppress_context__ = None, True  # the remote's texts
             on = moves_on(error, method)
             health.record(self._full_id, endpoint.shown, ok=not (on or _no_answer(error)))
             return EndpointTry(endpoint.shown, None, error, time.perf_counter() - started), on
