@@ -397,3 +397,37 @@ def test_diff_shows_the_endpoint_order(tmp_path: Path) -> None:
     text = render_text(diff_catalogs(base, head), SideInfo("base"), SideInfo("head"))
     order = f'["{first}/RPC2", "{second}/RPC2"] → ["{second}/RPC2", "{first}/RPC2"]'
     assert "endpoints" in text and order in text, text
+
+
+def test_every_standby_is_validated_like_the_primary(tmp_path: Path) -> None:
+    """endpoint-host and plaintext-secret look at each endpoint, and point at it."""
+    from tree_helpers import findings
+
+    (tmp_path / "connections.d" / "uni-b").mkdir(parents=True)
+    (tmp_path / "rpcd.toml").write_text(
+        'version = 1\n[[institution]]\nid = "uni-b"\nname = "University B"\n'
+        'endpoint_hosts = ["*.uni-b.example"]\n'
+    )
+    (tmp_path / "connections.d" / "mnet.toml").write_text(
+        'version = 1\n[class]\nid = "mnet_peer"\nplugin = "mnet"\nname = "MNet peer"\n'
+    )
+    (tmp_path / "connections.d" / "uni-b" / "mnet.toml").write_text(
+        """version = 1
+[[connection]]
+class = "mnet_peer"
+id = "uni-b"
+institutions = ["uni-b"]
+type = "XML-RPC"
+auth = "token"
+credentials = { token = { env = "UNI_B_TOKEN" } }
+endpoints = [
+    "https://mahara.uni-b.example/RPC2",
+    "https://standby.elsewhere.example/RPC2",
+    "https://standby2.uni-b.example/RPC2?wstoken=literal-token-value",
+]
+"""
+    )
+    found = {(f.rule, f.path) for f in findings(tmp_path)}
+    assert ("endpoint-host", "connection[0].endpoints[1]") in found, found
+    assert ("plaintext-secret", "connection[0].endpoints[2]") in found, found
+    assert not any(path == "connection[0].endpoints[0]" for _, path in found), found
