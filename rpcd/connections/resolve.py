@@ -15,7 +15,6 @@ once per generation instead of once per call.
 
 from __future__ import annotations
 
-import logging
 import ssl
 import time
 import weakref
@@ -39,8 +38,6 @@ from rpcd.routing import applicable
 from rpcd.secrets import SecretStore
 
 __all__ = ["BoundConnection", "connections_for"]
-
-log = logging.getLogger("rpcd.connections")
 
 
 class _Endpoint:
@@ -301,12 +298,6 @@ class BoundConnection:
                 continue
             if one.error is None or not moving_on or index == last:
                 break
-            log.info(
-                "%s: endpoint %s failed, trying the next one: %s",
-                self._full_id,
-                endpoint.shown,
-                one.error,
-            )
         return tries
 
     async def _try(
