@@ -165,46 +165,60 @@ def resolve_catalog(
     errors: dict[str, str] = {}
     findings: list[Finding] = []
     short_reported: set[str] = set()
+    for full_id, key, ref, source, enabled in _references(catalog):
+        where = f"connection {full_id} {key}" if full_id else f"rpcd.toml {key}"
+        path = f"{full_id}.{key}" if full_id else key
+        name = str(ref)
+        if name not in values and name not in errors:
+            try:
+                values[name] = resolve_ref(ref, environ=environ)
+            except SecretError as exc:
+                errors[name] = str(exc)
+        if name in errors:
+            severity = Severity.ERROR if enabled else Severity.WARNING
+            findings.append(
+                Finding(
+                    "secret-unresolved",
+                    f"{where}: {errors[name]}",
+                    file=source,
+                    path=path,
+                    severity=severity,
+                )
+            )
+        elif (
+            key.rsplit(".", 1)[-1] not in IDENTITY_KEYS
+            and len(values[name].get_secret_value()) < MIN_SECRET_LENGTH
+            and name not in short_reported
+        ):
+            short_reported.add(name)
+            findings.append(
+                Finding(
+                    "secret-short",
+                    f"{where}: secret {name} is shorter than {MIN_SECRET_LENGTH} characters; "
+                    "use a longer one (short values are weak and cannot be masked in logs "
+                    "without damaging them)",
+                    file=source,
+                    path=path,
+                    severity=Severity.WARNING,
+                )
+            )
+    return SecretStore(values, errors), findings
+
+
+def _references(catalog: Catalog) -> Iterator[tuple[str, str, SecretRef, str, bool]]:
+    """Every secret reference of the catalog: (connection full id or "" for rpcd.toml, key
+    path, reference, file, whether it is needed): the connections' credentials and proxy
+    credentials, and the site proxy's."""
     for full_id in sorted(catalog.connections):
         conn = catalog.connections[full_id]
         for key, ref in conn.credentials.items():
-            name = str(ref)
-            where = f"connection {full_id} credentials.{key}"
-            path = f"{full_id}.credentials.{key}"
-            if name not in values and name not in errors:
-                try:
-                    values[name] = resolve_ref(ref, environ=environ)
-                except SecretError as exc:
-                    errors[name] = str(exc)
-            if name in errors:
-                severity = Severity.ERROR if conn.enabled else Severity.WARNING
-                findings.append(
-                    Finding(
-                        "secret-unresolved",
-                        f"{where}: {errors[name]}",
-                        file=conn.source,
-                        path=path,
-                        severity=severity,
-                    )
-                )
-            elif (
-                key not in IDENTITY_KEYS
-                and len(values[name].get_secret_value()) < MIN_SECRET_LENGTH
-                and name not in short_reported
-            ):
-                short_reported.add(name)
-                findings.append(
-                    Finding(
-                        "secret-short",
-                        f"{where}: secret {name} is shorter than {MIN_SECRET_LENGTH} characters; "
-                        "use a longer one (short values are weak and cannot be masked in logs "
-                        "without damaging them)",
-                        file=conn.source,
-                        path=path,
-                        severity=Severity.WARNING,
-                    )
-                )
-    return SecretStore(values, errors), findings
+            yield full_id, f"credentials.{key}", ref, conn.source, conn.enabled
+        if conn.proxy:
+            for key, ref in conn.proxy.refs().items():
+                yield full_id, f"proxy.{key}", ref, conn.source, conn.enabled
+    if catalog.proxy is not None:
+        for key, ref in catalog.proxy.refs().items():
+            yield "", f"proxy.{key}", ref, "rpcd.toml", catalog.connections_enabled
 
 
 #: What the daemon does with an authenticating secret shorter than ``MIN_SECRET_LENGTH``

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     outbound_pool_limit: int = Field(default=256, ge=1, le=100_000)
     outbound_pool_limit_per_host: int = Field(default=64, ge=1, le=100_000)
     outbound_keepalive_timeout: float = Field(default=30.0, gt=0, le=3600)
+    #: Use HTTPS_PROXY / HTTP_PROXY / NO_PROXY of the daemon's environment for connections
+    #: that no `[proxy]` of rpcd.toml and no own `proxy` covers (docs/outbound.md).
+    outbound_proxy_from_env: bool = False
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: Access lines are written in batches, at most this many seconds after the request

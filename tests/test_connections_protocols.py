@@ -293,11 +293,11 @@ def test_xmlrpc_signed_target_made_once_per_function(
                 with pytest.raises(RemoteFault):
                     await conn.call("fail", ["no"])
                 got.append(await conn.call("add", [1, 1]))
-                kept = len(conn._prepared)
+                kept = len(conn._endpoints[0].prepared)
                 monkeypatch.setattr(resolve, "_PREPARED_KEPT", 2)
                 for name in ("add", "echo", "system.listMethods"):
                     await conn.call(name, [1, 2] if name == "add" else [])
-                return got, kept, len(conn._prepared)
+                return got, kept, len(conn._endpoints[0].prepared)
 
         got, kept, bounded = asyncio.run(go())
     assert got == [5, 9, ["x"], 2]
@@ -343,13 +343,15 @@ def test_kept_target_sends_what_a_built_request_sends(tmp_path: Path, kind: str)
             auth, client = conn._auth, conn._client
             assert auth is not None and conn._targets is not None
             for _ in range(2):  # made, then kept
-                kept, kept_body = conn._request("add", client.check_params(params), auth)
+                kept, kept_body = conn._request(
+                    conn._endpoints[0], "add", client.check_params(params), auth
+                )
                 request = client.build(conn._conn, "add", client.check_params(params), auth)
                 auth.sign(request)
                 built = transport.prepare(request, conn.full_id)
                 assert kept.head == built.head and kept.origin == built.origin
                 if kind == "XML-RPC":
                     assert kept_body == request.payload()
-            assert list(conn._prepared) == ["add"]
+            assert list(conn._endpoints[0].prepared) == ["add"]
 
     asyncio.run(go())

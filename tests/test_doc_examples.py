@@ -22,7 +22,7 @@ from tree_helpers import REPO
 from rpcd.settings import Settings
 
 #: Pages whose every ```sh block must run here, as written.
-RUNNABLE_PAGES = ("docs/security.md",)
+RUNNABLE_PAGES = ("docs/security.md", "docs/outbound.md")
 BIN = Path(sys.executable).parent
 PRINTS = {"", "prints", "prints:"}
 

@@ -216,6 +216,22 @@ CASES = [
         _conn(TOKEN + 'token_header = "Authorization"\n'),
     ),
     Case(
+        "endpoint-or-endpoints",
+        C,
+        _conn(TOKEN + 'endpoints = ["https://standby.uni-b.example/rest"] # <-\n'),
+        _conn(TOKEN),
+    ),
+    Case(
+        "proxy-credentials",
+        C,
+        _conn(TOKEN + 'proxy = { url = "http://p.example:3128", username = { env = "U" } } # <-\n'),
+        _conn(
+            TOKEN + 'proxy = { url = "http://proxy.example:3128", username = { env = "U" }, '
+            'password = { env = "P" } }\n'
+        ),
+        at="username",
+    ),
+    Case(
         "option-for-type",
         C,
         _conn(TOKEN + 'soap_action = "urn:x/{function}" # <-\n'),

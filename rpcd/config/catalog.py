@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from rpcd.config.document import FileResult
 from rpcd.config.endpoints import MASK, is_secret_param, mask_endpoint
@@ -39,8 +39,10 @@ from rpcd.config.models import (
     Institution,
     Model,
     Peer,
+    ProxyServer,
     SecretRef,
     Service,
+    SiteProxy,
     Value,
 )
 from rpcd.config.pool import check_files
@@ -86,6 +88,10 @@ class ResolvedConnection(Model):
     function_param: str | None
     config: dict[str, Value]
     source: str
+    #: Every endpoint in the order tried (``endpoint`` is the first); standbys follow it.
+    endpoints: tuple[str, ...] = ()
+    #: Its own proxy, ``False`` for none (direct even with a site proxy), ``None``: the site's.
+    proxy: ProxyServer | Literal[False] | None = None
 
     @property
     def full_id(self) -> str:
@@ -98,6 +104,15 @@ class ResolvedConnection(Model):
         """The endpoint as shown to people: validate refuses literal credentials in it
         (plaintext-secret); one built some other way is still never shown."""
         return mask_endpoint(self.endpoint, (self.token_param,))
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every endpoint in the order tried: primary first, then the standbys."""
+        return self.endpoints or (self.endpoint,)
+
+    def shown_endpoints(self) -> list[str]:
+        """``urls`` as shown to people (see ``shown_endpoint``)."""
+        return [mask_endpoint(url, (self.token_param,)) for url in self.urls]
 
     def shown_parameters(self, parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The parameters (or a dump of them) as shown to people: any that carries a token
@@ -119,6 +134,8 @@ class Catalog:
     peers: Mapping[str, Peer]
     content_hash: str
     files: tuple[str, ...] = field(default=())
+    #: rpcd.toml's site-wide outbound proxy (``[proxy]``), if it has one.
+    proxy: SiteProxy | None = None
     # The instances of each class in priority order; computed from ``connections`` when not
     # given (``build`` gives it, reusing the previous build's tuple for an unchanged class).
     by_class: Mapping[str, tuple[ResolvedConnection, ...]] | None = field(
@@ -157,18 +174,34 @@ class Catalog:
             item = dump(conn)
             item["credentials"] = {k: str(v) for k, v in conn.credentials.items()}
             item["endpoint"] = conn.shown_endpoint()
+            if conn.endpoints:
+                item["endpoints"] = conn.shown_endpoints()
+            else:
+                item.pop("endpoints", None)
+            if conn.proxy:
+                item["proxy"] = _shown_proxy(conn.proxy)
             item["parameters"] = conn.shown_parameters(item.get("parameters", {}))
             connections.append(item)
         return {
             "version": 1,
             "content_hash": self.content_hash,
             "connections": {"enabled": self.connections_enabled},
+            **({"proxy": _shown_proxy(self.proxy)} if self.proxy is not None else {}),
             "institution": [dump(i) for i in self.institutions.values()],
             "class": [dump(c) for c in self.classes.values()],
             "connection": connections,
             "service": [dump(s) for s in self.services.values()],
             "peer": [dump(p) for p in self.peers.values()],
         }
+
+
+def _shown_proxy(proxy: ProxyServer) -> dict[str, Any]:
+    """A proxy as ``rpcd show`` prints it: its credentials as references (``env:NAME``)."""
+    shown: dict[str, Any] = {"url": proxy.url}
+    shown |= {key: str(ref) for key, ref in proxy.refs().items()}
+    if isinstance(proxy, SiteProxy) and proxy.no_proxy is not None:
+        shown["no_proxy"] = list(proxy.no_proxy)
+    return shown
 
 
 def _in_priority_order(conns: list[ResolvedConnection]) -> tuple[ResolvedConnection, ...]:
@@ -376,6 +409,7 @@ def _catalog(
         content_hash=hashlib.sha256("".join(hash_lines).encode()).hexdigest(),
         files=files,
         by_class=by_class,
+        proxy=draft.proxy,
     )
 
 
@@ -450,7 +484,9 @@ def _resolve(
         type=conn.type,
         payload=conn.payload or DEFAULT_PAYLOAD[conn.type],
         auth=conn.auth,
-        endpoint=conn.endpoint,
+        endpoint=conn.urls[0],
+        endpoints=conn.endpoints or (),
+        proxy=conn.proxy,
         credentials=conn.credentials.refs(),
         parameters=conn.parameters,
         http_method=conn.http_method or DEFAULT_HTTP_METHOD,

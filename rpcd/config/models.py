@@ -39,6 +39,11 @@ ENDPOINT_PATTERN = r"^https?://[^\s\x00-\x1f\x7f/?#]+(?:[/?#][^\s\x00-\x1f\x7f]*
 # An endpoint host an institution's folder may call: a name (``*.`` for any name under a
 # domain) or a bracketed IPv6 address. The two forms start differently: no ambiguity.
 HOST_PATTERN = r"^(?:(?:\*\.)?[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?!\n)$"
+# An outbound proxy: plain http, a host and port, no path and no ``user:password@`` (its
+# credentials are secret references). The host run stops at the first / ? # or @.
+PROXY_URL_PATTERN = r"^http://[^\s\x00-\x1f\x7f/?#@]+/?(?!\n)$"
+MAX_ENDPOINTS = 8  # standby endpoints of one connection (the schema's maxItems)
+MAX_NO_PROXY = 256  # no_proxy host patterns (the schema's maxItems)
 # A header value: no control characters (CR/LF would start a new header).
 HEADER_VALUE_PATTERN = r"^[^\x00-\x1f\x7f]*(?!\n)$"
 
@@ -151,6 +156,47 @@ class Credentials(Model):
         return {k: getattr(self, k) for k in sorted(self.model_fields_set)}
 
 
+# --- outbound proxies -------------------------------------------------------------------------
+
+
+class ProxyServer(Model):
+    """An outbound HTTP proxy: its URL and, optionally, Basic credentials by reference."""
+
+    url: Annotated[str, StringConstraints(pattern=PROXY_URL_PATTERN)]
+    username: SecretRef | None = None
+    password: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ProxyServer:
+        if (self.username is None) != (self.password is None):
+            raise _fail("proxy-credentials", "proxy username and password go together")
+        return self
+
+    def refs(self) -> dict[str, SecretRef]:
+        """The credential references, by key (none without proxy authentication)."""
+        found = {"username": self.username, "password": self.password}
+        return {k: v for k, v in found.items() if v is not None}
+
+
+class SiteProxy(ProxyServer):
+    """The site-wide proxy of rpcd.toml, with the hosts that are called directly."""
+
+    no_proxy: (
+        Annotated[
+            tuple[Annotated[str, StringConstraints(pattern=HOST_PATTERN)], ...],
+            Frozen,
+            Field(max_length=MAX_NO_PROXY),
+        ]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _unique_hosts(self) -> SiteProxy:
+        if self.no_proxy is not None:
+            _unique(self.no_proxy, "no_proxy")
+        return self
+
+
 # --- connections.d ----------------------------------------------------------------------------
 
 ConnType = Literal["REST", "XML-RPC", "SOAP"]
@@ -189,7 +235,15 @@ class ConnectionEntry(Model):
     type: ConnType = "REST"
     payload: Payload | None = None
     auth: Auth
-    endpoint: Annotated[str, StringConstraints(pattern=ENDPOINT_PATTERN)]
+    endpoint: Annotated[str, StringConstraints(pattern=ENDPOINT_PATTERN)] | None = None
+    endpoints: (
+        Annotated[
+            tuple[Annotated[str, StringConstraints(pattern=ENDPOINT_PATTERN)], ...],
+            Frozen,
+            Field(min_length=1, max_length=MAX_ENDPOINTS),
+        ]
+        | None
+    ) = None
     credentials: Credentials
     parameters: dict[str, Value] = {}
     http_method: HttpMethod | None = None
@@ -197,6 +251,7 @@ class ConnectionEntry(Model):
     token_param: NonEmpty | None = None
     token_header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]+(?!\n)$")] | None = None
     ca_bundle: NonEmpty | None = None
+    proxy: Literal[False] | ProxyServer | None = None
     wsse_password_type: Literal["digest", "text"] | None = None
     oauth_placement: Literal["header", "query", "body"] | None = None
     soap_namespace: NonEmpty | None = None
@@ -207,6 +262,12 @@ class ConnectionEntry(Model):
     @model_validator(mode="after")
     def _per_type(self) -> ConnectionEntry:
         _unique(self.institutions, "institutions")
+        if (self.endpoint is None) == (self.endpoints is None):
+            raise _fail(
+                "endpoint-or-endpoints", "a connection has exactly one of endpoint or endpoints"
+            )
+        if self.endpoints is not None:
+            _unique(self.endpoints, "endpoints")
         if self.auth not in AUTH_FOR_TYPE[self.type]:
             raise _fail(
                 "auth-for-type",
@@ -251,6 +312,13 @@ class ConnectionEntry(Model):
     @property
     def effective_payload(self) -> str:
         return self.payload or DEFAULT_PAYLOAD[self.type]
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every endpoint in the order tried: ``endpoints``, or the one ``endpoint``."""
+        if self.endpoints is not None:
+            return self.endpoints
+        return (self.endpoint,) if self.endpoint is not None else ()
 
 
 class Fixed(Model):
@@ -360,6 +428,7 @@ class SiteFile(Model):
     version: FormatVersion
     connections: ConnectionsSwitch = ConnectionsSwitch()
     institution: Annotated[tuple[Institution, ...], Frozen] = ()
+    proxy: SiteProxy | None = None
 
 
 # --- services.d -------------------------------------------------------------------------------

@@ -24,9 +24,12 @@ from rpcd.config.models import (
     ConnectionsFile,
     Institution,
     Peer,
+    ProxyServer,
+    SecretRef,
     Service,
     ServicesFile,
     SiteFile,
+    SiteProxy,
 )
 from rpcd.config.parse import Path_
 from rpcd.config.scopes import Scope, ScopeTable, folder_of, reserved_problem
@@ -54,6 +57,7 @@ class Draft:
     """Every valid part of every file, before the catalog is assembled."""
 
     switch: bool = True
+    proxy: SiteProxy | None = None  # rpcd.toml's [proxy]
     institutions: list[Located[Institution]] = field(default_factory=list)
     classes: list[Located[ConnectionClass]] = field(default_factory=list)
     connections: list[tuple[str, Located[ConnectionEntry]]] = field(
@@ -84,6 +88,7 @@ class Draft:
             if isinstance(model, SiteFile):
                 draft.site_loaded = True  # unless its institutions are broken: see complete()
                 draft.switch = model.connections.enabled
+                draft.proxy = model.proxy
             draft.institutions += parts.institutions
             draft.classes += parts.classes
             draft.connections += parts.connections
@@ -512,7 +517,7 @@ def _placement_of(conn: Located[ConnectionEntry], class_id: str, klass: Any) -> 
         klass is not None
         and conn.value.type == "REST"
         and klass.function_param is None
-        and "{function}" not in conn.value.endpoint
+        and any("{function}" not in url for url in conn.value.urls)
     ):
         return [
             conn.finding(
@@ -625,7 +630,40 @@ def _endpoint_of(conn: Located[ConnectionEntry], klass: ConnectionClass | None) 
     value = conn.value
     extra = (value.token_param, klass.fixed.token_param if klass is not None else None)
     found: list[Finding] = []
-    for secret in literal_secrets(value.endpoint, extra):
+    for index, url in enumerate(value.urls):
+        found += _url_credentials(conn, url, extra, _url_key(value, index))
+    for name, param in value.parameters.items():
+        literal = isinstance(param, str | int) and not isinstance(param, bool) and str(param)
+        if literal and is_secret_param(name, extra):
+            found.append(
+                conn.finding(
+                    "plaintext-secret",
+                    f"parameters.{name} holds a literal credential (value hidden): "
+                    "parameters are sent, logged and shown as written; remove it and "
+                    f'reference the secret in `credentials` (auth = "token", token_param = '
+                    f'"{name}")',
+                    "parameters",
+                    name,
+                )
+            )
+    return found
+
+
+def _url_key(value: ConnectionEntry, index: int = 0) -> tuple[str | int, ...]:
+    """Where a finding about an endpoint points: ``endpoint``, or ``endpoints`` and its index."""
+    return ("endpoints", index) if value.endpoints is not None else ("endpoint",)
+
+
+def _url_credentials(
+    conn: Located[ConnectionEntry],
+    url: str,
+    extra: tuple[str | None, ...],
+    key: tuple[str | int, ...],
+) -> list[Finding]:
+    """Literal credentials in one endpoint URL (rule plaintext-secret)."""
+    value = conn.value
+    found: list[Finding] = []
+    for secret in literal_secrets(url, extra):
         if secret.where == "userinfo":
             where = "a user name and password before the host (`…@`, "
             fix = _NOT_IN_ENDPOINTS.format(them="them") + (
@@ -642,23 +680,9 @@ def _endpoint_of(conn: Located[ConnectionEntry], klass: ConnectionClass | None) 
             conn.finding(
                 "plaintext-secret",
                 f"`{value.id}`'s endpoint carries a credential in {where}value hidden): {fix}",
-                "endpoint",
+                *key,
             )
         )
-    for name, param in value.parameters.items():
-        literal = isinstance(param, str | int) and not isinstance(param, bool) and str(param)
-        if literal and is_secret_param(name, extra):
-            found.append(
-                conn.finding(
-                    "plaintext-secret",
-                    f"parameters.{name} holds a literal credential (value hidden): "
-                    "parameters are sent, logged and shown as written; remove it and "
-                    f'reference the secret in `credentials` (auth = "token", token_param = '
-                    f'"{name}")',
-                    "parameters",
-                    name,
-                )
-            )
     return found
 
 
@@ -682,14 +706,17 @@ def _host_allowed(endpoint: str, scope: Scope) -> bool:
 def _scope_of_conn(
     conn: Located[ConnectionEntry], owner: str | None, table: ScopeTable
 ) -> list[Finding]:
-    creds = conn.value.credentials
+    refs = _refs_of(conn.value)
     scope = table.scopes.get(owner) if owner is not None else None
-    host_ok = scope is None or scope.hosts is None or _host_allowed(conn.value.endpoint, scope)
-    if host_ok and all(table.admits(owner, getattr(creds, k)) for k in creds.model_fields_set):
+    urls = conn.value.urls
+    host_ok = scope is None or scope.hosts is None or all(_host_allowed(u, scope) for u in urls)
+    if host_ok and all(table.admits(owner, ref) for ref in refs.values()):
         return _NO_FINDINGS  # the usual case, without building a message
     found: list[Finding] = []
-    if not host_ok and scope is not None and scope.hosts is not None:
-        host = endpoint_host(conn.value.endpoint)
+    for index, url in enumerate(urls):
+        if host_ok or scope is None or scope.hosts is None or _host_allowed(url, scope):
+            continue
+        host = endpoint_host(url)
         found.append(
             conn.finding(
                 "endpoint-host",
@@ -697,10 +724,10 @@ def _scope_of_conn(
                 f"`{owner}`'s folder may call ({', '.join(scope.hosts) or 'none'}): fix the "
                 f"endpoint, or have a site admin add the host to `endpoint_hosts` of "
                 f"institution `{owner}` in rpcd.toml",
-                "endpoint",
+                *_url_key(conn.value, index),
             )
         )
-    for key, ref in creds.refs().items():
+    for key, ref in refs.items():
         problem = reserved_problem(ref)
         fix = "no connection may use it; give the connection a secret of its own"
         if problem is None and owner is not None:
@@ -714,13 +741,21 @@ def _scope_of_conn(
             found.append(
                 conn.finding(
                     "secret-scope",
-                    f"credentials.{key}: {problem}: {fix}",
-                    "credentials",
-                    key,
+                    f"{key}: {problem}: {fix}",
+                    *key.split("."),
                     ref.kind,
                 )
             )
     return found
+
+
+def _refs_of(value: ConnectionEntry) -> dict[str, SecretRef]:
+    """Every secret reference of a connection by its key path: the credentials, and the
+    credentials of its own proxy (both spend the folder's secrets)."""
+    refs = {f"credentials.{k}": ref for k, ref in value.credentials.refs().items()}
+    if isinstance(value.proxy, ProxyServer):
+        refs |= {f"proxy.{k}": ref for k, ref in value.proxy.refs().items()}
+    return refs
 
 
 def grants(draft: Draft) -> Iterator[Finding]:

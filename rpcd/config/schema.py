@@ -261,6 +261,8 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "token-placement": ("token_header", "token_param"),
     "option-for-type": ("wsse_password_type", "oauth_placement", "soap_namespace", "soap_action"),
     "method-target": ("run",),
+    "endpoint-or-endpoints": ("endpoints", "endpoint"),
+    "proxy-credentials": ("username", "password"),
 }
 
 
@@ -614,6 +616,15 @@ _RULE_MESSAGES: dict[str, Builder] = {
     "token-placement": _token_placement,
     "option-for-type": _option_for_type,
     "method-target": _method_target,
+    "endpoint-or-endpoints": _fixed_text(
+        "a connection has one `endpoint` or a list `endpoints = [primary, standby, ...]`, "
+        "not both and not neither: keep one of them (put the single endpoint first in "
+        "`endpoints`)"
+    ),
+    "proxy-credentials": _fixed_text(
+        "proxy authentication needs both `username` and `password` (secret references): "
+        "add the missing one, or remove both for a proxy without authentication"
+    ),
     "missing-class": _fixed_text(
         "this file has no [class], so this connection must name its class: add class = "
         '"<class id>" '

@@ -160,7 +160,8 @@ def _ready(
 def _warn(findings: Sequence[Finding], full_ids: set[str]) -> None:
     """Secret findings of the connections in use (others are not this command's business)."""
     for f in findings:
-        if f.path.split(".credentials.", 1)[0] in full_ids:
+        owner = f.path.split(".credentials.", 1)[0].split(".proxy.", 1)[0]
+        if owner in full_ids or f.path.startswith("proxy."):  # the site proxy's too
             sys.stderr.write(f.as_text() + "\n")
 
 
@@ -251,18 +252,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 async def _check(
     catalog: Catalog, store: SecretStore, targets: list[Any], outbound: TransportSettings
 ) -> list[dict[str, Any]]:
-    from rpcd.connections.probe import probe_connection
+    from rpcd.connections.probe import probe_endpoints
     from rpcd.connections.transport import Transport
 
     progress = _Progress(len(targets))
     async with Transport.open(outbound) as transport:
 
-        async def probe(resolved: Any) -> dict[str, Any]:
-            row = (await probe_connection(catalog, store, transport, resolved)).to_row()
+        async def probe(resolved: Any) -> list[dict[str, Any]]:
+            rows = [r.to_row() for r in await probe_endpoints(catalog, store, transport, resolved)]
             progress.step(resolved.full_id)
-            return row
+            return rows
 
-        rows = await asyncio.gather(*(probe(t) for t in targets))
+        found = await asyncio.gather(*(probe(t) for t in targets))
+        rows = [row for group in found for row in group]
     progress.done()
     return list(rows)
 

@@ -43,6 +43,7 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from rpcd.connections.headlimits import AnswerOverLimit, HeadLimits, HeadScanner
+from rpcd.connections.proxy import ProxyError, open_tunnel
 
 __all__ = [
     "Answer",
@@ -104,7 +105,10 @@ class Answer:
         self.status, self.reason, self.headers, self.body = status, reason, headers, body
 
 
-Origin = tuple[str, int, Any]  # (host, port, ssl context or None): what a connection is for
+#: (host, port, ssl context or None, proxy hop or None): what a connection is for. Through a
+#: proxy, plain http connects to the proxy (absolute-form requests) and https tunnels with
+#: ``CONNECT`` (``rpcd.connections.proxy``).
+Origin = tuple[str, int, Any, Any]
 
 
 class _HTTPConnection(asyncio.Protocol):
@@ -367,7 +371,8 @@ class HTTPPool:
     ) -> None:
         self._limit_per_host = limit_per_host
         self._keepalive = keepalive_timeout
-        self._new_connection = functools.partial(_HTTPConnection, head_limits or HeadLimits())
+        self._head_limits = head_limits or HeadLimits()
+        self._new_connection = functools.partial(_HTTPConnection, self._head_limits)
         self._idle: dict[Origin, list[_HTTPConnection]] = {}
         self._per_origin: dict[Origin, asyncio.Semaphore] = {}
         self._total = asyncio.Semaphore(limit)
@@ -472,16 +477,27 @@ class HTTPPool:
         return False
 
     async def _connect(self, origin: Origin) -> _HTTPConnection:
-        host, port, context = origin
+        host, port, context, hop = origin
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(
-                self._new_connection,
-                host,
-                port,
-                ssl=context,
-                server_hostname=host if context else None,
-            )
+            if hop is not None and context is not None:  # https through a CONNECT tunnel
+                conn = await open_tunnel(
+                    hop, host, port, context, self._new_connection, self._head_limits
+                )
+            elif hop is not None:  # http through a proxy: absolute-form requests to it
+                try:
+                    _, conn = await loop.create_connection(self._new_connection, hop.host, hop.port)
+                except OSError as exc:
+                    why = exc.strerror or type(exc).__name__
+                    raise ProxyError(f"cannot connect to the {hop.shown} ({why})") from None
+            else:
+                _, conn = await loop.create_connection(
+                    self._new_connection,
+                    host,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context else None,
+                )
         except OSError as exc:  # ssl.SSLError is one too
             raise CannotConnect(exc) from None
         self._open.add(conn)

@@ -22,18 +22,34 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from yarl import URL
+
 from rpcd.config import Catalog, ResolvedConnection
-from rpcd.config.models import Value
+from rpcd.config.models import SiteProxy, Value
 from rpcd.connections.auth import Auth, CertAuth, make_auth
 from rpcd.connections.clients import CLIENTS, TARGET_CLIENTS, TargetClient
 from rpcd.connections.masking import connection_masker
+from rpcd.connections.proxy import ProxyError, ProxyHop, proxy_for
 from rpcd.connections.request import ParameterError
-from rpcd.connections.transport import Prepared, Transport
+from rpcd.connections.standby import EndpointTry, moves_on
+from rpcd.connections.transport import EndpointFailure, Prepared, Transport
 from rpcd.errors import ConnectionCallError, RpcdError, SecretError
 from rpcd.routing import applicable
 from rpcd.secrets import SecretStore
 
 __all__ = ["BoundConnection", "connections_for"]
+
+
+class _Endpoint:
+    """One URL of a connection (its primary or a standby): the connection as the protocol
+    clients read it (``endpoint`` set to this URL), its proxy, its signed targets."""
+
+    __slots__ = ("conn", "https", "prepared", "proxy", "shown")
+
+    def __init__(self, conn: ResolvedConnection, shown: str, proxy: ProxyHop | None) -> None:
+        self.conn, self.shown, self.proxy = conn, shown, proxy
+        self.https = conn.endpoint.startswith("https:")
+        self.prepared: dict[str, Prepared] = {}  # XML-RPC and SOAP: per function
 
 
 class BoundConnection:
@@ -50,10 +66,9 @@ class BoundConnection:
         "_cert",
         "_client",
         "_conn",
+        "_endpoints",
         "_full_id",
-        "_https",
         "_mask",
-        "_prepared",
         "_ssl",
         "_targets",
         "_transport",
@@ -62,7 +77,12 @@ class BoundConnection:
     )
 
     def __init__(
-        self, conn: ResolvedConnection, *, secrets: SecretStore, transport: Transport
+        self,
+        conn: ResolvedConnection,
+        *,
+        secrets: SecretStore,
+        transport: Transport,
+        site_proxy: SiteProxy | None = None,
     ) -> None:
         self._conn = conn
         self._transport = transport
@@ -70,10 +90,7 @@ class BoundConnection:
         self._unavailable: str | None = None
         self._client = CLIENTS[conn.type]
         self._full_id = conn.full_id
-        self._https = conn.endpoint.startswith("https:")
         self._ssl: ssl.SSLContext | None = None  # built on the first https call, then kept
-        # XML-RPC and SOAP: per function, the signed target (see ``_prepare``).
-        self._prepared: dict[str, Prepared] = {}
         self.last_latency: float | None = None  # of the latest call (shared when cached)
         try:
             self._auth = make_auth(conn, secrets)
@@ -83,9 +100,34 @@ class BoundConnection:
         # A signed target is kept per function unless the auth signs every request (OAuth).
         per_call = self._auth is None or self._auth.per_call
         self._targets = None if per_call else TARGET_CLIENTS.get(conn.type)
+        self._endpoints = self._bind_endpoints(conn, secrets, transport, site_proxy)
         # What the remote may echo of the credentials, masked in every error and result.
-        derived = self._auth.derived_secrets() if self._auth is not None else ()
+        derived = list(self._auth.derived_secrets()) if self._auth is not None else []
+        for endpoint in self._endpoints:  # the proxy's, too: a proxy may echo a request
+            if endpoint.proxy is not None and endpoint.proxy.authorization is not None:
+                derived += _proxy_secrets(endpoint.proxy, conn, site_proxy, secrets)
         self._mask = connection_masker(conn, secrets, derived)
+
+    def _bind_endpoints(
+        self,
+        conn: ResolvedConnection,
+        secrets: SecretStore,
+        transport: Transport,
+        site_proxy: SiteProxy | None,
+    ) -> tuple[_Endpoint, ...]:
+        """Each URL in order, with the proxy it goes through; a proxy whose credentials do
+        not resolve leaves the connection uncallable (like its own credentials would)."""
+        bound = []
+        shown = conn.shown_endpoints()
+        for index, url in enumerate(conn.urls):
+            variant = conn if url == conn.endpoint else conn.model_copy(update={"endpoint": url})
+            hop = None
+            try:
+                hop = proxy_for(URL(url), conn.proxy, site_proxy, transport.env_proxies, secrets)
+            except (SecretError, ProxyError, ValueError) as exc:
+                self._unavailable = f"{conn.full_id}: proxy: {exc}"
+            bound.append(_Endpoint(variant, shown[index], hop))
+        return tuple(bound)
 
     # ----------------------------------------------------------------- introspection
 
@@ -156,6 +198,11 @@ class BoundConnection:
         return self._conn.endpoint
 
     @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every endpoint as shown to people, in the order tried (primary, then standbys)."""
+        return tuple(e.shown for e in self._endpoints)
+
+    @property
     def fatal(self) -> bool:
         return self._conn.fatal
 
@@ -187,6 +234,8 @@ class BoundConnection:
             "parameters": c.shown_parameters(),
             "http_method": c.http_method,
             "endpoint": c.shown_endpoint(),
+            "endpoints": list(self.endpoints),
+            "proxied": [e.proxy.shown if e.proxy else None for e in self._endpoints],
             "fatal": c.fatal,
             "timeout": c.timeout,
             "callable": self.callable,
@@ -209,59 +258,117 @@ class BoundConnection:
         ``ConnectionCallError`` (no answer), ``RemoteFault`` (the remote's error) or a
         ``CodecError`` (an answer that could not be read).
 
-        Every text of those errors and every string of the result has this connection's
-        credentials masked (``rpcd.connections.masking``): a remote may quote the request."""
+        The endpoints are tried in order as ``call_endpoints`` says; the error raised is
+        that of the last one tried. Every text of those errors and every string of the result
+        has this connection's credentials masked (``rpcd.connections.masking``): a remote may
+        quote the request."""
+        tries = await self.call_endpoints(function, params)
+        last = tries[-1]
+        if last.error is not None:
+            raise last.error
+        return last.result
+
+    async def call_endpoints(
+        self, function: str, params: Any = None, *, every: bool = False
+    ) -> list[EndpointTry]:
+        """Call ``function`` on the primary endpoint, then on each standby while the failure
+        is one that moves on (``standby.moves_on``: no connection, no answer in time, a 5xx
+        without the protocol's fault, a broken idempotent exchange). Returns every try in
+        order; the last one holds the result or the error that stopped. Errors before any
+        request (parameters, credentials) are raised.
+
+        ``every``: call each endpoint once whatever the others did (``rpcd check``'s probe of
+        each endpoint's health; a probe is a harmless call)."""
         if not isinstance(function, str) or not function:
             raise ParameterError("the function name must be a non-empty string")
-        c, auth, client = self._conn, self._auth, self._client
+        auth, client = self._auth, self._client
         try:
             # Parameter shapes are checked first, then the credentials, then the request.
             args = client.check_params(params)
-            if auth is None:
+            if auth is None or self._unavailable is not None:  # a credential or proxy secret
                 raise self._no_credentials()
-            prepared, body = self._request(function, args, auth)
+        except RpcdError as exc:
+            raise self._mask.exception(exc) from None
+        tries: list[EndpointTry] = []
+        last = len(self._endpoints) - 1
+        for index, endpoint in enumerate(self._endpoints):
+            one, moving_on = await self._try(endpoint, function, args, auth)
+            tries.append(one)
+            if every:
+                continue
+            if one.error is None or not moving_on or index == last:
+                break
+        return tries
+
+    async def _try(
+        self, endpoint: _Endpoint, function: str, args: Any, auth: Auth
+    ) -> tuple[EndpointTry, bool]:
+        """One endpoint's try, recorded on the health board; and whether a failure moves on."""
+        started = time.perf_counter()
+        method = ""
+        health = self._transport.health
+        try:
+            prepared, body = self._request(endpoint, function, args, auth)
+            method = prepared.method
             ssl_context = self._ssl
-            if ssl_context is None and (self._https or self._cert):  # else plain http: no TLS
-                ssl_context = self._ssl_context(auth)
-            started = time.perf_counter()
+            if ssl_context is None and (endpoint.https or self._cert):
+                ssl_context = self._ssl_context(endpoint, auth)
             try:
                 response = await self._transport.send(
-                    prepared, body, timeout=c.timeout, ssl_context=ssl_context, label=self._full_id
+                    prepared,
+                    body,
+                    timeout=self._conn.timeout,
+                    ssl_context=ssl_context,
+                    label=self._full_id,
                 )
             finally:
                 self.last_latency = time.perf_counter() - started
-            return self._mask.result(client.decode(c, response), response.body)
+            decoded = self._client.decode(endpoint.conn, response)
+            result = self._mask.result(decoded, response.body)
         except RpcdError as exc:
-            raise self._mask.exception(exc) from None
+            error = self._mask.exception(exc)
+            error.__cause__, error.__suppress_context__ = None, True  # the remote's texts
+            on = moves_on(error, method)
+            health.record(self._full_id, endpoint.shown, ok=not (on or _no_answer(error)))
+            return EndpointTry(endpoint.shown, None, error, time.perf_counter() - started), on
+        health.record(self._full_id, endpoint.shown, ok=True)
+        return EndpointTry(endpoint.shown, result, None, time.perf_counter() - started), False
 
-    def _request(self, function: str, args: Any, auth: Auth) -> tuple[Prepared, bytes | None]:
+    def _request(
+        self, endpoint: _Endpoint, function: str, args: Any, auth: Auth
+    ) -> tuple[Prepared, bytes | None]:
         """This call's request as the transport sends it: the signed target kept per function
         where the protocol and the auth allow (see ``_prepare``), else built and signed now."""
         targets = self._targets
+        conn = endpoint.conn
         if targets is not None:
-            body = targets.body(self._conn, function, args, auth)
-            return self._prepared.get(function) or self._prepare(targets, function, auth), body
-        request = self._client.build(self._conn, function, args, auth)
+            body = targets.body(conn, function, args, auth)
+            prepared = endpoint.prepared.get(function)
+            return prepared or self._prepare(endpoint, targets, function, auth), body
+        request = self._client.build(conn, function, args, auth)
         auth.sign(request)
-        return self._transport.prepare(request, self._full_id), request.payload()
+        prepared = self._transport.prepare(request, self._full_id, endpoint.proxy)
+        return prepared, request.payload()
 
-    def _prepare(self, targets: TargetClient, function: str, auth: Auth) -> Prepared:
+    def _prepare(
+        self, endpoint: _Endpoint, targets: TargetClient, function: str, auth: Auth
+    ) -> Prepared:
         """The signed target of ``function`` (XML-RPC, SOAP), made once and kept: the
         endpoint parsed, the headers and credentials in place; only the body changes."""
-        request = targets.target(self._conn, function)
+        request = targets.target(endpoint.conn, function)
         auth.sign(request)
-        prepared = self._transport.prepare(request, self._full_id)
-        if len(self._prepared) >= _PREPARED_KEPT:  # function names come from callers
-            self._prepared.clear()
-        self._prepared[function] = prepared
+        prepared = self._transport.prepare(request, self._full_id, endpoint.proxy)
+        if len(endpoint.prepared) >= _PREPARED_KEPT:  # function names come from callers
+            endpoint.prepared.clear()
+        endpoint.prepared[function] = prepared
         return prepared
 
-    def _ssl_context(self, auth: Auth) -> ssl.SSLContext | None:
+    def _ssl_context(self, endpoint: _Endpoint, auth: Auth) -> ssl.SSLContext | None:
         ssl_context = self._ssl
-        if ssl_context is None and self._https:
+        if ssl_context is None and endpoint.https:
             cert = auth if isinstance(auth, CertAuth) else None
             ssl_context = self._ssl = self._transport.ssl_context(self._conn.ca_bundle, cert)
-        elif not self._https and isinstance(auth, CertAuth):
+        elif not endpoint.https and isinstance(auth, CertAuth):
             raise ConnectionCallError(f"{self.full_id}: certificate auth needs an https endpoint")
         return ssl_context
 
@@ -310,12 +417,29 @@ def routes(
     found = generation.routes.get(key)
     if found is None:
         found = tuple(
-            BoundConnection(conn, secrets=secrets, transport=transport)
+            BoundConnection(conn, secrets=secrets, transport=transport, site_proxy=catalog.proxy)
             for conn in applicable(catalog, class_id, institutions)
         )
         if len(generation.routes) >= _ROUTES_KEPT:
             generation.routes.clear()
         generation.routes[key] = found
+    return found
+
+
+def _no_answer(error: RpcdError) -> bool:
+    """The endpoint gave no answer (a connection, timeout or exchange failure)."""
+    return isinstance(error, EndpointFailure)
+
+
+def _proxy_secrets(
+    hop: ProxyHop, conn: ResolvedConnection, site: SiteProxy | None, secrets: SecretStore
+) -> list[str]:
+    """What a proxy may echo of its credentials: the Basic blob and the password."""
+    blob = hop.authorization or ""
+    found = [blob, blob.split(" ", 1)[-1]]
+    for server in (conn.proxy, site):
+        if server and server.password is not None and server.password in secrets:
+            found.append(secrets.get(server.password).get_secret_value())
     return found
 
 

@@ -1,8 +1,13 @@
 """``call_class``: try a class's applicable connections in order until one answers.
 
 An error on a connection marked ``fatal`` stops there (the admin said: do not fall back);
-otherwise the next connection is tried. The outcome names the connection that answered and
-what every attempt returned, so the daemon's call API and ``rpcd call`` can show it.
+otherwise the next connection is tried. Within one connection, its standby endpoints come
+first (``BoundConnection.call_endpoints``, ``rpcd.connections.standby``). The outcome names
+the connection and the endpoint that answered and what every attempt (one per endpoint tried)
+returned, so the daemon's call API and ``rpcd call`` can show it.
+
+Which connections are tried is ``rpcd.routing.applicable``: the caller's institutions' and the
+global ones, never another institution's.
 """
 
 from __future__ import annotations
@@ -55,9 +60,20 @@ class Attempt:
     error: CallError | None = None
     latency_ms: float = 0.0
     fatal: bool = False
+    endpoint: str | None = None  # the endpoint tried (credentials masked)
+
+    @property
+    def endpoint_down(self) -> bool:
+        """The endpoint gave no answer, or a 5xx without the protocol's fault (health)."""
+        if self.ok or self.error is None:
+            return False
+        code = self.error.errorcode or ""
+        return code == "connection" or (code.startswith("http-5") and len(code) == 8)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"connection": self.connection, "ok": self.ok}
+        if self.endpoint is not None:
+            out["endpoint"] = self.endpoint
         if self.ok:
             out["result"] = self.result
         else:
@@ -74,12 +90,14 @@ class CallOutcome:
     connection: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     error: CallError | None = None  # why the whole call failed (last error, or none applied)
+    endpoint: str | None = None  # the endpoint that answered
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "result": self.result,
             "connection": self.connection,
+            "endpoint": self.endpoint,
             "error": self.error.to_dict() if self.error else None,
             "attempts": [a.to_dict() for a in self.attempts],
         }
@@ -108,24 +126,39 @@ async def try_connections(
     clock = time.perf_counter
     for conn in connections:
         started = clock()
+        name = conn.full_id
         try:
-            result = await conn.call(function, params)
-        except Exception as exc:
+            tries = await conn.call_endpoints(function, params)
+        except Exception as exc:  # before any request: parameters, credentials
+            error = _failed(function, name, exc)
             latency_ms = (clock() - started) * 1000.0
-            name = conn.full_id
-            error = describe_error(exc)
-            if error.code == INTERNAL_ERROR:
-                log.exception("call %s on %s failed unexpectedly", function, name)
-            else:
-                log.info("call %s on %s failed: %s", function, name, error.message)
             attempts.append(Attempt(name, False, None, error, latency_ms, conn.fatal))
             if conn.fatal:
                 break
             continue
-        name = conn.full_id
-        attempts.append(Attempt(name, True, result, None, (clock() - started) * 1000.0))
-        return CallOutcome(True, result, name, attempts)
+        for one in tries:
+            if one.error is None:
+                attempts.append(
+                    Attempt(name, True, one.result, None, one.latency * 1000.0, False, one.endpoint)
+                )
+                return CallOutcome(True, one.result, name, attempts, None, one.endpoint)
+            error = _failed(function, f"{name} at {one.endpoint}", one.error)
+            attempts.append(
+                Attempt(name, False, None, error, one.latency * 1000.0, conn.fatal, one.endpoint)
+            )
+        if conn.fatal:
+            break
     return CallOutcome(False, None, None, attempts, error)
+
+
+def _failed(function: str, where: str, exc: BaseException) -> CallError:
+    """The error of one try, logged (with a traceback only when it is a bug)."""
+    error = describe_error(exc)
+    if error.code == INTERNAL_ERROR:
+        log.error("call %s on %s failed unexpectedly", function, where, exc_info=exc)
+    else:
+        log.info("call %s on %s failed: %s", function, where, error.message)
+    return error
 
 
 async def call_class(

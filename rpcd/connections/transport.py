@@ -10,8 +10,9 @@ becomes a ``ConnectionCallError`` that names the connection and host, never the 
 or headers (a token may be in any of them).
 
 The per-connection timeout is ``asyncio.timeout`` around the exchange. No cookies are kept
-(calls are stateless; a jar would carry one peer's cookies into the next call), no proxy or
-``.netrc`` is read from the environment, and redirects are not followed (an RPC endpoint
+(calls are stateless; a jar would carry one peer's cookies into the next call), no ``.netrc``
+is read, the proxy variables of the environment only when ``outbound_proxy_from_env`` says so
+(proxies: ``rpcd.connections.proxy``), and redirects are not followed (an RPC endpoint
 that moved is a configuration error to report, not a POST to repeat elsewhere).
 
 TLS verification is always on. Each connection gets an ``SSLContext`` built once and cached:
@@ -47,6 +48,7 @@ from rpcd.connections.headlimits import (
     DEFAULT_MAX_HEADERS,
     DEFAULT_MAX_LINE_BYTES,
 )
+from rpcd.connections.health import HealthBoard
 from rpcd.connections.http1 import (
     AnswerOverLimit,
     CannotConnect,
@@ -59,12 +61,14 @@ from rpcd.connections.http1 import (
     refuse_unsafe_url,
     request_head,
 )
+from rpcd.connections.proxy import EnvProxies, ProxyHop
 from rpcd.connections.request import OutboundRequest, Response
 from rpcd.errors import ConnectionCallError
 from rpcd.settings import Settings
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "EndpointFailure",
     "Prepared",
     "Response",
     "Transport",
@@ -91,6 +95,9 @@ class TransportSettings:
     pool_limit_per_host: int = 64
     keepalive_timeout: float = 30.0
     user_agent: str = f"rpcd/{__version__}"
+    #: Read ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment (for
+    #: connections that neither the site's ``[proxy]`` nor their own ``proxy`` covers).
+    proxy_from_env: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransportSettings:
@@ -113,6 +120,10 @@ class Transport:
         self._pool = pool
         self.settings = settings
         self._ssl: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+        #: Each endpoint's last outcome (``rpcd check``, the metrics).
+        self.health = HealthBoard()
+        #: The environment's proxies, read once (only when the settings say so).
+        self.env_proxies = EnvProxies.from_environ(os.environ) if settings.proxy_from_env else None
 
     @classmethod
     @asynccontextmanager
@@ -149,9 +160,11 @@ class Transport:
 
     # -------------------------------------------------------------------------- sending
 
-    def prepare(self, request: OutboundRequest, label: str = "") -> Prepared:
+    def prepare(
+        self, request: OutboundRequest, label: str = "", proxy: ProxyHop | None = None
+    ) -> Prepared:
         """What of ``request`` stays the same from call to call (method, URL, headers) as the
-        bytes that go on the wire: see ``Prepared``."""
+        bytes that go on the wire, sent through ``proxy`` if given: see ``Prepared``."""
         headers = CIMultiDict(request.headers)
         for name, value in self._default_headers:
             if name not in headers:
@@ -166,7 +179,7 @@ class Transport:
         if url.scheme not in ("http", "https") or not url.raw_host:
             raise ConnectionCallError(f"{label + ': ' if label else ''}invalid URL")
         try:
-            return Prepared(request.method, url, headers)
+            return Prepared(request.method, url, headers, proxy)
         except ValueError as exc:  # a control character in the request: no request at all
             raise ConnectionCallError(f"{_where(label, request.method, url)}: {exc}") from None
 
@@ -197,7 +210,7 @@ class Transport:
         if prepared.https:
             if ssl_context is None:
                 ssl_context = self.ssl_context(None, None)
-            origin: Origin = (prepared.host, prepared.port, ssl_context)
+            origin: Origin = (prepared.host, prepared.port, ssl_context, prepared.proxy)
         else:
             origin = prepared.origin
         if body is None:
@@ -209,6 +222,8 @@ class Transport:
             async with deadline:
                 answer = await self._pool.request(origin, prepared.method, data, limit)
             headers = answer.headers
+            if answer.status == 407 and prepared.proxy is not None and not prepared.https:
+                raise self._failure(label, prepared, _proxy_auth_reason(prepared.proxy), "connect")
             encoding = headers.get("Content-Encoding")
             content = answer.body
             if encoding is not None and encoding.strip().lower() not in ("", "identity"):
@@ -217,29 +232,54 @@ class Transport:
                 answer.status, answer.reason, headers.get("Content-Type"), headers, content
             )
         except AnswerOverLimit as exc:
-            raise self._failure(label, prepared, str(exc)) from None
+            raise self._failure(label, prepared, str(exc), "exchange") from None
         except ResponseTooLarge as exc:
             if exc.announced is not None:
                 reason = f"response of {exc.announced} bytes is over the {limit}-byte limit"
             else:
                 reason = f"response is over the {limit}-byte limit"
-            raise self._failure(label, prepared, reason) from None
+            raise self._failure(label, prepared, reason, "exchange") from None
         except CannotConnect as exc:
-            raise self._failure(label, prepared, _connect_reason(exc.cause)) from None
+            raise self._failure(label, prepared, _connect_reason(exc.cause), "connect") from None
         except (OSError, MalformedResponse, _InflateError) as exc:
             if isinstance(exc, TimeoutError) and deadline.expired():
-                raise self._failure(label, prepared, f"no answer within {timeout:g} s") from None
+                why = f"no answer within {timeout:g} s"
+                raise self._failure(label, prepared, why, "timeout") from None
             reason = _exchange_reason(exc)
             if prepared.https and isinstance(exc, ServerDisconnected | ConnectionResetError):
                 # TLS 1.3 servers refuse a missing/untrusted client certificate after the
                 # handshake, so the client only sees the connection drop (a clean close or a
                 # reset, depending on timing).
                 reason += " (TLS: the server may require a client certificate)"
-            raise self._failure(label, prepared, reason) from None
+            broken = isinstance(exc, ServerDisconnected | ConnectionResetError)
+            raise self._failure(label, prepared, reason, "exchange", broken=broken) from None
 
     @staticmethod
-    def _failure(label: str, prepared: Prepared, reason: str) -> ConnectionCallError:
-        return ConnectionCallError(f"{_where(label, prepared.method, prepared.url)}: {reason}")
+    def _failure(
+        label: str, prepared: Prepared, reason: str, stage: str, *, broken: bool = False
+    ) -> EndpointFailure:
+        where = _where(label, prepared.method, prepared.url)
+        if prepared.proxy is not None:
+            where += f" via {prepared.proxy.shown}"
+        return EndpointFailure(f"{where}: {reason}", stage, broken=broken)
+
+
+class EndpointFailure(ConnectionCallError):
+    """A call that got no answer from one endpoint, and at which stage (what the standby
+    logic of ``BoundConnection`` decides on): ``connect`` (no connection was made: TCP, TLS,
+    the proxy; nothing was sent), ``timeout`` (no answer in time), ``exchange`` (the connection
+    broke or the answer was unreadable or over a limit: the request may have been received)."""
+
+    def __init__(self, message: str, stage: str, *, broken: bool = False) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.broken = broken  # the connection closed or reset before the answer was complete
+
+
+def _proxy_auth_reason(hop: ProxyHop) -> str:
+    if hop.authorization is None:
+        return f"the {hop.shown} asks for authentication (HTTP 407): give it credentials"
+    return f"the {hop.shown} refused the credentials (HTTP 407): check its username and password"
 
 
 class Prepared:
@@ -252,17 +292,36 @@ class Prepared:
     and its ``repr`` shows neither query nor headers (either may carry a credential).
     """
 
-    __slots__ = ("has_body", "head", "headers", "host", "https", "method", "origin", "port", "url")
+    __slots__ = (
+        "has_body",
+        "head",
+        "headers",
+        "host",
+        "https",
+        "method",
+        "origin",
+        "port",
+        "proxy",
+        "url",
+    )
 
-    def __init__(self, method: str, url: URL, headers: CIMultiDict[str]) -> None:
-        self.method, self.url, self.headers = method, url, headers
+    def __init__(
+        self, method: str, url: URL, headers: CIMultiDict[str], proxy: ProxyHop | None = None
+    ) -> None:
+        self.method, self.url, self.headers, self.proxy = method, url, headers, proxy
         self.https = url.scheme == "https"
         self.host = url.raw_host or ""
         self.port = url.port or (443 if self.https else 80)
-        self.origin: Origin = (self.host, self.port, None)
+        self.origin: Origin = (self.host, self.port, None, proxy)
         self.has_body = method not in ("GET", "HEAD", "DELETE", "OPTIONS")
         target = url.raw_path_qs or "/"
-        self.head = request_head(method, target, url.host_port_subcomponent or self.host, headers)
+        authority = url.host_port_subcomponent or self.host
+        if proxy is not None and not self.https:  # absolute form, and the proxy's credentials
+            target = f"http://{authority}{target}"
+            if proxy.authorization is not None:
+                headers = CIMultiDict(headers)
+                headers["Proxy-Authorization"] = proxy.authorization
+        self.head = request_head(method, target, authority, headers)
 
     def __repr__(self) -> str:
         return f"Prepared({self.method} {self.url.scheme}://{self.url.host}{self.url.path})"

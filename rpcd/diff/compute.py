@@ -154,6 +154,12 @@ def _entities(catalog: Catalog) -> dict[str, dict[str, _Entity]]:
         )
         data = {("global" if k == "is_global" else k): v for k, v in data.items()}
         data["credentials"] = {name: str(ref) for name, ref in conn.credentials.items()}
+        if not conn.endpoints:  # one endpoint: `endpoint` says it all
+            data.pop("endpoints", None)
+        if conn.proxy:  # its credentials as references, like `credentials`
+            data["proxy"] = {"url": conn.proxy.url} | {
+                k: str(ref) for k, ref in conn.proxy.refs().items()
+            }
         data["file"] = conn.source
         concerns = None if conn.is_global else frozenset(conn.institutions)
         connections[full_id] = _Entity(_flatten(data), concerns)
@@ -191,7 +197,9 @@ def _entities(catalog: Catalog) -> dict[str, dict[str, _Entity]]:
 
 
 def _secret(kind: str, field: str) -> Secret | None:
-    if kind == "connection" and field.startswith("credentials."):
+    if kind == "connection" and (
+        field.startswith("credentials.") or field in ("proxy.username", "proxy.password")
+    ):
         return Secret.REFERENCE
     if kind == "peer" and field in HASH_FIELDS:
         return Secret.HASH

@@ -128,6 +128,13 @@ class Metrics:
             buckets=BUCKETS,
             registry=r,
         )
+        self.endpoint_up = Gauge(
+            "rpcd_outbound_endpoint_up",
+            "1 when an endpoint's latest call got an answer from it, 0 when it could not be "
+            "reached, did not answer in time or answered 5xx (the call moved on to a standby)",
+            ["connection", "endpoint"],
+            registry=r,
+        )
         self._codes: set[str] = set()
         self._sessions: dict[str, float] = {}  # nonce -> expires (unix time)
         self._catalog_hash: str | None = None
@@ -201,6 +208,10 @@ class Metrics:
             connection = str(attempt.connection)
             self.outbound.labels(connection, "ok" if attempt.ok else "error").inc()
             self.outbound_duration.labels(connection).observe(float(attempt.latency_ms) / 1000)
+            endpoint = getattr(attempt, "endpoint", None)
+            if endpoint is not None:
+                up = not getattr(attempt, "endpoint_down", False)
+                self.endpoint_up.labels(connection, str(endpoint)).set(1 if up else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
