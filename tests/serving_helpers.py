@@ -1,0 +1,166 @@
+"""The serving tests' tree and daemon: the example tree, the test peers, handlers from
+``tests/serving_handlers.py``, and a REST connection class over the echo peer.
+
+``serving_tree(dest, lms_url)`` writes it; ``serving_daemon`` starts ``rpcd serve`` on it with
+``tests/`` on the daemon's ``PYTHONPATH`` (where ``serving_handlers`` lives).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from server_helpers import Daemon, make_tree, running
+from tree_helpers import REPO
+
+from rpcd.secrets_hash import scrypt_hash
+
+#: A userpass peer of two institutions (eGroupWare's ``domain`` picks one at login).
+EGW_USER, EGW_PASSWORD = "egw-user", "egw-password-0123456789"
+LMS_A_TOKEN, LMS_B_TOKEN = "lms-uni-a-token-5d1c0e7b", "lms-uni-b-token-8a2f61c9"
+
+CTX_SERVICE = """\
+version = 1
+
+[service]
+name = "ctx"
+grant = { institutions = ["uni-a", "uni-b"], peers = ["outsider"] }
+
+[[service.method]]
+name = "whoami"
+function = "serving_handlers:whoami"
+
+[[service.method]]
+name = "whoamiAsync"
+function = "serving_handlers:whoami_async"
+
+[[service.method]]
+name = "whoamiInline"
+function = "serving_handlers:whoami_inline"
+run = "inline"
+
+[[service.method]]
+name = "greet"
+function = "serving_handlers:greet"
+signature = ["string", "string"]
+params = ["name"]
+
+[[service.method]]
+name = "fullName"
+function = "examples.hello:hello_world"
+signature = ["string", "string", "string"]
+params = ["first", "last"]
+
+[[service.method]]
+name = "echo"
+function = "examples.hello:echo"
+
+[[service.method]]
+name = "ownFault"
+function = "serving_handlers:own_fault"
+
+[[service.method]]
+name = "crash"
+function = "serving_handlers:crash"
+
+[[service.method]]
+name = "uniBOnly"
+function = "serving_handlers:whoami"
+grant = { institutions = ["uni-b"] }
+
+[[service.method]]
+name = "register"
+function = "serving_handlers:register"
+signature = ["struct", "string"]
+params = ["email"]
+grant = { anonymous = true }
+"""
+
+LMS_SERVICE = """\
+version = 1
+
+[service]
+name = "lms"
+grant = { institutions = ["uni-a", "uni-b"] }
+
+[[service.method]]
+name = "siteInfo"
+proxy = { class = "lms_site", function = "echo" }
+
+[[service.method]]
+name = "lookup"
+proxy = { class = "lms_site", function = "echo" }
+params = ["field", "value"]
+
+[[service.method]]
+name = "broken"
+proxy = { class = "lms_site", function = "core_fail" }
+"""
+
+LMS_CLASS = """\
+version = 1
+
+[class]
+id = "lms_site"
+plugin = "lms"
+name = "Site information of the caller's LMS"
+function_param = "wsfunction"
+fixed = {{ type = "REST", payload = "url" }}
+
+[[connection]]
+id = "uni-a"
+enabled = true
+priority = 1
+institutions = ["uni-a"]
+auth = "token"
+endpoint = "{url}"
+credentials = {{ token = {{ env = "LMS_A_TOKEN" }} }}
+parameters = {{ moodlewsrestformat = "json" }}
+http_method = "POST"
+
+[[connection]]
+id = "uni-b"
+enabled = true
+priority = 2
+institutions = ["uni-b"]
+auth = "token"
+endpoint = "{url}"
+credentials = {{ token = {{ env = "LMS_B_TOKEN" }} }}
+parameters = {{ moodlewsrestformat = "json" }}
+http_method = "POST"
+"""
+
+EGW_PEER = """\
+version = 1
+
+[[peer]]
+id = "egw"
+institutions = ["uni-a", "uni-b"]
+auth = "userpass"
+username = "{user}"
+password_hash = "{hash}"
+"""
+
+
+def serving_tree(dest: Path, lms_url: str) -> Path:
+    root = make_tree(dest)
+    services = root / "services.d"
+    (services / "zz-ctx.toml").write_text(CTX_SERVICE, encoding="utf-8")
+    (services / "zz-lms.toml").write_text(LMS_SERVICE, encoding="utf-8")
+    peer = EGW_PEER.format(user=EGW_USER, hash=scrypt_hash(EGW_PASSWORD, n=2**10))
+    (services / "zz-egw.toml").write_text(peer, encoding="utf-8")
+    lms = LMS_CLASS.format(url=lms_url)
+    (root / "connections.d" / "zz_lms.toml").write_text(lms, encoding="utf-8")
+    return root
+
+
+@contextmanager
+def serving_daemon(root: Path, log: Path) -> Iterator[Daemon]:
+    env = {
+        "PYTHONPATH": f"{REPO / 'tests'}:{REPO}",
+        "LMS_A_TOKEN": LMS_A_TOKEN,
+        "LMS_B_TOKEN": LMS_B_TOKEN,
+    }
+    with running(root, log, env) as daemon:
+        yield daemon
