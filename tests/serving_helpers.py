@@ -7,11 +7,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from server_helpers import Daemon, make_tree, running
+from peers import AiohttpPeer, serve
+from peers.echo import echo_app
+from server_helpers import LOOPBACK_TOKEN, OUTSIDER_TOKEN, Daemon, make_tree, running
 from tree_helpers import REPO
 
 from rpcd.secrets_hash import scrypt_hash
@@ -164,3 +169,33 @@ def serving_daemon(root: Path, log: Path) -> Iterator[Daemon]:
     }
     with running(root, log, env) as daemon:
         yield daemon
+
+
+@dataclass
+class Served:
+    """The serving daemon and the echo peer its ``lms_site`` connections call."""
+
+    daemon: Daemon
+    lms: AiohttpPeer
+
+    def jsonrpc(self, body: Any, headers: dict[str, str] | None = None) -> Any:
+        """POST ``body`` (a JSON value) to ``/jsonrpc`` with the loopback token: the answer."""
+        hdrs = {"Authorization": f"Bearer {LOOPBACK_TOKEN}", **(headers or {})}
+        status, _, raw = self.daemon.post(
+            "/jsonrpc", json.dumps(body).encode(), "application/json", hdrs
+        )
+        assert status == 200, (status, raw)
+        return json.loads(raw)
+
+
+@contextmanager
+def served(base: Path) -> Iterator[Served]:
+    """The echo peer, the serving tree over it, and the daemon; after it stops, its log
+    is checked for every secret the tree uses."""
+    with serve(echo_app()) as lms:
+        root = serving_tree(base / "tree", lms.url + "/moodle")
+        with serving_daemon(root, base / "rpcd.log") as daemon:
+            yield Served(daemon, lms)
+            logs = daemon.logs()
+    for secret in (LMS_A_TOKEN, LMS_B_TOKEN, EGW_PASSWORD, LOOPBACK_TOKEN, OUTSIDER_TOKEN):
+        assert secret not in logs, "a secret reached the daemon's log"
