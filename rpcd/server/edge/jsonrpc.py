@@ -40,7 +40,8 @@ async def _one(
     dispatcher: Dispatcher, ctx: CallContext, req: JsonRpcRequest, logins: list[Any]
 ) -> dict[str, Any] | None:
     """The response object for one request (None for a notification); the result of a
-    ``system.login`` is also appended to ``logins`` (its session becomes cookies)."""
+    ``system.login`` or ``system.logout`` is also appended to ``logins`` (cookies are set
+    or expired for it)."""
     try:
         result = await dispatcher.call(ctx, req.method, req.params)
     except AuthRequired:
@@ -52,8 +53,8 @@ async def _one(
     if req.is_notification:
         return None
     try:
-        if canonical(req.method) == "system.login":
-            logins.append(result)
+        if canonical(req.method) in ("system.login", "system.logout"):
+            logins.append((req.method, result))
         return jsonrpc.make_result(req.id, result)
     except (TypeError, ValueError, LimitExceeded):
         failed = unencodable(req.method, ctx.request_id)
@@ -79,9 +80,9 @@ class JsonRpcEndpoint(Endpoint):
         if not data:
             return web.Response(status=204)
         response = web.Response(body=data, headers={"Content-Type": CONTENT_TYPE})
-        for result in logins[-1:]:
+        for method, result in logins[-1:]:
             ttl = self.authenticator.sessions.ttl
-            set_session_cookies(response, request, "system.login", result, ttl)
+            set_session_cookies(response, request, method, result, ttl)
         return response
 
     async def _answer(self, request: web.Request, scope: Scope, logins: list[Any]) -> bytes:

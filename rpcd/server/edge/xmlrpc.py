@@ -54,7 +54,7 @@ class XmlRpcEndpoint(Endpoint):
                 body = _fault_body(fault)
             else:
                 body = _encode(result, scope.rpc_method, scope.rid)
-                if scope.rpc_method.endswith("login"):
+                if scope.rpc_method.endswith(("login", "logout")):
                     response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
                     ttl = self.authenticator.sessions.ttl
                     set_session_cookies(response, request, method, result, ttl)
