@@ -92,6 +92,8 @@ def test_phpgroupware_session_in_the_url(setup: Served) -> None:
     query = urlencode({"sessionid": sid, "kp3": kp3})
     params = xmlrpc.client.ServerProxy(f"{setup.daemon.url}/xmlrpc.php?{query}")
     assert params.ctx.whoami()["peer"] == "egw"
+    logs = setup.daemon.logs()  # the access line has the path, not the query with the session
+    assert "/xmlrpc.php" in logs and sid not in logs and kp3 not in logs
     bad = urlencode({"sessionid": sid, "kp3": "0" * 32})
     with pytest.raises(xmlrpc.client.ProtocolError) as info:
         xmlrpc.client.ServerProxy(f"{setup.daemon.url}/xmlrpc.php?{bad}").ctx.whoami()
