@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -148,8 +149,8 @@ password_hash = "{hash}"
 """
 
 
-def serving_tree(dest: Path, lms_url: str) -> Path:
-    root = make_tree(dest)
+def serving_tree(dest: Path, lms_url: str, client_cert_der: bytes | None = None) -> Path:
+    root = make_tree(dest, client_cert_der)
     services = root / "services.d"
     (services / "zz-ctx.toml").write_text(CTX_SERVICE, encoding="utf-8")
     (services / "zz-lms.toml").write_text(LMS_SERVICE, encoding="utf-8")
@@ -161,13 +162,19 @@ def serving_tree(dest: Path, lms_url: str) -> Path:
 
 
 @contextmanager
-def serving_daemon(root: Path, log: Path) -> Iterator[Daemon]:
-    env = {
+def serving_daemon(
+    root: Path,
+    log: Path,
+    env: dict[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Iterator[Daemon]:
+    full_env = {
         "PYTHONPATH": f"{REPO / 'tests'}:{REPO}",
         "LMS_A_TOKEN": LMS_A_TOKEN,
         "LMS_B_TOKEN": LMS_B_TOKEN,
+        **(env or {}),
     }
-    with running(root, log, env) as daemon:
+    with running(root, log, full_env, ssl_context) as daemon:
         yield daemon
 
 
