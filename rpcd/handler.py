@@ -62,11 +62,14 @@ class ContextParameterError(ValueError):
 
 
 def _is_context(annotation: Any) -> bool:
+    """``CallContext``, also as ``CallContext | None`` (a handler callable without rpcd)."""
     if annotation is CallContext:
         return True
     if isinstance(annotation, str):  # ``from __future__ import annotations``, unresolved
-        return annotation.rsplit(".", 1)[-1] == "CallContext"
-    return False
+        parts = {p.strip() for p in annotation.split("|")} - {"None"}
+        return len(parts) == 1 and parts.pop().rsplit(".", 1)[-1] == "CallContext"
+    args = set(typing.get_args(annotation)) - {type(None)}
+    return args == {CallContext}
 
 
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:

@@ -92,6 +92,11 @@ def test_context_parameter_detection() -> None:
         return a
 
     assert context_parameter(keyword_only) == "context"
+
+    def optional(a: int, ctx: CallContext | None = None) -> int:
+        return a
+
+    assert context_parameter(optional) == "ctx"
     with pytest.raises(ContextParameterError, match="positional-only"):
         context_parameter(serving_handlers.positional_context)
 
