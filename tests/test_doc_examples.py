@@ -217,17 +217,46 @@ def _serving_page() -> tuple[dict[str, str], list[LanguageExample]]:
 SERVING_FILES, SERVING_EXAMPLES = _serving_page()
 
 
+PACKAGE_HEADER = "# mysite-handlers/pyproject.toml"
+
+
+def _install_handler_package(base: Path) -> Path:
+    """The page's handler package (its pyproject.toml and the module file) built and
+    installed by pip into a directory of its own; that directory."""
+    blocks = _blocks((REPO / SERVING_PAGE).read_text(encoding="utf-8"))
+    (pyproject,) = [b.body for b in blocks if b.body.startswith(PACKAGE_HEADER)]
+    package = base / "mysite-handlers"
+    package.mkdir()
+    (package / "pyproject.toml").write_text(pyproject + "\n", encoding="utf-8")
+    (package / "mysite_handlers.py").write_text(SERVING_FILES["mysite_handlers.py"])
+    site = base / "site"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps"]
+    done = subprocess.run(
+        [*pip, "--target", str(site), str(package)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"pip could not install the page's package:\n{done.stderr}"
+    assert (site / "mysite_handlers.py").exists()
+    assert list(site.glob("mysite_handlers-1.0.0.dist-info"))
+    return site
+
+
 @pytest.fixture(scope="module")
 def serving_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A daemon on the example tree plus the page's files; its host:port."""
+    """A daemon on the example tree plus the page's services file, importing the handlers
+    from the page's package as pip installed it; its host:port."""
     from server_helpers import running
 
     base = tmp_path_factory.mktemp("serving-doc")
     root = copy_example(base / "tree")
     for rel, text in SERVING_FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text, encoding="utf-8")
-    env = {"PYTHONPATH": f"{root}{os.pathsep}{REPO}"}
+        if rel.endswith(".toml"):
+            (root / rel).write_text(text, encoding="utf-8")
+    site = _install_handler_package(base)
+    env = {"PYTHONPATH": f"{site}{os.pathsep}{REPO}"}
     with running(root, base / "rpcd.log", env) as daemon:
         yield daemon.url.removeprefix("http://")
 
