@@ -50,12 +50,14 @@ class Fault(RpcdError):
     """An RPC fault, both an exception and a value (code, message).
 
     Handlers raise it to send their own code and message to the caller unchanged.
+    ``data`` (JSON-native, optional) goes to a JSON-RPC caller as ``error.data``.
     """
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(code, message)
         self.code = int(code)
         self.message = str(message)
+        self.data = data
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tree_helpers import REPO
+from tree_helpers import REPO, copy_example
 
 from rpcd.settings import Settings
 
@@ -165,3 +167,135 @@ def test_every_dotted_name_a_page_gives_resolves(page: Path) -> None:
                 wrong.append(dotted)
             break
     assert not wrong, f"{page.name} names what does not exist: {wrong}"
+
+
+# --- docs/serving.md: every example runs as printed against a real daemon -------------------
+#
+# Its ```sh, ```python, ```php and ```js blocks call the daemon `make run` starts
+# (127.0.0.1:8080); here a daemon on a free port serves the example tree plus the page's own
+# files (a ```toml or ```python block whose first line is ``# file: <path in the tree>``),
+# and 127.0.0.1:8080 in each example stands for its address. A language whose interpreter is
+# missing (php-cli: .ci/install-test-tools) skips with the reason.
+
+SERVING_PAGE = "docs/serving.md"
+FILE_HEADER = "# file: "
+#: How each language's example runs: the interpreter, and the suffix of the file it reads.
+RUNNERS: dict[str, tuple[str, str]] = {
+    "sh": ("bash", ".sh"),
+    "python": (sys.executable, ".py"),
+    "php": ("php", ".php"),
+    "js": ("node", ".mjs"),
+}
+
+
+@dataclass(frozen=True)
+class LanguageExample(Example):
+    language: str = "sh"
+
+
+def _serving_page() -> tuple[dict[str, str], list[LanguageExample]]:
+    """The page's files (path -> text) and its runnable examples, in page order."""
+    blocks = _blocks((REPO / SERVING_PAGE).read_text(encoding="utf-8"))
+    files: dict[str, str] = {}
+    examples: list[LanguageExample] = []
+    for block, after in zip(blocks, [*blocks[1:], None], strict=True):
+        first = block.body.splitlines()[0] if block.body else ""
+        if first.startswith(FILE_HEADER):
+            files[first[len(FILE_HEADER) :].strip()] = block.body + "\n"
+            continue
+        if block.info not in RUNNERS:
+            continue
+        expected: tuple[str, ...] = ()
+        if after is not None and after.info == "text" and after.before.strip() in PRINTS:
+            expected = tuple(s.strip() for s in after.body.splitlines() if s.strip())
+        examples.append(
+            LanguageExample(SERVING_PAGE, block.line, block.body.strip(), expected, block.info)
+        )
+    return files, examples
+
+
+SERVING_FILES, SERVING_EXAMPLES = _serving_page()
+
+
+PACKAGE_HEADER = "# mysite-handlers/pyproject.toml"
+
+
+def _install_handler_package(base: Path) -> Path:
+    """The page's handler package (its pyproject.toml and the module file) built and
+    installed by pip into a directory of its own; that directory."""
+    blocks = _blocks((REPO / SERVING_PAGE).read_text(encoding="utf-8"))
+    (pyproject,) = [b.body for b in blocks if b.body.startswith(PACKAGE_HEADER)]
+    package = base / "mysite-handlers"
+    package.mkdir()
+    (package / "pyproject.toml").write_text(pyproject + "\n", encoding="utf-8")
+    (package / "mysite_handlers.py").write_text(SERVING_FILES["mysite_handlers.py"])
+    site = base / "site"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps"]
+    done = subprocess.run(
+        [*pip, "--target", str(site), str(package)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"pip could not install the page's package:\n{done.stderr}"
+    assert (site / "mysite_handlers.py").exists()
+    assert list(site.glob("mysite_handlers-1.0.0.dist-info"))
+    return site
+
+
+@pytest.fixture(scope="module")
+def serving_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A daemon on the example tree plus the page's services file, importing the handlers
+    from the page's package as pip installed it; its host:port."""
+    from server_helpers import running
+
+    base = tmp_path_factory.mktemp("serving-doc")
+    root = copy_example(base / "tree")
+    for rel, text in SERVING_FILES.items():
+        if rel.endswith(".toml"):
+            (root / rel).write_text(text, encoding="utf-8")
+    site = _install_handler_package(base)
+    env = {"PYTHONPATH": f"{site}{os.pathsep}{REPO}"}
+    with running(root, base / "rpcd.log", env) as daemon:
+        yield daemon.url.removeprefix("http://")
+
+
+def test_the_serving_page_has_examples_in_every_language() -> None:
+    assert {e.language for e in SERVING_EXAMPLES} == set(RUNNERS)
+    assert {"services.d/site.toml", "mysite_handlers.py"} <= set(SERVING_FILES)
+
+
+def test_the_serving_pages_toml_blocks_parse() -> None:
+    """The files it shows but cannot run (a package's pyproject.toml) are valid TOML at least,
+    and the package installs the module the services file names."""
+    import tomllib
+
+    blocks = _blocks((REPO / SERVING_PAGE).read_text(encoding="utf-8"))
+    tomls = [tomllib.loads(b.body) for b in blocks if b.info == "toml"]
+    assert any(t.get("tool", {}).get("setuptools", {}).get("py-modules") for t in tomls)
+    packaged = {
+        m for t in tomls for m in t.get("tool", {}).get("setuptools", {}).get("py-modules", [])
+    }
+    assert "mysite_handlers" in packaged
+
+
+@pytest.mark.parametrize("example", SERVING_EXAMPLES, ids=str)
+def test_serving_example_runs_as_written(
+    example: LanguageExample, serving_daemon: str, tmp_path: Path
+) -> None:
+    interpreter, suffix = RUNNERS[example.language]
+    if shutil.which(interpreter) is None:
+        pytest.skip(f"{interpreter} is not installed (.ci/install-test-tools installs it)")
+    code = example.command.replace("127.0.0.1:8080", serving_daemon)
+    script = tmp_path / f"example{suffix}"
+    script.write_text(code + "\n", encoding="utf-8")
+    args = [interpreter, str(script)]
+    if example.language == "sh":
+        args = ["bash", "-euo", "pipefail", str(script)]
+    done = subprocess.run(
+        args, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"{example} failed:\n{done.stdout}\n{done.stderr}"
+    for line in example.expected:
+        assert line in done.stdout, f"{example}: {line!r} not in the output:\n{done.stdout}"

@@ -220,7 +220,10 @@ def test_remote_moodle_exception_is_a_fault_with_its_message(setup: Setup) -> No
         setup.proxy(LOOPBACK_TOKEN).hello.findUser, {"field": "email", "values": ["x"]}
     )
     assert error.faultCode == APPLICATION_ERROR
-    assert error.faultString == "Invalid parameter value detected"
+    # The remote's message, under the connection that sent it (issue 14: attempts listed).
+    assert error.faultString == (
+        "hello.findUser failed: tried moodle_users/uni-a: Invalid parameter value detected"
+    )
 
 
 def test_wrong_parameter_shape_is_a_fault_not_an_internal_error(setup: Setup) -> None:
@@ -240,7 +243,9 @@ def test_an_error_on_a_fatal_connection_stops_there(setup: Setup) -> None:
     before = len(setup.requests())
     error = fault_of(setup.proxy(TWO_APP).proxytest.fatalStop, FIND_ADA)
     assert error.faultCode == APPLICATION_ERROR
-    assert error.faultString == "Invalid token - token not found"
+    assert error.faultString == (
+        "proxytest.fatalStop failed: tried moodle_fs/first: Invalid token - token not found"
+    )
     sent = setup.requests()[before:]
     assert [r["form"]["wstoken"] for r in sent] == [WRONG_MOODLE_TOKEN]  # never the second
 

@@ -588,6 +588,69 @@ CASES = [
         SERVICES,
         imports=True,
     ),
+    # --- issue 14: serving ---------------------------------------------------------------------
+    Case(
+        "handler-context",
+        S,
+        _service(
+            """\
+            [[service.method]]
+            name = "rid"
+            function = "serving_handlers:positional_context" # <-
+            """
+        ),
+        _service(
+            """\
+            [[service.method]]
+            name = "rid"
+            function = "serving_handlers:whoami"
+            """
+        ),
+        imports=True,
+    ),
+    Case(
+        "anonymous-grant",
+        S,
+        _service(
+            """\
+            [[service.method]]
+            name = "register"
+            function = "examples.hello:echo"
+            grant = { anonymous = true } # <-
+            """
+        ),
+        _service(
+            """\
+            [[service.method]]
+            name = "register"
+            function = "examples.hello:echo"
+            grant = { peers = ["mahara"] }
+            """
+        ),
+        severity=Severity.WARNING,
+    ),
+    Case(
+        "method-params",
+        S,
+        _service(
+            """\
+            [[service.method]]
+            name = "hi"
+            function = "examples.hello:hello_world"
+            signature = ["string", "string", "string"]
+            params = ["first"] # <-
+            """
+        ),
+        _service(
+            """\
+            [[service.method]]
+            name = "hi"
+            function = "examples.hello:hello_world"
+            signature = ["string", "string", "string"]
+            params = ["first", "last"]
+            """
+        ),
+    ),
 ]
 
 

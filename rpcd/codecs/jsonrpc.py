@@ -13,6 +13,10 @@ Server side::
 
 A malformed batch member is an ``InvalidJsonRpcRequest`` *instance* in the list (it carries
 ``id`` when one could be read), so the dispatcher answers it with -32600 and runs the rest.
+So is a member over a value limit (an integer beyond 64 bits, a number too long or out of
+range, nesting deeper than ``max_depth`` below the batch): the limits are judged per member,
+and only what makes the whole body unreadable (not JSON, nesting the parser cannot follow)
+fails the whole request.
 
 Values: JSON has no bytes and no date type, so on output ``bytes``/``bytearray`` (and
 ``xmlrpc.client.Binary``) become base64 strings and ``datetime`` (and
@@ -98,25 +102,62 @@ def _reject_constant(name: str) -> Any:
     raise ParseError(f"{name} is not valid JSON")
 
 
-def _checked_int(text: str) -> int:
+class _Refused:
+    """Stands in the parsed document for a number over a limit, so that the limit is judged
+    per batch member (``_refusal``); never reaches a caller: a member holding one is an
+    error, and a single request holding one raises ``error``."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: CodecError) -> None:
+        self.error = error
+
+
+def _checked_int(text: str) -> int | _Refused:
     # JSON has no leading zeros: more than 19 digits is beyond 64 bits, refused unconverted.
     if len(text) - (text[0] == "-") > 19:
-        raise LimitExceeded("integer beyond 64 bits")
+        return _Refused(LimitExceeded("integer beyond 64 bits"))
     value = int(text)
     if not _I8_MIN <= value <= _I8_MAX:
-        raise LimitExceeded("integer beyond 64 bits")
+        return _Refused(LimitExceeded("integer beyond 64 bits"))
     return value
 
 
-def _float_checker(limit: int) -> Callable[[str], float]:
-    def checked_float(text: str) -> float:
-        numtext.check_length(text, limit)
+def _float_checker(limit: int) -> Callable[[str], float | _Refused]:
+    def checked_float(text: str) -> float | _Refused:
+        try:
+            numtext.check_length(text, limit)
+        except CodecError as exc:
+            return _Refused(exc)
         value = float(text)
         if math.isinf(value):
-            raise InvalidRequest("number out of range: JSON-RPC carries finite doubles only")
+            return _Refused(
+                InvalidRequest("number out of range: JSON-RPC carries finite doubles only")
+            )
         return value
 
     return checked_float
+
+
+def _refusal(obj: Any, budget: int) -> CodecError | None:
+    """The first limit ``obj`` breaks: a ``_Refused`` number in it, or list/dict nesting
+    deeper than ``budget`` levels below it. One pass, no recursion."""
+    stack: list[tuple[Any, int]] = [(obj, budget)]
+    while stack:
+        value, left = stack.pop()
+        t = type(value)
+        if t is _Refused:
+            return value.error  # type: ignore[no-any-return]
+        if t is dict:
+            items: Any = value.values()
+        elif t is list:
+            items = value
+        else:
+            continue
+        if left < 0:
+            return LimitExceeded("JSON nested too deeply")
+        stack.extend((item, left - 1) for item in items)
+    return None
 
 
 #: Folds every digit to "0", "E" to "e" and "+" to "-", so that three plain searches (``find``
@@ -134,9 +175,12 @@ def _suspect(data: bytes | bytearray) -> bool:
     return any(folded.find(s) != -1 for s in _SUSPECTS)
 
 
-def _loads(data: bytes | str, max_depth: int, max_number_chars: int) -> Any:
+def _loads(
+    data: bytes | str, max_depth: int, max_number_chars: int, per_member: bool = False
+) -> Any:
     """Decode JSON strictly: no NaN/Infinity, no integer beyond 64 bits, no double that
-    overflows or is longer than ``max_number_chars``, bounded nesting."""
+    overflows or is longer than ``max_number_chars``, bounded nesting. With ``per_member``
+    a top-level array's members are left for ``_member`` to judge one by one."""
     if isinstance(data, str):
         data = data.encode("utf-8", "replace")
     if not isinstance(data, (bytes, bytearray)):
@@ -168,7 +212,15 @@ def _loads(data: bytes | str, max_depth: int, max_number_chars: int) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         # int() over the digit limit, undecodable bytes
         raise ParseError(f"invalid JSON ({type(exc).__name__})") from None
-    if not _depth_ok(obj, max_depth):
+    if per_member and type(obj) is list:
+        return obj
+    if _suspect(data):
+        refused = _refusal(obj, max_depth)
+        if refused is not None:
+            if isinstance(obj, dict):
+                refused.id = _read_id(obj)  # type: ignore[attr-defined]
+            raise refused
+    elif not _depth_ok(obj, max_depth):
         raise LimitExceeded("JSON nested too deeply")
     return obj
 
@@ -195,6 +247,18 @@ def _read_id(obj: Mapping[str, Any]) -> JsonRpcId:
     if value is None or type(value) in (str, int, float):
         return value
     return None
+
+
+def _member(item: Any, budget: int) -> JsonRpcRequest | InvalidJsonRpcRequest:
+    """One batch member: a request, or the error it gets on its own (a broken limit too)."""
+    refused = _refusal(item, budget)
+    if refused is not None:
+        rid = _read_id(item) if isinstance(item, dict) else None
+        return InvalidJsonRpcRequest(f"{refused} (in this batch member)", rid)
+    try:
+        return _request(item)
+    except InvalidJsonRpcRequest as exc:
+        return exc
 
 
 def _request(obj: Any) -> JsonRpcRequest:
@@ -231,17 +295,13 @@ def loads_request(
     request, with its ``id`` when known; an empty batch; a body that is neither object nor
     array). Every one is raised before any handler could see the values.
     """
-    obj = _loads(data, max_depth, max_number_chars)
+    obj = _loads(data, max_depth, max_number_chars, per_member=True)
     if isinstance(obj, list):
         if not obj:
             raise InvalidJsonRpcRequest("empty batch")
-        out: list[JsonRpcRequest | InvalidJsonRpcRequest] = []
-        for item in obj:
-            try:
-                out.append(_request(item))
-            except InvalidJsonRpcRequest as exc:
-                out.append(exc)
-        return out
+        # A member sits one level below the batch: the same depth as a single request's
+        # values, counted from the body.
+        return [_member(item, max_depth - 1) for item in obj]
     return _request(obj)
 
 

@@ -448,6 +448,9 @@ XmlRpcType = Literal[
 ]
 
 
+ParamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$")]
+
+
 class Proxy(Model):
     class_: Id = Field(alias="class")
     function: NonEmpty
@@ -465,6 +468,10 @@ class Method(Model):
     proxy: Proxy | None = None
     help: str = ""
     signature: Annotated[tuple[XmlRpcType, ...], Frozen, Field(min_length=1)] | None = None
+    #: Names of the params, in order: JSON-RPC by-name calls, proxy named params.
+    params: Annotated[tuple[ParamName, ...], Frozen] | None = None
+    #: Who may call this method, in place of the service's grant.
+    grant: Grant | None = None
     run: Literal["thread", "inline"] | None = None
 
     @model_validator(mode="after")
@@ -473,12 +480,16 @@ class Method(Model):
             raise _fail("method-target", "a method has exactly one of function or proxy")
         if self.run is not None and self.function is None:
             raise _fail("method-target", "run applies to a function method")
+        if self.params is not None:
+            _unique(self.params, "params")
         return self
 
 
 class Grant(Model):
     institutions: Annotated[tuple[Id, ...], Frozen] = ()
     peers: Annotated[tuple[Id, ...], Frozen] = ()
+    #: Anyone may call, callers without credentials too (rule anonymous-grant warns).
+    anonymous: bool = False
 
     @model_validator(mode="after")
     def _unique_lists(self) -> Grant:

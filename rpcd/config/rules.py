@@ -34,6 +34,7 @@ from rpcd.config.models import (
 from rpcd.config.parse import Path_
 from rpcd.config.scopes import Scope, ScopeTable, folder_of, reserved_problem
 from rpcd.config.sources import FileKind
+from rpcd.handler import ContextParameterError, context_parameter
 
 T = TypeVar("T")
 
@@ -758,10 +759,17 @@ def _refs_of(value: ConnectionEntry) -> dict[str, SecretRef]:
     return refs
 
 
+def _grants_someone(grant: Any) -> bool:
+    return grant is not None and bool(grant.institutions or grant.peers or grant.anonymous)
+
+
 def grants(draft: Draft) -> Iterator[Finding]:
     for svc in draft.services:
         grant = svc.value.grant
-        if grant is None or not (grant.institutions or grant.peers):
+        methods = svc.value.method
+        if methods and all(_grants_someone(m.grant) for m in methods):
+            continue  # every method has a grant of its own
+        if not _grants_someone(grant):
             yield svc.finding(
                 "service-without-grant",
                 f"service `{svc.value.name}` grants nobody, so nobody can call it: add "
@@ -769,6 +777,44 @@ def grants(draft: Draft) -> Iterator[Finding]:
                 "name",
                 severity=Severity.WARNING,
             )
+
+
+def anonymous_grants(draft: Draft) -> Iterator[Finding]:
+    """Warn about every method anyone may call without credentials, naming it."""
+    for svc in draft.services:
+        service = svc.value
+        for i, method in enumerate(service.method):
+            grant = method.grant if method.grant is not None else service.grant
+            if grant is None or not grant.anonymous:
+                continue
+            where = ("method", i, "grant") if method.grant is not None else ("grant",)
+            yield svc.finding(
+                "anonymous-grant",
+                f"method `{service.name}.{method.name}` may be called by anyone, without "
+                "credentials (grant anonymous = true): make sure that is meant",
+                *where,
+                severity=Severity.WARNING,
+            )
+
+
+def method_params(draft: Draft) -> Iterator[Finding]:
+    """A method's ``params`` names one param per parameter type of its ``signature``."""
+    for svc in draft.services:
+        service = svc.value
+        for i, method in enumerate(service.method):
+            if method.params is None or method.signature is None:
+                continue
+            types = len(method.signature) - 1
+            if len(method.params) != types:
+                yield svc.finding(
+                    "method-params",
+                    f"method `{service.name}.{method.name}` names {len(method.params)} params "
+                    f"({', '.join(method.params) or 'none'}) but its signature declares "
+                    f"{types} parameter types: give one name per parameter type",
+                    "method",
+                    i,
+                    "params",
+                )
 
 
 def peer_credentials_unique(draft: Draft) -> Iterator[Finding]:
@@ -805,6 +851,8 @@ RULES: list[Rule] = [
     endpoint_credentials,
     grants,
     peer_credentials_unique,
+    anonymous_grants,
+    method_params,
 ]
 
 
@@ -817,6 +865,24 @@ def import_functions(draft: Draft) -> Iterator[Finding]:
             problem = import_problem(method.function)
             if problem:
                 yield svc.finding("import-failed", problem, "method", i, "function")
+                continue
+            problem = context_problem(method.function)
+            if problem:
+                yield svc.finding("handler-context", problem, "method", i, "function")
+
+
+def context_problem(spec: str) -> str | None:
+    """Why the (importable) handler ``spec`` cannot be given its call context, if it asks
+    for it in a way that cannot work (``rpcd.handler.context_parameter``)."""
+    module_name, _, attr = spec.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    try:
+        context_parameter(target)
+    except ContextParameterError as exc:
+        return f"handler `{spec}` {exc}"
+    return None
 
 
 def import_problem(spec: str) -> str | None:

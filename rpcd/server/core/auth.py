@@ -105,6 +105,14 @@ class Principal:
     method: str  # token | password | session | cert
     session: SessionClaims | None = None
 
+    @property
+    def institutions(self) -> tuple[str, ...]:
+        """The institutions the caller acts for: the peer's, or the one its session's
+        ``system.login`` chose with ``domain``."""
+        if self.session is not None and self.session.institution is not None:
+            return (self.session.institution,)
+        return self.peer.institutions
+
 
 @dataclass(frozen=True)
 class PeerIndex:
@@ -261,6 +269,12 @@ class Authenticator:
             return principal
         if scheme == "basic" and value:
             return await self._basic(index, value, request)
+        carried = _carried_session(request)
+        if carried is not None:  # eGroupWare's cookies, phpGroupWare's URL params
+            session = self.check_session(index, *carried)
+            if session is None:
+                self.failed("session")
+            return session
         der = _client_certificate(request)
         if der is not None:
             principal = index.cert_principal(der)
@@ -304,6 +318,21 @@ class Authenticator:
             return session
         peer = await self.check_password(index, user, secret, request)
         return Principal(peer, "password") if peer is not None else None
+
+
+#: The names eGroupWare and phpGroupWare give a session's two halves, in a cookie or the URL.
+SESSION_NAMES = ("sessionid", "kp3")
+
+
+def _carried_session(request: web.Request) -> tuple[str, str] | None:
+    """A session sent as cookies (``sessionid`` and ``kp3``: what ``system.login`` sets, and
+    what eGroupWare clients with a cookie jar send back) or as URL query params
+    (``?sessionid=…&kp3=…``: phpGroupWare clients that cannot send Basic credentials)."""
+    for source in (request.cookies, request.query):
+        sid, kp3 = (source.get(name) for name in SESSION_NAMES)
+        if sid and kp3:
+            return sid, kp3
+    return None
 
 
 def _client_certificate(request: web.Request) -> bytes | None:

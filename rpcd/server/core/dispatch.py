@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -28,8 +29,9 @@ from typing import Any, Protocol
 
 from rpcd.errors import INTERNAL_ERROR, INVALID_PARAMS, SYSTEM_ERROR, Fault
 from rpcd.server.core.auth import Authenticator, AuthRequired
-from rpcd.server.core.calls import ANONYMOUS_METHODS, CallContext, canonical, not_found
+from rpcd.server.core.calls import ANONYMOUS_METHODS, CallContext, allowed, canonical, not_found
 from rpcd.server.core.loading import MethodEntry
+from rpcd.server.core.named import by_name
 from rpcd.server.core.system import SYSTEM_METHODS
 from rpcd.settings import Settings
 
@@ -62,6 +64,8 @@ UNKNOWN = "unknown"
 def _label(ctx: CallContext, name: str, system: bool, entry: MethodEntry | None) -> str:
     """The ``method`` label of a call: its name only when the caller may call it."""
     principal = ctx.principal
+    if entry is not None and entry.anonymous:
+        return name
     if principal is None:
         return name if name in ANONYMOUS_METHODS else UNAUTHENTICATED
     if system or (entry is not None and principal.peer.id in entry.callers):
@@ -157,19 +161,35 @@ class Dispatcher:
         started = perf_counter()
         code: int | None = None
         try:
-            if ctx.principal is None and name not in ANONYMOUS_METHODS:
+            if (
+                ctx.principal is None
+                and name not in ANONYMOUS_METHODS
+                and (entry is None or not entry.anonymous)
+            ):
                 raise AuthRequired()
-            if isinstance(params, dict):
-                if name not in ("system.login", "system.logout"):
-                    raise Fault(
-                        INVALID_PARAMS, "named params are not supported: send them as an array"
-                    )
-                params = [params]
             if system is not None:
+                if isinstance(params, dict):
+                    if name not in ("system.login", "system.logout"):
+                        raise Fault(
+                            INVALID_PARAMS,
+                            f"{name} takes its params as an array, not by name",
+                        )
+                    params = [params]
                 return await system.func(self, ctx, params)
-            assert ctx.principal is not None
-            if entry is None or ctx.principal.peer.id not in entry.callers:
+            principal = ctx.principal
+            if entry is None or not (
+                # the usual case in one set lookup; a login narrowed to one institution
+                # and anonymous methods are judged by ``allowed``
+                (
+                    principal is not None
+                    and principal.session is None
+                    and principal.peer.id in entry.callers
+                )
+                or allowed(ctx, entry)
+            ):
                 raise not_found(name)
+            if isinstance(params, dict):
+                params = by_name(entry, params)
             check_signature(entry, params)
             if entry.inline:
                 return _run_inline(ctx, entry, params)
@@ -187,17 +207,18 @@ class Dispatcher:
     async def _run(self, ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
         if entry.func is not None and not entry.is_async:
             return await self._run_pooled(ctx, entry, params)
+        func = None if entry.func is None else _with_context(ctx, entry)
         timeout = self.settings.handler_timeout
         try:
             async with asyncio.timeout(timeout) as scope:
                 try:
-                    if entry.func is None:
+                    if func is None:
                         if self.proxy_call is None:
                             raise Fault(
                                 SYSTEM_ERROR, f"{entry.name}: outbound calls are not available"
                             )
                         return await self.proxy_call(ctx, entry, params)
-                    return await entry.func(*params)
+                    return await func(*params)
                 except asyncio.CancelledError:
                     raise
                 except Fault:
@@ -212,9 +233,8 @@ class Dispatcher:
     async def _run_pooled(self, ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
         """A sync handler in the pool, its time limit a timer on the pool's future (what
         ``asyncio.timeout`` would do, without its context manager's two coroutine frames)."""
-        assert entry.func is not None
         timeout = self.settings.handler_timeout
-        future = self._in_pool(entry.func, params)
+        future = self._in_pool(_with_context(ctx, entry), params)
         timer = future.get_loop().call_later(timeout, _expire, future)
         try:
             return await future
@@ -235,6 +255,15 @@ class _Expired(Exception):
 def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(_Expired())
+
+
+def _with_context(ctx: CallContext, entry: MethodEntry) -> Callable[..., Any]:
+    """The handler, its ``CallContext`` parameter bound when it asks for one."""
+    func = entry.func
+    assert func is not None
+    if entry.context_param is None:
+        return func
+    return functools.partial(func, **{entry.context_param: ctx.for_handler(entry.name)})
 
 
 def _internal_error(ctx: CallContext, entry: MethodEntry) -> Fault:
@@ -261,9 +290,8 @@ def _timed_out(ctx: CallContext, entry: MethodEntry, timeout: float) -> Fault:
 def _run_inline(ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
     """A ``run = "inline"`` handler, on the loop: no pool hop and no time limit (it cannot be
     interrupted there anyway); its errors become faults exactly as in ``Dispatcher._run``."""
-    assert entry.func is not None
     try:
-        return entry.func(*params)
+        return _with_context(ctx, entry)(*params)
     except Fault:
         raise
     except Exception:

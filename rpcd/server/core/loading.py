@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from rpcd.config import Catalog, FileCache, Finding, Report, Severity, build
-from rpcd.config.models import Method, Peer, Service
+from rpcd.config.models import Grant, Method, Peer, Service
 from rpcd.config.rules import Located, parts_of
 from rpcd.config.scopes import (
     DAEMON_FILES,
@@ -34,7 +34,9 @@ from rpcd.config.scopes import (
     reserved_problem,
     resolved_problem,
 )
+from rpcd.handler import context_parameter, without_parameter
 from rpcd.secrets import SecretStore, resolve_catalog, short_secret_findings
+from rpcd.server.core import grants
 from rpcd.server.core.auth import PeerIndex
 from rpcd.server.core.signatures import Check, arity, param_checks, param_types
 
@@ -74,6 +76,11 @@ class MethodEntry:
     #: ``signatures.arity(py_signature)``: the param counts ``py_signature`` binds, checked
     #: without ``Signature.bind`` for a method with no declared signature.
     arity: tuple[int, int] | None = None
+    #: The handler's ``CallContext`` parameter (``rpcd.handler.context_parameter``), passed
+    #: by keyword; None: the handler does not ask for the context.
+    context_param: str | None = None
+    #: Anyone may call it, callers without credentials too (``grant.anonymous``).
+    anonymous: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,12 +120,9 @@ class CatalogHolder:
         return old
 
 
-def may_call(peer: Peer, service: Service) -> bool:
-    """A service grants the peer itself or one of the peer's institutions (deny by default)."""
-    grant = service.grant
-    if grant is None:
-        return False
-    return peer.id in grant.peers or not set(peer.institutions).isdisjoint(grant.institutions)
+def may_call(peer: Peer, service: Service, method: Method | None = None) -> bool:
+    """May ``peer`` call ``method`` of ``service``: ``rpcd.server.core.grants.may_call``."""
+    return grants.may_call(peer, service, method)
 
 
 def _resolve(spec: str) -> Callable[..., Any]:
@@ -136,13 +140,16 @@ def build_methods(catalog: Catalog) -> dict[str, MethodEntry]:
     methods: dict[str, MethodEntry] = {}
     callers_of = _callers_by_grant(catalog.peers.values())
     for service in catalog.services.values():
-        callers = callers_of(service)
         for method in service.method:
+            callers = callers_of(grants.effective_grant(service, method))
             func = _resolve(method.function) if method.function else None
             try:
                 sig = inspect.signature(func) if func is not None else None
             except (TypeError, ValueError):
                 sig = None
+            context = context_parameter(func) if func is not None else None
+            if sig is not None and context is not None:
+                sig = without_parameter(sig, context)
             name = f"{service.name}.{method.name}"
             is_async = func is not None and inspect.iscoroutinefunction(func)
             inline = func is not None and not is_async and method.run == "inline"
@@ -160,31 +167,35 @@ def build_methods(catalog: Catalog) -> dict[str, MethodEntry]:
                 types,
                 callers,
                 arity(sig),
+                context,
+                grants.is_anonymous(service, method),
             )
     return methods
 
 
-def _callers_by_grant(peers: Iterable[Peer]) -> Callable[[Service], frozenset[str]]:
-    """``service -> ids of the peers that may_call it``, from an institution -> peers index
-    (linear in the grants, not peers x services), one shared set per distinct grant."""
+def _callers_by_grant(peers: Iterable[Peer]) -> Callable[[Grant | None], frozenset[str]]:
+    """``grant -> ids of the peers it admits``, from an institution -> peers index
+    (linear in the grants, not peers x methods), one shared set per distinct grant."""
     ids: set[str] = set()
     members: dict[str, set[str]] = {}
     for peer in peers:
         ids.add(peer.id)
         for institution in peer.institutions:
             members.setdefault(institution, set()).add(peer.id)
-    shared: dict[tuple[tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
+    shared: dict[tuple[tuple[str, ...], tuple[str, ...], bool], frozenset[str]] = {}
 
-    def callers(service: Service) -> frozenset[str]:
-        grant = service.grant
+    def callers(grant: Grant | None) -> frozenset[str]:
         if grant is None:
             return frozenset()
-        key = (tuple(grant.peers), tuple(grant.institutions))
+        key = (tuple(grant.peers), tuple(grant.institutions), grant.anonymous)
         found = shared.get(key)
         if found is None:
-            found = frozenset(ids.intersection(grant.peers)).union(
-                *(members.get(i, ()) for i in grant.institutions)
-            )
+            if grant.anonymous:
+                found = frozenset(ids)
+            else:
+                found = frozenset(ids.intersection(grant.peers)).union(
+                    *(members.get(i, ()) for i in grant.institutions)
+                )
             shared[key] = found
         return found
 

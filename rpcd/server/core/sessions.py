@@ -1,7 +1,8 @@
 """Stateless signed sessions for ``system.login`` (eGroupWare's sessionid + kp3), no database.
 
     sessionid = base64url(payload) "." base64url(HMAC-SHA256(k_sig, payload))
-    payload   = JSON {"p": peer id, "i": issued, "e": expires, "n": random nonce}
+    payload   = JSON {"p": peer id, "i": issued, "e": expires, "n": random nonce,
+                      "d": the institution chosen by login's ``domain`` (only when given)}
     kp3       = hex(HMAC-SHA256(k_kp3, sessionid))[:32]
 
 ``k_sig`` and ``k_kp3`` are derived from the session key, so every replica started with the
@@ -46,6 +47,8 @@ class SessionClaims:
     issued: float
     expires: float
     nonce: str
+    #: The institution ``system.login``'s ``domain`` chose (None: all of the peer's).
+    institution: str | None = None
 
 
 class SessionManager:
@@ -69,15 +72,18 @@ class SessionManager:
     def _kp3(self, sessionid: str) -> str:
         return hmac.digest(self._kp3_key, sessionid.encode("ascii"), "sha256").hex()[:32]
 
-    def issue(self, peer_id: str) -> tuple[str, str]:
-        """A new ``(sessionid, kp3)`` for ``peer_id``, valid for ``ttl`` seconds."""
+    def issue(self, peer_id: str, institution: str | None = None) -> tuple[str, str]:
+        """A new ``(sessionid, kp3)`` for ``peer_id`` (acting for ``institution`` only, when
+        given), valid for ``ttl`` seconds."""
         now = self._clock()
-        payload = {
+        payload: dict[str, object] = {
             "p": peer_id,
             "i": int(now),
             "e": int(now + self._ttl),
             "n": _b64(os.urandom(12)),
         }
+        if institution is not None:
+            payload["d"] = institution
         raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
         sig = hmac.digest(self._sig_key, raw, "sha256")
         sessionid = f"{_b64(raw)}.{_b64(sig)}"
@@ -98,8 +104,13 @@ class SessionManager:
             return None
         try:
             data = json.loads(raw)
+            domain = data.get("d")
             claims = SessionClaims(
-                str(data["p"]), float(data["i"]), float(data["e"]), str(data["n"])
+                str(data["p"]),
+                float(data["i"]),
+                float(data["e"]),
+                str(data["n"]),
+                None if domain is None else str(domain),
             )
         except (ValueError, KeyError, TypeError):
             return None

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rpcd.errors import INVALID_PARAMS, INVALID_REQUEST, Fault
+from rpcd.server.core import grants
 from rpcd.server.core.auth import AuthRequired
 from rpcd.server.core.budget import check_budget
-from rpcd.server.core.calls import ANONYMOUS_METHODS, CallContext, canonical, not_found
-from rpcd.server.core.loading import MethodEntry, may_call
+from rpcd.server.core.calls import ANONYMOUS_METHODS, CallContext, allowed, canonical, not_found
+from rpcd.server.core.loading import MethodEntry
 
 if TYPE_CHECKING:
     from rpcd.server.core.dispatch import Dispatcher
@@ -57,23 +58,18 @@ def _params(name: str, params: list[Any], *kinds: type) -> None:
 
 def _visible(ctx: CallContext) -> list[str]:
     """Every method name the caller may call, sorted."""
+    published = sorted(n for n, e in ctx.loaded.methods.items() if allowed(ctx, e))
     if ctx.principal is None:
-        return sorted(ANONYMOUS_METHODS)
-    peer = ctx.principal.peer
-    published = [n for n, e in ctx.loaded.methods.items() if may_call(peer, e.service)]
-    return sorted(published) + sorted(SYSTEM_METHODS)
+        return published + sorted(ANONYMOUS_METHODS)
+    return published + sorted(SYSTEM_METHODS)
 
 
 def _entry(ctx: CallContext, name: str) -> MethodEntry | SystemMethod:
     name = canonical(name)
-    if ctx.principal is None:
-        if name not in ANONYMOUS_METHODS:
-            raise not_found(name)
-        return SYSTEM_METHODS[name]
-    if name in SYSTEM_METHODS:
+    if name in SYSTEM_METHODS and (ctx.principal is not None or name in ANONYMOUS_METHODS):
         return SYSTEM_METHODS[name]
     entry = ctx.loaded.methods.get(name)
-    if entry is None or not may_call(ctx.principal.peer, entry.service):
+    if entry is None or not allowed(ctx, entry):
         raise not_found(name)
     return entry
 
@@ -107,17 +103,20 @@ async def get_capabilities(d: Dispatcher, ctx: CallContext, params: list[Any]) -
 async def list_services(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
     _params("system.listServices", params)
     assert ctx.principal is not None
-    peer = ctx.principal.peer
-    return [
-        {
-            "name": s.name,
-            "apiversion": s.apiversion,
-            "description": s.description,
-            "methods": [f"{s.name}.{m.name}" for m in s.method],
-        }
-        for s in sorted(ctx.loaded.catalog.services.values(), key=lambda s: s.name)
-        if may_call(peer, s)
-    ]
+    peer, acting = ctx.principal.peer, ctx.principal.institutions
+    found = []
+    for s in sorted(ctx.loaded.catalog.services.values(), key=lambda s: s.name):
+        methods = [f"{s.name}.{m.name}" for m in s.method if grants.may_call(peer, s, m, acting)]
+        if methods:
+            found.append(
+                {
+                    "name": s.name,
+                    "apiversion": s.apiversion,
+                    "description": s.description,
+                    "methods": methods,
+                }
+            )
+    return found
 
 
 async def multicall(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
@@ -151,32 +150,44 @@ async def multicall(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
     return results
 
 
-def _credentials(params: list[Any]) -> tuple[str, str]:
+#: eGroupWare's name for its only instance: a ``domain`` that narrows nothing.
+DEFAULT_DOMAINS = frozenset({"", "default"})
+
+
+def _credentials(params: list[Any]) -> tuple[str, str, str | None]:
+    domain: Any = None
     if len(params) == 1 and isinstance(params[0], dict):
         user, password = params[0].get("username"), params[0].get("password")
+        domain = params[0].get("domain")
     elif len(params) == 2:
         user, password = params
     else:
         user = password = None
     if not isinstance(user, str) or not isinstance(password, str):
-        raise Fault(INVALID_PARAMS, "system.login takes {username, password} or two strings")
-    return user, password
+        raise Fault(
+            INVALID_PARAMS, "system.login takes {username, password[, domain]} or two strings"
+        )
+    if domain is not None and not isinstance(domain, str):
+        raise Fault(INVALID_PARAMS, "system.login: domain is an institution id (a string)")
+    return user, password, None if domain in DEFAULT_DOMAINS else domain
 
 
 async def login(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
-    """A session for a userpass peer; wrong credentials are HTTP 401 (as in eGroupWare)."""
+    """A session for a userpass peer; wrong credentials are HTTP 401 (as in eGroupWare).
+    ``domain`` (eGroupWare's) names the one institution the session acts for; one the peer
+    does not act for fails like a wrong password."""
     metrics = d.metrics
     try:
-        user, password = _credentials(params)
+        user, password, domain = _credentials(params)
         peer = await d.authenticator.check_password(ctx.loaded.peers, user, password, ctx.request)
-        if peer is None:
+        if peer is None or (domain is not None and domain not in peer.institutions):
             raise AuthRequired("login failed")
     except Fault:
         if metrics is not None:
             metrics.login(False)
         raise
     sessions = d.authenticator.sessions
-    sessionid, kp3 = sessions.issue(peer.id)
+    sessionid, kp3 = sessions.issue(peer.id, domain)
     if metrics is not None:  # rpcd_sessions_active counts this replica's live sessions
         claims = sessions.verify(sessionid, kp3)
         if claims is None:
@@ -233,8 +244,9 @@ SYSTEM_METHODS: dict[str, SystemMethod] = {
     ),
     "system.login": SystemMethod(
         login,
-        "Starts a session: {username, password} -> {sessionid, kp3}; send "
-        "Basic base64(sessionid:kp3) on later calls.",
+        "Starts a session: {username, password[, domain]} -> {sessionid, kp3}; send "
+        "Basic base64(sessionid:kp3) (or the cookies it sets) on later calls. domain "
+        "narrows the session to one of your institutions.",
         (("struct", "struct"), ("struct", "string", "string")),
     ),
     "system.logout": SystemMethod(

@@ -1,14 +1,18 @@
 """The JSON admin and call API (``/v1``), the probes, and ``GET /metrics``.
 
 Authenticated peers only; a non-admin peer sees and uses only its own institutions. Secrets
-appear as references (``env:NAME``), never values.
+appear as references (``env:NAME``), never values. ``GET /v1/openapi.json`` serves the API's
+OpenAPI 3.1 document, ``openapi.json`` beside this module (the one description of these
+routes; tests/test_serving_openapi.py holds the daemon to it with schemathesis).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
+from importlib import resources
 from typing import Any
 
 from aiohttp import web
@@ -116,6 +120,17 @@ async def status(request: web.Request) -> web.Response:
     return _json({"revision": loaded.revision, "reload": last})
 
 
+@functools.cache
+def openapi_document() -> bytes:
+    """The OpenAPI document of ``/v1`` and the probes, as shipped in the package."""
+    return resources.files(__package__).joinpath("openapi.json").read_bytes()
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """``GET /v1/openapi.json``: the API's description (no credentials needed)."""
+    return web.Response(body=openapi_document(), content_type="application/json")
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
@@ -168,6 +183,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/v1/connections", guarded(connections)),
         web.post("/v1/call/{class}", guarded(call)),
         web.get("/v1/status", guarded(status)),
+        web.get("/v1/openapi.json", guarded(openapi)),
         web.get("/healthz", guarded(healthz)),
         web.get("/readyz", guarded(readyz)),
     ]

@@ -19,8 +19,9 @@ from rpcd.codecs.jsonrpc import InvalidJsonRpcRequest, JsonRpcRequest
 from rpcd.errors import INVALID_REQUEST, CodecError, Fault, LimitExceeded
 from rpcd.server.core.auth import AuthRequired
 from rpcd.server.core.budget import calls_in, check_budget
-from rpcd.server.core.calls import CallContext
+from rpcd.server.core.calls import CallContext, canonical
 from rpcd.server.core.dispatch import Dispatcher
+from rpcd.server.edge.cookies import set_session_cookies
 from rpcd.server.edge.http import auth_error
 from rpcd.server.edge.request import Endpoint, Scope, unencodable
 
@@ -36,20 +37,24 @@ def _encode(response: dict[str, Any]) -> bytes:
 
 
 async def _one(
-    dispatcher: Dispatcher, ctx: CallContext, req: JsonRpcRequest
+    dispatcher: Dispatcher, ctx: CallContext, req: JsonRpcRequest, logins: list[Any]
 ) -> dict[str, Any] | None:
-    """The response object for one request (None for a notification)."""
+    """The response object for one request (None for a notification); the result of a
+    ``system.login`` or ``system.logout`` is also appended to ``logins`` (cookies are set
+    or expired for it)."""
     try:
         result = await dispatcher.call(ctx, req.method, req.params)
     except AuthRequired:
         raise
     except Fault as fault:
-        return (
-            None if req.is_notification else jsonrpc.make_error(req.id, fault.code, fault.message)
-        )
+        if req.is_notification:
+            return None
+        return jsonrpc.make_error(req.id, fault.code, fault.message, fault.data)
     if req.is_notification:
         return None
     try:
+        if canonical(req.method) in ("system.login", "system.logout"):
+            logins.append((req.method, result))
         return jsonrpc.make_result(req.id, result)
     except (TypeError, ValueError, LimitExceeded):
         failed = unencodable(req.method, ctx.request_id)
@@ -70,12 +75,17 @@ class JsonRpcEndpoint(Endpoint):
     )
 
     async def answer(self, request: web.Request, scope: Scope) -> web.StreamResponse:
-        data = await self._answer(request, scope)
+        logins: list[Any] = []
+        data = await self._answer(request, scope, logins)
         if not data:
             return web.Response(status=204)
-        return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE})
+        response = web.Response(body=data, headers={"Content-Type": CONTENT_TYPE})
+        for method, result in logins[-1:]:
+            ttl = self.authenticator.sessions.ttl
+            set_session_cookies(response, request, method, result, ttl)
+        return response
 
-    async def _answer(self, request: web.Request, scope: Scope) -> bytes:
+    async def _answer(self, request: web.Request, scope: Scope, logins: list[Any]) -> bytes:
         """The response body (empty: notifications only, 204); HTTP errors are raised."""
         data, loaded, principal = await self.caller(request, scope)
         settings = self.settings
@@ -91,7 +101,7 @@ class JsonRpcEndpoint(Endpoint):
         try:
             if isinstance(parsed, JsonRpcRequest):
                 scope.rpc_method = parsed.method[:100]
-                single = await _one(dispatcher, ctx, parsed)
+                single = await _one(dispatcher, ctx, parsed, logins)
                 return _encode(single) if single is not None else b""
             if len(parsed) > settings.max_multicall:
                 message = f"a batch takes at most {settings.max_multicall} calls, got {len(parsed)}"
@@ -106,7 +116,7 @@ class JsonRpcEndpoint(Endpoint):
                 if isinstance(item, InvalidJsonRpcRequest):
                     responses.append(jsonrpc.make_error(item.id, item.code, str(item)))
                     continue
-                response = await _one(dispatcher, ctx, item)
+                response = await _one(dispatcher, ctx, item, logins)
                 if response is not None:
                     responses.append(response)
             return jsonrpc.dumps_batch(responses)

@@ -13,6 +13,7 @@ from rpcd.codecs import xmlrpc
 from rpcd.errors import CodecError, Fault, LimitExceeded
 from rpcd.server.core.auth import AuthRequired
 from rpcd.server.core.calls import CallContext
+from rpcd.server.edge.cookies import set_session_cookies
 from rpcd.server.edge.http import auth_error
 from rpcd.server.edge.request import Endpoint, Scope, unencodable
 
@@ -53,6 +54,11 @@ class XmlRpcEndpoint(Endpoint):
                 body = _fault_body(fault)
             else:
                 body = _encode(result, scope.rpc_method, scope.rid)
+                if scope.rpc_method.endswith(("login", "logout")):
+                    response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+                    ttl = self.authenticator.sessions.ttl
+                    set_session_cookies(response, request, method, result, ttl)
+                    return response
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
