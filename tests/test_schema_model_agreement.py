@@ -30,7 +30,8 @@ from tree_helpers import REPO, copy_example
 from rpcd.config import build, schema
 from rpcd.config.contract import load_schema
 from rpcd.config.document import check_file
-from rpcd.config.models import AUTH_FOR_TYPE, CREDENTIAL_KEYS, PAYLOAD_FOR_TYPE
+from rpcd.config.models import CREDENTIAL_KEYS
+from rpcd.config.schema import AUTH_FOR_TYPE, PAYLOAD_FOR_TYPE
 from rpcd.config.sources import FileKind, SourceFile
 
 Doc = dict[str, Any]

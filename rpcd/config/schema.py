@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from rpcd.config.contract import load_schema
+from rpcd.config.contract import load_schema, rule_table
 from rpcd.config.findings import Finding
-from rpcd.config.models import MODELS
+from rpcd.config.models import CREDENTIAL_KEYS, MODELS
 from rpcd.config.parse import Path_, format_path
 from rpcd.config.sources import FileKind
 
@@ -41,6 +41,10 @@ SECRET_KEYS = frozenset(
         "private_key",
     }
 )
+# The schema's per-type tables, for messages that say what would be valid.
+AUTH_FOR_TYPE = rule_table(FileKind.CONNECTIONS, "auth-for-type", "type")
+PAYLOAD_FOR_TYPE = rule_table(FileKind.CONNECTIONS, "payload-for-type", "type")
+PEER_CREDENTIAL_KEYS = rule_table(FileKind.SERVICES, "peer-credential", "auth")
 _STRUCTURAL = frozenset(
     {"properties", "items", "additionalProperties", "patternProperties", "definitions"}
 )
@@ -426,8 +430,6 @@ Builder = Callable[["jsonschema.ValidationError", Path_, Any, Any], str]
 
 
 def _auth_for_type(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
-    from rpcd.config.models import AUTH_FOR_TYPE
-
     item = parent if isinstance(parent, dict) else {}
     kind = item.get("type", "REST")
     return (
@@ -437,8 +439,6 @@ def _auth_for_type(error: jsonschema.ValidationError, path: Path_, parent: Any, 
 
 
 def _payload_for_type(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
-    from rpcd.config.models import PAYLOAD_FOR_TYPE
-
     item = parent if isinstance(parent, dict) else {}
     kind = item.get("type", "REST")
     return (
@@ -450,8 +450,6 @@ def _payload_for_type(error: jsonschema.ValidationError, path: Path_, parent: An
 def _credential_mismatch(
     error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any
 ) -> str:
-    from rpcd.config.models import CREDENTIAL_KEYS
-
     creds_path = path if path and path[-1] == "credentials" else (*path, "credentials")
     connection = _get(doc, creds_path[:-1])
     connection = connection if isinstance(connection, dict) else {}
@@ -502,8 +500,6 @@ def _plaintext_secret(error: jsonschema.ValidationError, path: Path_, parent: An
 
 
 def _peer_credential(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
-    from rpcd.config.models import PEER_CREDENTIAL_KEYS
-
     peer = _get(doc, path)
     peer = peer if isinstance(peer, dict) else parent if isinstance(parent, dict) else {}
     auth = peer.get("auth")
