@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rpcd.config import models
-from rpcd.config.conditionals import _compile, first_broken, rules_of
+from rpcd.config.conditionals import _compile, rules_of
 from rpcd.config.contract import SCHEMA_DIR, load_schema
 from rpcd.config.sources import FileKind
 
@@ -39,8 +41,8 @@ def test_every_tagged_conditional_is_run_by_a_model(kind: FileKind) -> None:
     as long as it sits in an allOf the models read; a new place must be added to models.py."""
     for pointer in _tagged_allof_owners(load_schema(kind)):
         assert (kind, pointer) in READ_BY_MODELS, f"no model reads the conditionals at {pointer}"
-        read = [rule.rule for rule in READ_BY_MODELS[kind, pointer]]
-        assert read == [rule.rule for rule in rules_of(kind, *pointer)]
+        read = [rule.rule for rule in READ_BY_MODELS[kind, pointer].rules]
+        assert read == [rule.rule for rule in rules_of(kind, *pointer).rules]
 
 
 def test_the_models_refuse_with_the_rule_of_the_broken_conditional() -> None:
@@ -51,12 +53,12 @@ def test_the_models_refuse_with_the_rule_of_the_broken_conditional() -> None:
         "endpoint": "https://h.example/",
         "credentials": {"consumer_key": {"env": "K"}, "consumer_secret": {"env": "S"}},
     }
-    assert first_broken(models.CONNECTION_RULES, conn) == "auth-for-type"
+    assert models.CONNECTION_RULES.first_broken(conn) == "auth-for-type"
     conn |= {"auth": "token", "credentials": {"token": {"env": "T"}}, "token_param": "t"}
-    assert first_broken(models.CONNECTION_RULES, conn) is None
+    assert models.CONNECTION_RULES.first_broken(conn) is None
     conn["auth"] = "wsse"
     conn["credentials"] = {"username": {"env": "U"}, "password": {"env": "P"}}
-    assert first_broken(models.CONNECTION_RULES, conn) == "token-placement"
+    assert models.CONNECTION_RULES.first_broken(conn) == "token-placement"
 
 
 @pytest.mark.parametrize(
@@ -86,3 +88,34 @@ def test_keywords_mean_what_json_schema_says(
 def test_a_keyword_it_does_not_know_fails_loudly() -> None:
     with pytest.raises(ValueError, match="'pattern' in an x-rpcd-rule conditional"):
         _compile({"if": {"required": ["a"]}, "then": {"properties": {"a": {"pattern": "x"}}}})
+
+
+_WORDS = ["REST", "XML-RPC", "SOAP", "token", "userpass", "oauth1", "wsse", "cert", "url"]
+_WORDS += ["xml", "json", "soap", "body", "header", "GET", "POST", "digest"]
+_VALUES = st.sampled_from([*_WORDS, True, False, 1, [], ["a"], {}])
+_KEYS = ["type", "auth", "payload", "http_method", "global", "institutions", "token_param"]
+_KEYS += ["token_header", "wsse_password_type", "oauth_placement", "soap_namespace", "run"]
+_KEYS += ["soap_action", "soap_qualified", "parameters", "function", "proxy", "class"]
+_CREDENTIALS = st.dictionaries(
+    st.sampled_from(["token", "username", "password", "consumer_key", "certificate"]),
+    st.just({"env": "X"}),
+)
+
+
+@pytest.mark.fuzz
+@given(
+    table=st.dictionaries(st.sampled_from(_KEYS), _VALUES),
+    credentials=st.none() | _CREDENTIALS,
+)
+def test_the_index_agrees_with_running_every_conditional(
+    table: dict[str, Any], credentials: dict[str, Any] | None
+) -> None:
+    """The trigger index (``RuleSet.first_broken``) says "broken" exactly when running every
+    conditional in full does."""
+    if credentials is not None:
+        table["credentials"] = credentials
+    for rules in READ_BY_MODELS.values():
+        broken = [rule.rule for rule in rules.rules if not rule.holds(table)]
+        found = rules.first_broken(table)
+        assert (found is None) == (not broken)
+        assert found is None or found in broken

@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
-from rpcd.config.conditionals import TaggedRule, first_broken, rules_of
+from rpcd.config.conditionals import RuleSet, rules_of
 from rpcd.config.contract import rule_table
 from rpcd.config.sources import FileKind
 
@@ -88,9 +88,9 @@ def _fail(rule: str, message: str, **ctx: Any) -> PydanticCustomError:
     return PydanticCustomError(rule, message, ctx)
 
 
-def _schema_rules(rules: tuple[TaggedRule, ...], data: Any) -> Any:
+def _schema_rules(rules: RuleSet, data: Any) -> Any:
     """Refuse a raw table that breaks one of the schema's tagged conditionals (``rules_of``)."""
-    broken = first_broken(rules, data)
+    broken = rules.first_broken(data)
     if broken is not None:
         raise _fail(broken, "breaks the schema's {name} conditional", name=broken)
     return data
