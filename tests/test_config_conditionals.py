@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rpcd.config import models
-from rpcd.config.conditionals import _compile, rules_of
+from rpcd.config.conditionals import compile_check, rules_of
 from rpcd.config.contract import SCHEMA_DIR, load_schema
 from rpcd.config.sources import FileKind
 
@@ -82,12 +82,12 @@ def test_the_models_refuse_with_the_rule_of_the_broken_conditional() -> None:
 def test_keywords_mean_what_json_schema_says(
     schema: dict[str, Any], value: Any, holds: bool
 ) -> None:
-    assert _compile(schema)(value) is holds
+    assert compile_check(schema)(value) is holds
 
 
 def test_a_keyword_it_does_not_know_fails_loudly() -> None:
     with pytest.raises(ValueError, match="'pattern' in an x-rpcd-rule conditional"):
-        _compile({"if": {"required": ["a"]}, "then": {"properties": {"a": {"pattern": "x"}}}})
+        compile_check({"if": {"required": ["a"]}, "then": {"properties": {"a": {"pattern": "x"}}}})
 
 
 _WORDS = ["REST", "XML-RPC", "SOAP", "token", "userpass", "oauth1", "wsse", "cert", "url"]

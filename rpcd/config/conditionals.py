@@ -84,7 +84,7 @@ def rules_of(kind: FileKind, *pointer: str) -> RuleSet:
     for entry in node.get("allOf", ()):
         if "x-rpcd-rule" not in entry:
             continue
-        rule = TaggedRule(entry["x-rpcd-rule"], _compile(entry))
+        rule = TaggedRule(entry["x-rpcd-rule"], compile_check(entry))
         rules.append(rule)
         found = _triggers(entry["if"]) if "if" in entry else _not_both(entry)
         if found is None:
@@ -92,7 +92,7 @@ def rules_of(kind: FileKind, *pointer: str) -> RuleSet:
             continue
         triggers, exact = found
         # when the triggers say exactly when the "if" holds, the "then" alone decides
-        then = TaggedRule(rule.rule, _compile(entry.get("then", {}))) if exact else rule
+        then = TaggedRule(rule.rule, compile_check(entry.get("then", {}))) if exact else rule
         for trigger in dict.fromkeys(triggers):
             indexed.setdefault(trigger, []).append(then)
     return RuleSet(
@@ -141,7 +141,7 @@ def _not_both(entry: dict[str, Any]) -> tuple[list[Trigger], bool] | None:
 _ANNOTATIONS = frozenset({"x-rpcd-rule", "description"})
 
 
-def _compile(node: dict[str, Any]) -> Check:
+def compile_check(node: dict[str, Any]) -> Check:
     """A predicate for one subschema: all its keywords hold (JSON Schema's conjunction).
 
     Each keyword becomes one small closure, specialised for the one-key and string cases the
@@ -166,31 +166,31 @@ def _always(value: Any) -> bool:
 def _keyword(node: dict[str, Any], key: str) -> Check | None:
     arg = node[key]
     if key == "if":
-        test, then = _compile(arg), _compile(node.get("then", {}))
+        test, then = compile_check(arg), compile_check(node.get("then", {}))
         if "else" not in node:
             return lambda v: not test(v) or then(v)
-        otherwise = _compile(node["else"])
+        otherwise = compile_check(node["else"])
         return lambda v: then(v) if test(v) else otherwise(v)
     if key in ("then", "else"):
         return None  # read with their "if"
     if key == "not":
-        inner = _compile(arg)
+        inner = compile_check(arg)
         return lambda v: not inner(v)
     if key == "anyOf":
-        branches = [_compile(b) for b in arg]
+        branches = [compile_check(b) for b in arg]
         return lambda v: any(b(v) for b in branches)
     if key == "oneOf":
-        branches = [_compile(b) for b in arg]
+        branches = [compile_check(b) for b in arg]
         return lambda v: sum(1 for b in branches if b(v)) == 1
     if key == "required":
         return _required(tuple(arg))
     if key == "properties":
-        return _properties([(name, _compile(sub)) for name, sub in arg.items()])
+        return _properties([(name, compile_check(sub)) for name, sub in arg.items()])
     if key == "items":
-        item = _compile(arg)
+        item = compile_check(arg)
         return lambda v: not isinstance(v, list | tuple) or all(item(i) for i in v)
     if key == "propertyNames":
-        names = _compile(arg)
+        names = compile_check(arg)
         return lambda v: not isinstance(v, dict) or all(names(k) for k in v)
     if key == "const":
         return _enum((arg,))
