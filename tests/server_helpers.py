@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from tree_helpers import REPO, copy_example
 
 from rpcd.secrets_hash import scrypt_hash, token_sha256
@@ -133,6 +135,13 @@ class Daemon:
         return _open(
             urllib.request.Request(self.url + path, headers=dict(headers or {})), self.ssl_context
         )
+
+    def metric_samples(self) -> list[Sample]:
+        """Every sample the daemon's ``/metrics`` shows now (name, labels, value)."""
+        _, _, body = self.get("/metrics")
+        return [
+            s for family in text_string_to_metric_families(body.decode()) for s in family.samples
+        ]
 
     def alive(self) -> bool:
         try:

@@ -21,7 +21,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from server_helpers import LOOPBACK_TOKEN, Daemon, make_tree, running, start_daemon
 
 #: Seconds a test waits for the daemon to close a connection whose deadline (1 s) passed:
@@ -79,13 +78,11 @@ def healthz(daemon: Daemon, timeout: float = 10) -> int:
 
 
 def closed_counts(daemon: Daemon) -> dict[str, float]:
-    _, _, body = daemon.get("/metrics")
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for s in family.samples:
-            if s.name == "rpcd_connections_closed_total":
-                out[s.labels["reason"]] = s.value
-    return out
+    return {
+        s.labels["reason"]: s.value
+        for s in daemon.metric_samples()
+        if s.name == "rpcd_connections_closed_total"
+    }
 
 
 PARTIAL_HEAD = b"POST /RPC2 HTTP/1.1\r\nHost: rpcd\r\nContent-Type: text/xml\r\n"
