@@ -240,6 +240,13 @@ def running(
     assert rc == 0, f"rpcd exited {rc}:\n{daemon.logs()}"
 
 
+@contextlib.contextmanager
+def example_daemon(base: Path, env: Mapping[str, str] | None = None) -> Iterator[Daemon]:
+    """A daemon on the example tree (``make_tree``) in ``base``, with ``env`` settings."""
+    with running(make_tree(base / "tree"), base / "rpcd.log", env) as daemon:
+        yield daemon
+
+
 def xml_call(method: str, params_xml: str = "") -> bytes:
     """A raw methodCall with hand-written param XML (for what xmlrpc.client cannot send)."""
     params = f"<params>{params_xml}</params>" if params_xml else "<params/>"

@@ -28,8 +28,8 @@ from server_helpers import (
     MOODLE_PASSWORD,
     MOODLE_USER,
     Daemon,
+    example_daemon,
     make_tree,
-    running,
 )
 
 from rpcd.secrets_hash import scrypt_hash, scrypt_params, unmatchable_like
@@ -146,7 +146,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         "RPCD_AUTH_FAIL_WINDOW": "600",
         "RPCD_TRUSTED_PROXIES": json.dumps([TRUSTED_PROXY]),
     }
-    with running(make_tree(base / "tree"), base / "rpcd.log", env) as d:
+    with example_daemon(base, env) as d:
         yield d
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from server_helpers import Daemon, make_tree, running
+from server_helpers import Daemon, example_daemon
 
 from rpcd.errors import INVALID_REQUEST
 from rpcd.settings import Settings
@@ -26,7 +26,7 @@ BUDGET = 60
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     base = tmp_path_factory.mktemp("budget")
     env = {"RPCD_MAX_CALLS_PER_REQUEST": str(BUDGET), "RPCD_MAX_MULTICALL": "100"}
-    with running(make_tree(base / "tree"), base / "rpcd.log", env) as d:
+    with example_daemon(base, env) as d:
         yield d
 
 

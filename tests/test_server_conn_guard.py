@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from server_helpers import LOOPBACK_TOKEN, Daemon, make_tree, running, start_daemon
+from server_helpers import LOOPBACK_TOKEN, Daemon, example_daemon, make_tree, running, start_daemon
 
 #: Seconds a test waits for the daemon to close a connection whose deadline (1 s) passed:
 #: generous, the property checked is "closed", not how fast.
@@ -101,7 +101,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         "RPCD_SEND_TIMEOUT": "1",
         "RPCD_MAX_BODY_BYTES": str(16 * 1024 * 1024),
     }
-    with running(make_tree(base / "tree"), base / "rpcd.log", env) as d:
+    with example_daemon(base, env) as d:
         yield d
 
 
