@@ -303,6 +303,7 @@ def _document(draw: st.DrawFn) -> tuple[str, str]:
     return rel, text
 
 
+@pytest.mark.slow
 @pytest.mark.fuzz
 @given(document=_document())
 @settings(suppress_health_check=[HealthCheck.too_slow])

@@ -453,6 +453,7 @@ def assert_edges_agree(kind: FileKind, document: Any) -> None:
                 assert_agree(kind, replaced(document, path, value))
 
 
+@pytest.mark.slow
 @pytest.mark.fuzz
 @pytest.mark.parametrize("kind", KINDS, ids=[k.value for k in KINDS])
 @SLOW_FIRST_DRAW

@@ -809,6 +809,7 @@ def test_fixtures_never_raise(kind: FileKind, document: Doc) -> None:
     check_never_raises(kind, document, REL[kind])
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(kinds_and_docs)
 def test_generated_documents_are_valid_in_both_stages(case: tuple[FileKind, Doc]) -> None:
@@ -816,6 +817,7 @@ def test_generated_documents_are_valid_in_both_stages(case: tuple[FileKind, Doc]
     assert verdicts(kind, document) == (True, True), document
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(mutated())
 def test_mutations_agree_and_never_raise(case: tuple[FileKind, Doc]) -> None:
@@ -841,6 +843,7 @@ TARGET: dict[FileKind, str] = {
 }
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=60)
 @given(mutated())
 def test_build_never_raises_on_a_mutated_tree(case: tuple[FileKind, Doc]) -> None:

@@ -154,6 +154,7 @@ def test_a_stalled_body_is_answered_408(quick: Daemon) -> None:
         assert b"body_timeout" in response.read()
 
 
+@pytest.mark.slow
 def test_a_client_that_stops_reading_is_cut_off(quick: Daemon) -> None:
     """A response larger than the socket buffers, never read: after ``send_timeout`` the
     daemon drops the connection instead of holding it (and the response) forever."""
