@@ -15,7 +15,7 @@ help:
 	@echo "make test      lint, type-check and run the whole test suite"
 	@echo "make validate  validate a config tree (ROOT=path, default: this repository)"
 	@echo "make lint      ruff + mypy"
-	@echo "make docs      regenerate docs/configuration.md from schemas/"
+	@echo "make docs      regenerate docs/configuration.md from schemas/ and docs/rules.md"
 	@echo "make bench     print the benchmark tables"
 	@echo "make fuzz      run the fuzz tests with fresh seeds for FUZZ_SECONDS (default 600)"
 
@@ -38,6 +38,7 @@ lint: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m rpcd.config.docgen > docs/configuration.md
+	$(BIN)/python -m rpcd.config.rulebook > docs/rules.md
 
 test: lint
 	@.ci/install-test-tools

@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import tomli_w
-
 from rpcd import __version__
 from rpcd.config import build
 from rpcd.config.pool import available_cpus
@@ -93,6 +91,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
+        import tomli_w  # only `rpcd show` writes TOML: validate's start-up does not pay for it
+
         sys.stdout.write(tomli_w.dumps(data))
     return EXIT_OK
 

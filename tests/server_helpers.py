@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from tree_helpers import REPO, copy_example
 
 from rpcd.secrets_hash import scrypt_hash, token_sha256
@@ -134,6 +136,13 @@ class Daemon:
             urllib.request.Request(self.url + path, headers=dict(headers or {})), self.ssl_context
         )
 
+    def metric_samples(self) -> list[Sample]:
+        """Every sample the daemon's ``/metrics`` shows now (name, labels, value)."""
+        _, _, body = self.get("/metrics")
+        return [
+            s for family in text_string_to_metric_families(body.decode()) for s in family.samples
+        ]
+
     def alive(self) -> bool:
         try:
             return self.get("/healthz")[0] == 200
@@ -229,6 +238,13 @@ def running(
     finally:
         rc = daemon.stop()
     assert rc == 0, f"rpcd exited {rc}:\n{daemon.logs()}"
+
+
+@contextlib.contextmanager
+def example_daemon(base: Path, env: Mapping[str, str] | None = None) -> Iterator[Daemon]:
+    """A daemon on the example tree (``make_tree``) in ``base``, with ``env`` settings."""
+    with running(make_tree(base / "tree"), base / "rpcd.log", env) as daemon:
+        yield daemon
 
 
 def xml_call(method: str, params_xml: str = "") -> bytes:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -301,6 +303,7 @@ def _document(draw: st.DrawFn) -> tuple[str, str]:
     return rel, text
 
 
+@pytest.mark.slow
 @pytest.mark.fuzz
 @given(document=_document())
 @settings(suppress_health_check=[HealthCheck.too_slow])
@@ -324,3 +327,21 @@ def test_fuzz_validate_never_crashes(
             assert "Traceback" not in proc.stdout + proc.stderr
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_validate_of_a_valid_tree_loads_no_explainer_and_no_writer() -> None:
+    """The start-up of `rpcd validate` on a valid tree (the pre-commit case) imports neither
+    jsonschema (it only explains refused files) nor tomli_w (only `rpcd show` writes TOML)."""
+    code = (
+        "import sys\n"
+        "from rpcd.cli import main\n"
+        "try:\n"
+        f"    main(['validate', {str(REPO)!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('jsonschema', 'tomli_w') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

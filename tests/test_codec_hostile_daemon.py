@@ -24,7 +24,7 @@ from aiohttp import web
 from peers import serve
 from peers.tree import load_with_secrets
 from peers.tree import make_tree as make_conn_tree
-from server_helpers import Daemon, fault_of, make_tree, running, xml_call
+from server_helpers import Daemon, example_daemon, fault_of, make_tree, running, xml_call
 
 from rpcd.connections import Transport, connections_for
 from rpcd.errors import INVALID_REQUEST, PARSE_ERROR, CodecError
@@ -37,7 +37,7 @@ FLOOR = 2.0  # seconds: the bound's floor, for a loaded machine
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     base = tmp_path_factory.mktemp("codec-hostile")
-    with running(make_tree(base / "tree"), base / "rpcd.log") as d:
+    with example_daemon(base) as d:
         yield d
 
 

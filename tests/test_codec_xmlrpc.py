@@ -238,12 +238,14 @@ VALUES = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(VALUES)
 def test_property_response_round_trip(value: Any) -> None:
     assert same(loads_response(dumps_response(value)), value)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(VALUES, max_size=4), st.from_regex(r"[A-Za-z_][A-Za-z0-9_./:]{0,20}", fullmatch=True)
@@ -252,6 +254,7 @@ def test_property_call_round_trip(params: list[Any], method: str) -> None:
     assert same(loads_call(dumps_call(method, params)), (method, params))
 
 
+@pytest.mark.slow
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(VALUES)
 def test_property_our_output_reads_with_stdlib(value: Any) -> None:
@@ -280,6 +283,7 @@ STDLIB_VALUES = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(STDLIB_VALUES)
 def test_property_stdlib_output_reads_with_ours(value: Any) -> None:
@@ -715,6 +719,7 @@ SAMPLE_CALL = dumps_call(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_property_mutated_input_is_a_value_or_a_codec_error(data: st.DataObject) -> None:

@@ -315,12 +315,14 @@ EDITS = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents(noisy=False), st.sampled_from([0, 1, 2, 64]))
 def test_documents_in_the_grammar_agree(doc: bytes, max_depth: int) -> None:
     agree(doc, max_depth)
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents(noisy=False), st.data())
 def test_documents_one_edit_away_agree(doc: bytes, data: st.DataObject) -> None:
@@ -331,6 +333,7 @@ def test_documents_one_edit_away_agree(doc: bytes, data: st.DataObject) -> None:
     agree(doc[:at] + edit + doc[at + cut :])
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents(noisy=True), st.sampled_from([0, 1, 64]))
 def test_documents_near_the_grammar_agree(doc: bytes, max_depth: int) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from peers import AiohttpPeer, serve
 from peers.moodle import PATH, moodle_app
 from peers.tree import make_tree, no_secret_in_logs, secret
 from peers.xmlrpc_basic import basic_auth_server
+from tree_helpers import run_cli
 
 __all__ = ["no_secret_in_logs"]
 
@@ -34,15 +33,8 @@ def xmlrpc_url() -> Iterator[str]:
 
 
 def rpcd(root: Path, *args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CLI_TOKEN": token, "CLI_USER": "svc", "CLI_PASSWORD": PASSWORD}
-    result = subprocess.run(
-        [sys.executable, "-m", "rpcd", *args, "--root", str(root)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    env = {"CLI_TOKEN": token, "CLI_USER": "svc", "CLI_PASSWORD": PASSWORD}
+    result = run_cli(*args, "--root", str(root), env=env)
     assert (
         TOKEN not in result.stdout + result.stderr and PASSWORD not in result.stdout + result.stderr
     )

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from tree_helpers import REPO, copy_example
 
 from rpcd.cli import main
 from rpcd.config import Catalog, build
@@ -31,10 +31,8 @@ from rpcd.config.models import SecretRef
 from rpcd.diff import Action, diff_catalogs
 from rpcd.diff.render import code
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "diff"
 UPDATE = os.environ.get("RPCD_UPDATE_GOLDEN") == "1"
-EXAMPLE = ("rpcd.toml", "connections.d", "services.d")
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -114,16 +112,6 @@ def commit(repo: Path, tag: str) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", tag)
     git(repo, "tag", tag)
-
-
-def copy_example(dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in EXAMPLE:
-        src = REPO_ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name)
-        else:
-            shutil.copy2(src, dest / name)
 
 
 COLLEGE_C_MOODLE = """\
@@ -257,7 +245,7 @@ def test_golden(golden_runs: dict[tuple[str, str], Run], case: str, ext: str) ->
 
 
 def test_json_matches_schema(repo: Path, golden_runs: dict[tuple[str, str], Run]) -> None:
-    schema = json.loads((REPO_ROOT / "schemas" / "diff.schema.json").read_text())
+    schema = json.loads((REPO / "schemas" / "diff.schema.json").read_text())
     jsonschema.Draft7Validator.check_schema(schema)
     outputs = [run.out for (_, ext), run in golden_runs.items() if ext == "json"]
     outputs.append(cli(repo, "base", "base", "--format", "json").out)  # no change
@@ -346,7 +334,7 @@ def test_rotation_marks_reference_and_hides_hash(repo: Path) -> None:
             "scope": None,
         }
     }
-    old_hash = re.search(r'"([0-9a-f]{64})"', (REPO_ROOT / "services.d" / "peers.toml").read_text())
+    old_hash = re.search(r'"([0-9a-f]{64})"', (REPO / "services.d" / "peers.toml").read_text())
     for fmt in FORMATS.values():
         out = cli(repo, "reorder-retarget", "rotate", "--format", fmt).out
         assert NEW_TOKEN_HASH not in out
@@ -705,7 +693,7 @@ def test_scope_widened_in_the_same_change_is_flagged(tmp_path: Path) -> None:
     assert "!! secret scope: allowed only by this change to rpcd.toml" in text
     markdown = cli(repo, "base", "widen", "--format", "markdown").out
     assert "⚠️ **secret scope:** allowed only by this change to rpcd.toml" in markdown
-    schema = json.loads((REPO_ROOT / "schemas" / "diff.schema.json").read_text())
+    schema = json.loads((REPO / "schemas" / "diff.schema.json").read_text())
     jsonschema.validate(json.loads(cli(repo, "base", "widen", "--format", "json").out), schema)
     assert all(
         f["scope"] is None

@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tree_helpers import REPO, copy_example
 
-REPO = Path(__file__).resolve().parent.parent
 INTEROP = Path(__file__).resolve().parent / "interop"
 CLIENT_JS = INTEROP / "client.js"
-EXAMPLE_PARTS = ("rpcd.toml", "connections.d", "services.d")
 TOKEN = "rpcd-dev-loopback-token"  # services.d/peers.toml: peer "loopback" (sha256 of this)
 
 #: What tests/interop/client.js sends to hello.echo; its decoded answer must be exactly this.
@@ -79,17 +78,6 @@ def _npm_package() -> None:
         pytest.skip("interop: the npm xmlrpc package could not be installed: " + " | ".join(tail))
 
 
-def _copy_example(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for part in EXAMPLE_PARTS:
-        src = REPO / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part)
-        else:
-            shutil.copy2(src, dest / part)
-    return dest
-
-
 def _wait_ready(proc: subprocess.Popen[str], base: str, deadline: float) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -109,7 +97,7 @@ def _wait_ready(proc: subprocess.Popen[str], base: str, deadline: float) -> None
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``rpcd serve`` on a copy of the example tree; yields its base URL."""
     _npm_package()
-    root = _copy_example(tmp_path_factory.mktemp("interop") / "tree")
+    root = copy_example(tmp_path_factory.mktemp("interop") / "tree")
     port = _free_port()
     env = {
         **os.environ,

@@ -60,6 +60,7 @@ def _after_sighup(daemon: Daemon, systemd: FakeSystemd) -> tuple[str, dict[str, 
     return ready.get("STATUS", ""), last
 
 
+@pytest.mark.slow
 def test_a_blocking_handler_import_fails_the_reload_and_later_ones_run(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "tree")
     modules = tmp_path / "modules"

@@ -15,9 +15,7 @@ import base64
 import contextlib
 import html
 import json
-import os
 import subprocess
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ import pytest
 from peers import serve
 from peers.echo import echo_app, echo_xmlrpc_server
 from server_helpers import LOOPBACK_TOKEN, Daemon, make_tree, running
+from tree_helpers import run_cli
 
 from rpcd.config import build
 from rpcd.connections import Transport, call_class
@@ -304,15 +303,7 @@ def test_proxy_method_fault_is_masked_over_jsonrpc(
 
 
 def rpcd(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **SECRETS}
-    return subprocess.run(
-        [sys.executable, "-m", "rpcd", *args, "--root", str(root)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(*args, "--root", str(root), env=SECRETS)
 
 
 @pytest.mark.parametrize(

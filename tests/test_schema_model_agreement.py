@@ -30,7 +30,8 @@ from tree_helpers import REPO, copy_example
 from rpcd.config import build, schema
 from rpcd.config.contract import load_schema
 from rpcd.config.document import check_file
-from rpcd.config.models import AUTH_FOR_TYPE, CREDENTIAL_KEYS, PAYLOAD_FOR_TYPE
+from rpcd.config.models import CREDENTIAL_KEYS
+from rpcd.config.schema import AUTH_FOR_TYPE, PAYLOAD_FOR_TYPE
 from rpcd.config.sources import FileKind, SourceFile
 
 Doc = dict[str, Any]
@@ -808,6 +809,7 @@ def test_fixtures_never_raise(kind: FileKind, document: Doc) -> None:
     check_never_raises(kind, document, REL[kind])
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(kinds_and_docs)
 def test_generated_documents_are_valid_in_both_stages(case: tuple[FileKind, Doc]) -> None:
@@ -815,6 +817,7 @@ def test_generated_documents_are_valid_in_both_stages(case: tuple[FileKind, Doc]
     assert verdicts(kind, document) == (True, True), document
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(mutated())
 def test_mutations_agree_and_never_raise(case: tuple[FileKind, Doc]) -> None:
@@ -840,6 +843,7 @@ TARGET: dict[FileKind, str] = {
 }
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=60)
 @given(mutated())
 def test_build_never_raises_on_a_mutated_tree(case: tuple[FileKind, Doc]) -> None:

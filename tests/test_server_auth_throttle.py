@@ -22,15 +22,14 @@ from urllib.parse import urlsplit
 
 import pytest
 from ops_helpers import served
-from prometheus_client.parser import text_string_to_metric_families
 from server_helpers import (
     BASIC_PASSWORD,
     BASIC_USER,
     MOODLE_PASSWORD,
     MOODLE_USER,
     Daemon,
+    example_daemon,
     make_tree,
-    running,
 )
 
 from rpcd.secrets_hash import scrypt_hash, scrypt_params, unmatchable_like
@@ -147,7 +146,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         "RPCD_AUTH_FAIL_WINDOW": "600",
         "RPCD_TRUSTED_PROXIES": json.dumps([TRUSTED_PROXY]),
     }
-    with running(make_tree(base / "tree"), base / "rpcd.log", env) as d:
+    with example_daemon(base, env) as d:
         yield d
 
 
@@ -194,14 +193,12 @@ def assert_throttled(answer: tuple[int, dict[str, str], bytes]) -> None:
 
 
 def counters(daemon: Daemon) -> dict[str, float]:
-    _, _, body = daemon.get("/metrics")
     out: dict[str, float] = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for s in family.samples:
-            if s.name == "rpcd_auth_failures_total":
-                out[s.labels["reason"]] = s.value
-            elif s.name == "rpcd_auth_throttled_total":
-                out["throttled"] = s.value
+    for s in daemon.metric_samples():
+        if s.name == "rpcd_auth_failures_total":
+            out[s.labels["reason"]] = s.value
+        elif s.name == "rpcd_auth_throttled_total":
+            out["throttled"] = s.value
     return out
 
 

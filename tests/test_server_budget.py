@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from server_helpers import Daemon, make_tree, running
+from server_helpers import Daemon, example_daemon
 
 from rpcd.errors import INVALID_REQUEST
 from rpcd.settings import Settings
@@ -27,7 +26,7 @@ BUDGET = 60
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     base = tmp_path_factory.mktemp("budget")
     env = {"RPCD_MAX_CALLS_PER_REQUEST": str(BUDGET), "RPCD_MAX_MULTICALL": "100"}
-    with running(make_tree(base / "tree"), base / "rpcd.log", env) as d:
+    with example_daemon(base, env) as d:
         yield d
 
 
@@ -46,13 +45,11 @@ def multicall_entry(calls: int, rid: int, method: str = "system.multicall") -> d
 
 def adds_run(daemon: Daemon) -> float:
     """How many hello.add calls the daemon has run so far (all protocols)."""
-    _, _, body = daemon.get("/metrics")
-    total = 0.0
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            if sample.name == "rpcd_requests_total" and sample.labels["method"] == "hello.add":
-                total += sample.value
-    return total
+    return sum(
+        s.value
+        for s in daemon.metric_samples()
+        if s.name == "rpcd_requests_total" and s.labels["method"] == "hello.add"
+    )
 
 
 def test_the_default_budget_is_max_multicall() -> None:

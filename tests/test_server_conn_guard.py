@@ -21,8 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from server_helpers import LOOPBACK_TOKEN, Daemon, make_tree, running, start_daemon
+from server_helpers import LOOPBACK_TOKEN, Daemon, example_daemon, make_tree, running, start_daemon
 
 #: Seconds a test waits for the daemon to close a connection whose deadline (1 s) passed:
 #: generous, the property checked is "closed", not how fast.
@@ -79,13 +78,11 @@ def healthz(daemon: Daemon, timeout: float = 10) -> int:
 
 
 def closed_counts(daemon: Daemon) -> dict[str, float]:
-    _, _, body = daemon.get("/metrics")
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for s in family.samples:
-            if s.name == "rpcd_connections_closed_total":
-                out[s.labels["reason"]] = s.value
-    return out
+    return {
+        s.labels["reason"]: s.value
+        for s in daemon.metric_samples()
+        if s.name == "rpcd_connections_closed_total"
+    }
 
 
 PARTIAL_HEAD = b"POST /RPC2 HTTP/1.1\r\nHost: rpcd\r\nContent-Type: text/xml\r\n"
@@ -104,7 +101,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         "RPCD_SEND_TIMEOUT": "1",
         "RPCD_MAX_BODY_BYTES": str(16 * 1024 * 1024),
     }
-    with running(make_tree(base / "tree"), base / "rpcd.log", env) as d:
+    with example_daemon(base, env) as d:
         yield d
 
 
@@ -174,6 +171,7 @@ def test_a_stalled_body_is_answered_408(quick: Daemon) -> None:
         assert b"body_timeout" in response.read()
 
 
+@pytest.mark.slow
 def test_a_client_that_stops_reading_is_cut_off(quick: Daemon) -> None:
     """A response larger than the socket buffers, never read: after ``send_timeout`` the
     daemon drops the connection instead of holding it (and the response) forever."""

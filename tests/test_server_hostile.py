@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from server_helpers import Daemon, fault_of, make_tree, running, xml_call
+from server_helpers import Daemon, example_daemon, fault_of, xml_call
 
 from rpcd.errors import INVALID_REQUEST, PARSE_ERROR
 
@@ -17,7 +17,7 @@ LIMIT = 1024 * 1024
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     base = tmp_path_factory.mktemp("hostile")
     env = {"RPCD_MAX_BODY_BYTES": str(LIMIT), "RPCD_MAX_MULTICALL": "50"}
-    with running(make_tree(base / "tree"), base / "rpcd.log", env) as d:
+    with example_daemon(base, env) as d:
         yield d
 
 

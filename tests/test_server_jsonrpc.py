@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from server_helpers import OUTSIDER_TOKEN, Daemon, make_tree, running
+from server_helpers import OUTSIDER_TOKEN, Daemon, example_daemon
 
 from rpcd.errors import (
     INTERNAL_ERROR,
@@ -25,7 +25,7 @@ BEARER = {"Authorization": "Bearer rpcd-dev-loopback-token"}
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     base = tmp_path_factory.mktemp("jsonrpc")
     env = {"RPCD_HANDLER_TIMEOUT": "1", "RPCD_MAX_MULTICALL": "5"}
-    with running(make_tree(base / "tree"), base / "rpcd.log", env) as d:
+    with example_daemon(base, env) as d:
         yield d
 
 

@@ -17,9 +17,8 @@ from server_helpers import (
     MOODLE_USER,
     OUTSIDER_TOKEN,
     Daemon,
+    example_daemon,
     fault_of,
-    make_tree,
-    running,
     xml_call,
 )
 
@@ -57,7 +56,7 @@ SYSTEM = [
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     base = tmp_path_factory.mktemp("xmlrpc")
     env = {"RPCD_HANDLER_TIMEOUT": "1", "RPCD_MAX_MULTICALL": "10"}
-    with running(make_tree(base / "tree"), base / "rpcd.log", env) as d:
+    with example_daemon(base, env) as d:
         yield d
 
 

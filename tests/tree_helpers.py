@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -39,18 +40,23 @@ def findings(root: Path, *, check_imports: bool = False) -> list[Finding]:
 
 
 def run_cli(
-    *args: str, stdin: str | None = None, cwd: Path | None = None, subprocess_: bool = False
+    *args: str,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    subprocess_: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``rpcd ARGS``: by default in this process through ``rpcd.cli.main`` (fast, same code),
     with ``subprocess_=True`` as ``python -m rpcd ARGS`` (exit codes, stdin and argv as a user
-    or CI sees them)."""
-    if subprocess_:
+    or CI sees them), ``env`` added to its environment."""
+    if subprocess_ or env is not None:
         return subprocess.run(
             [sys.executable, "-m", "rpcd", *args],
             input=stdin,
             capture_output=True,
             text=True,
             cwd=cwd or REPO,
+            env={**os.environ, **(env or {})},
             timeout=60,
             check=False,
         )

@@ -1,11 +1,11 @@
 """Typed, frozen models of the config files (pydantic v2).
 
 They decide whether a file is valid (``schema.check``; jsonschema only explains a refusal),
-so they accept exactly what ``schemas/v1/*.schema.json`` accepts — same keys, types, bounds
-and per-type conditionals (``tests/test_schema_model_agreement.py`` and
-``tests/test_schema_differential.py`` hold them to it); the per-type tables are read from the
-schema itself (``contract.rule_table``). Cross-file rules live in ``rules.py``; these models
-only know one document.
+so they accept exactly what ``schemas/v1/*.schema.json`` accepts — same keys, types and bounds
+(``tests/test_schema_model_agreement.py`` and ``tests/test_schema_differential.py`` hold them
+to it). The per-type rules are not written here: the models run the schema's own tagged
+conditionals (``conditionals.rules_of``), so such a rule is changed in the schema alone.
+Cross-file rules live in ``rules.py``; these models only know one document.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
+from rpcd.config.conditionals import RuleSet, rules_of
 from rpcd.config.contract import rule_table
 from rpcd.config.sources import FileKind
 
@@ -90,6 +91,23 @@ class Model(BaseModel):
 
 def _fail(rule: str, message: str, **ctx: Any) -> PydanticCustomError:
     return PydanticCustomError(rule, message, ctx)
+
+
+def _schema_rules(rules: RuleSet, data: Any) -> Any:
+    """Refuse a raw table that breaks one of the schema's tagged conditionals (``rules_of``)."""
+    broken = rules.first_broken(data)
+    if broken is not None:
+        raise _fail(broken, "breaks the schema's {name} conditional", name=broken)
+    return data
+
+
+# The per-type rules, read from the schema's tagged conditionals (``conditionals.rules_of``).
+CONNECTIONS_FILE_RULES = rules_of(FileKind.CONNECTIONS)
+CONNECTION_RULES = rules_of(FileKind.CONNECTIONS, "definitions", "connection")
+METHOD_RULES = rules_of(FileKind.SERVICES, "properties", "service", "properties", "method", "items")
+PEER_RULES = rules_of(FileKind.SERVICES, "properties", "peer", "items")
+PROXY_RULES = rules_of(FileKind.CONNECTIONS, "definitions", "proxy")
+SITE_PROXY_RULES = rules_of(FileKind.SITE, "properties", "proxy")
 
 
 def _unique(items: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -166,11 +184,10 @@ class ProxyServer(Model):
     username: SecretRef | None = None
     password: SecretRef | None = None
 
-    @model_validator(mode="after")
-    def _both_or_neither(self) -> ProxyServer:
-        if (self.username is None) != (self.password is None):
-            raise _fail("proxy-credentials", "proxy username and password go together")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _both_or_neither(cls, data: Any) -> Any:
+        return _schema_rules(PROXY_RULES, data)
 
     def refs(self) -> dict[str, SecretRef]:
         """The credential references, by key (none without proxy authentication)."""
@@ -189,6 +206,11 @@ class SiteProxy(ProxyServer):
         ]
         | None
     ) = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _both_or_neither(cls, data: Any) -> Any:
+        return _schema_rules(SITE_PROXY_RULES, data)
 
     @model_validator(mode="after")
     def _unique_hosts(self) -> SiteProxy:
@@ -215,8 +237,6 @@ Auth = Annotated[str, AfterValidator(_known_auth)]
 HttpMethod = Literal["GET", "POST"]
 Timeout = Annotated[float, Field(gt=0, le=3600)]
 
-AUTH_FOR_TYPE = rule_table(FileKind.CONNECTIONS, "auth-for-type", "type")
-PAYLOAD_FOR_TYPE = rule_table(FileKind.CONNECTIONS, "payload-for-type", "type")
 DEFAULT_PAYLOAD = {"REST": "url", "XML-RPC": "xml", "SOAP": "soap"}
 
 
@@ -259,54 +279,16 @@ class ConnectionEntry(Model):
     soap_qualified: bool | None = None
     config: dict[str, Value] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _per_type(cls, data: Any) -> Any:
+        return _schema_rules(CONNECTION_RULES, data)
+
     @model_validator(mode="after")
-    def _per_type(self) -> ConnectionEntry:
+    def _unique_institutions(self) -> ConnectionEntry:
         _unique(self.institutions, "institutions")
-        if (self.endpoint is None) == (self.endpoints is None):
-            raise _fail(
-                "endpoint-or-endpoints", "a connection has exactly one of endpoint or endpoints"
-            )
         if self.endpoints is not None:
             _unique(self.endpoints, "endpoints")
-        if self.auth not in AUTH_FOR_TYPE[self.type]:
-            raise _fail(
-                "auth-for-type",
-                "auth {auth} is not valid for type {type}",
-                auth=self.auth,
-                type=self.type,
-            )
-        if self.payload is not None and self.payload not in PAYLOAD_FOR_TYPE[self.type]:
-            raise _fail(
-                "payload-for-type",
-                "payload {payload} is not valid for type {type}",
-                payload=self.payload,
-                type=self.type,
-            )
-        if set(self.credentials.model_fields_set) != set(CREDENTIAL_KEYS[self.auth]):
-            raise _fail(
-                "credential-mismatch", "credentials do not match auth {auth}", auth=self.auth
-            )
-        if self.parameters and self.http_method is None:
-            raise _fail("parameters-need-method", "parameters need http_method")
-        if self.global_ and self.institutions:
-            raise _fail("global-with-institutions", "a global connection lists no institutions")
-        if self.token_param is not None and self.token_header is not None:
-            raise _fail("token-placement", "token_param and token_header are exclusive")
-        if (self.token_param is not None or self.token_header is not None) and self.auth != "token":
-            raise _fail("token-placement", "token_param/token_header need auth token")
-        if self.wsse_password_type is not None and self.auth != "wsse":
-            raise _fail("option-for-type", "wsse_password_type needs auth wsse")
-        if self.oauth_placement is not None and self.auth != "oauth1":
-            raise _fail("option-for-type", "oauth_placement needs auth oauth1")
-        if self.oauth_placement == "body" and (
-            self.effective_payload != "url" or self.http_method != "POST"
-        ):
-            raise _fail("option-for-type", "oauth_placement body needs a POST url payload")
-        soap_options = (self.soap_namespace, self.soap_action, self.soap_qualified)
-        if any(o is not None for o in soap_options) and (
-            self.type != "SOAP" or "type" not in self.model_fields_set
-        ):
-            raise _fail("option-for-type", "soap options need type SOAP")
         return self
 
     @property
@@ -369,11 +351,10 @@ class ConnectionsFile(Model):
     class_: ConnectionClass | None = Field(default=None, alias="class")
     connection: Annotated[tuple[ConnectionEntry, ...], Frozen] = ()
 
-    @model_validator(mode="after")
-    def _class_named(self) -> ConnectionsFile:
-        if self.class_ is None and any(c.class_ is None for c in self.connection):
-            raise _fail("missing-class", "a connection in a file without [class] names its class")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _class_named(cls, data: Any) -> Any:
+        return _schema_rules(CONNECTIONS_FILE_RULES, data)
 
 
 # --- rpcd.toml --------------------------------------------------------------------------------
@@ -474,12 +455,13 @@ class Method(Model):
     grant: Grant | None = None
     run: Literal["thread", "inline"] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_target(cls, data: Any) -> Any:
+        return _schema_rules(METHOD_RULES, data)
+
     @model_validator(mode="after")
-    def _one_target(self) -> Method:
-        if (self.function is None) == (self.proxy is None):
-            raise _fail("method-target", "a method has exactly one of function or proxy")
-        if self.run is not None and self.function is None:
-            raise _fail("method-target", "run applies to a function method")
+    def _unique_params(self) -> Method:
         if self.params is not None:
             _unique(self.params, "params")
         return self
@@ -532,31 +514,13 @@ class Peer(Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_plaintext(cls, data: Any) -> Any:
-        if isinstance(data, dict) and ("token" in data or "password" in data):
-            raise _fail("plaintext-secret", "peers hold hashes, never a token or password")
-        return data
+    def _credential_for_auth(cls, data: Any) -> Any:
+        return _schema_rules(PEER_RULES, data)
 
     @model_validator(mode="after")
-    def _credential_for_auth(self) -> Peer:
+    def _unique_institutions(self) -> Peer:
         _unique(self.institutions, "institutions")
-        present = {
-            k
-            for k in ("token_sha256", "username", "password_hash", "fingerprint_sha256")
-            if getattr(self, k) is not None
-        }
-        wanted = PEER_CREDENTIAL_KEYS[self.auth]
-        if present != set(wanted):
-            raise _fail(
-                "peer-credential",
-                "peer auth {auth} needs exactly {keys}",
-                auth=self.auth,
-                keys=", ".join(wanted),
-            )
         return self
-
-
-PEER_CREDENTIAL_KEYS = rule_table(FileKind.SERVICES, "peer-credential", "auth")
 
 
 class ServicesFile(Model):

@@ -3,7 +3,7 @@
 The parser is ``tomli`` where it is installed (a dependency): the upstream project that
 CPython's ``tomllib`` was copied from, same grammar and the same error messages, shipped as
 mypyc-compiled wheels that parse faster (docs/performance.md). Without it, ``tomllib`` parses; the
-findings are the same either way (tests/test_toml_parser.py holds them to that).
+findings are the same either way (tests/test_config_parse.py holds them to that).
 
 The parser keeps no positions, so ``KeyIndex`` scans the source once, lazily (only for files
 that have findings), and maps key paths such as ``("connection", 2, "credentials")`` to the

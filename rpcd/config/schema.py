@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from rpcd.config.contract import load_schema
+from rpcd.config.conditionals import Check, compile_check
+from rpcd.config.contract import load_schema, rule_table
 from rpcd.config.findings import Finding
-from rpcd.config.models import MODELS
+from rpcd.config.models import CREDENTIAL_KEYS, MODELS
 from rpcd.config.parse import Path_, format_path
 from rpcd.config.sources import FileKind
 
@@ -41,6 +42,10 @@ SECRET_KEYS = frozenset(
         "private_key",
     }
 )
+# The schema's per-type tables, for messages that say what would be valid.
+AUTH_FOR_TYPE = rule_table(FileKind.CONNECTIONS, "auth-for-type", "type")
+PAYLOAD_FOR_TYPE = rule_table(FileKind.CONNECTIONS, "payload-for-type", "type")
+PEER_CREDENTIAL_KEYS = rule_table(FileKind.SERVICES, "peer-credential", "auth")
 _STRUCTURAL = frozenset(
     {"properties", "items", "additionalProperties", "patternProperties", "definitions"}
 )
@@ -135,30 +140,81 @@ def _explain_refused(
             return (path[0], bad_indexes[str(path[0])][path[1]], *path[2:])
         return path
 
-    return schema_errors(kind, document, checked=bad_doc, rebase=rebase)
+    located: list[_Located] = []
+    for key in keys:
+        for i in bad_indexes.get(key, ()):
+            located += _item_errors(kind, key, i, document[key][i])
+    located += [
+        (error, rebase(tuple(error.absolute_path)), ())
+        for error in _shell_validator(kind).iter_errors(bad_doc)
+    ]
+    return _problems(kind, document, located)
 
 
-def schema_errors(
-    kind: FileKind,
-    document: dict[str, Any],
-    *,
-    checked: dict[str, Any] | None = None,
-    rebase: Callable[[Path_], Path_] | None = None,
-) -> list[SchemaProblem]:
-    """Every structural problem of ``document``, one per (rule, key path), in document order.
+# A jsonschema error, its key path in the document, and the schema path its own starts from.
+_Located = tuple["jsonschema.ValidationError", Path_, tuple[Any, ...]]
 
-    ``checked`` is the document jsonschema walks when it is not ``document`` itself (the
-    broken items only); ``rebase`` maps its error paths back onto ``document``.
+
+@cache
+def _item_validators(
+    kind: FileKind, key: str
+) -> tuple[jsonschema.protocols.Validator, tuple[tuple[int, Check | None, Any], ...]]:
+    """For the items of the top-level array ``key``: a validator of their schema without its
+    ``allOf``, and each ``allOf`` entry with its predicate (``conditionals.compile_check``, or
+    None when it has none) and its own validator."""
+    import jsonschema
+
+    root = load_schema(kind)
+    items = _deref(root, root["properties"][key]["items"])
+    make = jsonschema.validators.validator_for(root)
+    definitions = {"definitions": root.get("definitions", {})}  # for the entries' own $refs
+    whole = make({**{k: v for k, v in items.items() if k != "allOf"}, **definitions})
+    entries = []
+    for j, entry in enumerate(items.get("allOf", ())):
+        try:
+            holds: Check | None = compile_check(entry)
+        except ValueError:
+            holds = None
+        entries.append((j, holds, make({**entry, **definitions})))
+    return whole, tuple(entries)
+
+
+def _item_errors(kind: FileKind, key: str, index: int, item: Any) -> list[_Located]:
+    """jsonschema's errors of one refused item, walking only the conditionals it breaks.
+
+    The item's schema is walked without its ``allOf`` of per-type conditionals; of those, only
+    the ones the item breaks (by the predicates the models run) are walked, in their order,
+    as the whole schema would have walked them last. Same errors, same schema paths.
     """
+    whole, entries = _item_validators(kind, key)
+    at = ("properties", key, "items")
+    located: list[_Located] = [
+        (error, (key, index, *error.absolute_path), at) for error in whole.iter_errors(item)
+    ]
+    for j, holds, validator in entries:
+        if holds is None or not holds(item):
+            located += [
+                (error, (key, index, *error.absolute_path), (*at, "allOf", j))
+                for error in validator.iter_errors(item)
+            ]
+    return located
+
+
+def schema_errors(kind: FileKind, document: dict[str, Any]) -> list[SchemaProblem]:
+    """Every structural problem of ``document``, one per (rule, key path), in document order:
+    the whole document walked by jsonschema."""
+    errors = full_validator(kind).iter_errors(document)
+    return _problems(kind, document, [(e, tuple(e.absolute_path), ()) for e in errors])
+
+
+def _problems(
+    kind: FileKind, document: dict[str, Any], located: list[_Located]
+) -> list[SchemaProblem]:
     schema = load_schema(kind)
     seen: set[tuple[str, Path_]] = set()
     problems: list[SchemaProblem] = []
-    errors = full_validator(kind).iter_errors(document if checked is None else checked)
-    for error in errors:
-        path: Path_ = tuple(error.absolute_path)
-        if rebase is not None:
-            path = rebase(path)
-        for problem in _explain(schema, document, error, path):
+    for error, path, at in located:
+        for problem in _explain(schema, document, error, path, at):
             key = (problem.rule, problem.path)
             if key not in seen:
                 seen.add(key)
@@ -210,9 +266,15 @@ class SchemaProblem:
 
 
 def _explain(
-    schema: dict[str, Any], document: Any, error: jsonschema.ValidationError, path: Path_
+    schema: dict[str, Any],
+    document: Any,
+    error: jsonschema.ValidationError,
+    path: Path_,
+    at: tuple[Any, ...] = (),
 ) -> Iterator[SchemaProblem]:
-    node, rule = _walk(schema, list(error.schema_path))
+    """The finding of one jsonschema error; ``at`` is the schema path of the validator's own
+    schema inside the whole schema."""
+    node, rule = _walk(schema, [*at, *error.schema_path])
     validator = str(error.validator)
     if validator == "additionalProperties":
         allowed = sorted(node.get("properties", {})) if isinstance(node, dict) else []
@@ -230,7 +292,9 @@ def _explain(
     rule = rule or _DEFAULT_RULE.get(validator, "invalid-value")
     builder = _RULE_MESSAGES.get(rule)
     parent = _get(document, path[:-1]) if path else None
-    message = builder(error, path, parent, document) if builder else _generic(error, path, schema)
+    message = (
+        builder(error, path, parent, document) if builder else _generic(error, path, schema, at)
+    )
     yield SchemaProblem(rule, _retarget(rule, path, document), message)
 
 
@@ -359,7 +423,9 @@ def _toml_type(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _generic(error: jsonschema.ValidationError, path: Path_, schema: dict[str, Any]) -> str:
+def _generic(
+    error: jsonschema.ValidationError, path: Path_, schema: dict[str, Any], at: tuple[Any, ...]
+) -> str:
     validator = str(error.validator)
     expected: Any = error.validator_value
     value = show(error.instance, path)
@@ -398,7 +464,7 @@ def _generic(error: jsonschema.ValidationError, path: Path_, schema: dict[str, A
         return f"{where} is {value}; it must be {json.dumps(expected)}"
     if validator == "pattern":
         pattern = str(expected).replace("(?!\\n)", "")  # the guard against a trailing newline
-        return f"{where} is {value}: it must match {pattern} ({_describe(schema, error)})"
+        return f"{where} is {value}: it must match {pattern} ({_describe(schema, error, at)})"
     if validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         word = {
             "minimum": "at least",
@@ -416,8 +482,10 @@ def _generic(error: jsonschema.ValidationError, path: Path_, schema: dict[str, A
     return f"{where}: {error.message if not is_secret_path(path) else validator + ' check failed'}"
 
 
-def _describe(schema: dict[str, Any], error: jsonschema.ValidationError) -> str:
-    node, _ = _walk(schema, [*list(error.schema_path)[:-1], "description"])
+def _describe(
+    schema: dict[str, Any], error: jsonschema.ValidationError, at: tuple[Any, ...]
+) -> str:
+    node, _ = _walk(schema, [*at, *list(error.schema_path)[:-1], "description"])
     text = node.get("description") if isinstance(node, dict) else None
     return str(text).rstrip(".") if text else "see the schema"
 
@@ -428,8 +496,6 @@ Builder = Callable[["jsonschema.ValidationError", Path_, Any, Any], str]
 
 
 def _auth_for_type(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
-    from rpcd.config.models import AUTH_FOR_TYPE
-
     item = parent if isinstance(parent, dict) else {}
     kind = item.get("type", "REST")
     return (
@@ -439,8 +505,6 @@ def _auth_for_type(error: jsonschema.ValidationError, path: Path_, parent: Any, 
 
 
 def _payload_for_type(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
-    from rpcd.config.models import PAYLOAD_FOR_TYPE
-
     item = parent if isinstance(parent, dict) else {}
     kind = item.get("type", "REST")
     return (
@@ -452,8 +516,6 @@ def _payload_for_type(error: jsonschema.ValidationError, path: Path_, parent: An
 def _credential_mismatch(
     error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any
 ) -> str:
-    from rpcd.config.models import CREDENTIAL_KEYS
-
     creds_path = path if path and path[-1] == "credentials" else (*path, "credentials")
     connection = _get(doc, creds_path[:-1])
     connection = connection if isinstance(connection, dict) else {}
@@ -504,8 +566,6 @@ def _plaintext_secret(error: jsonschema.ValidationError, path: Path_, parent: An
 
 
 def _peer_credential(error: jsonschema.ValidationError, path: Path_, parent: Any, doc: Any) -> str:
-    from rpcd.config.models import PEER_CREDENTIAL_KEYS
-
     peer = _get(doc, path)
     peer = peer if isinstance(peer, dict) else parent if isinstance(parent, dict) else {}
     auth = peer.get("auth")

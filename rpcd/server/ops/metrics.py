@@ -52,6 +52,16 @@ CONNECTION_CLOSE_REASONS = ("header_timeout", "send_timeout", "evicted", "refuse
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+def _by_reason(
+    name: str, documentation: str, reasons: tuple[str, ...], registry: CollectorRegistry
+) -> Counter:
+    """A counter labelled by ``reason``, every reason shown from the start (at 0)."""
+    counter = Counter(name, documentation, ["reason"], registry=registry)
+    for reason in reasons:
+        counter.labels(reason)
+    return counter
+
+
 class Metrics:
     """The daemon's metric families, in a registry of their own."""
 
@@ -94,30 +104,26 @@ class Metrics:
             ["connection", "result"],
             registry=r,
         )
-        self.auth_failures = Counter(
+        self.auth_failures = _by_reason(
             "rpcd_auth_failures",
             "Failed authentications by what was presented "
             "(password: a wrong password or an unknown user name; token, session, cert, malformed)",
-            ["reason"],
-            registry=r,
+            AUTH_FAILURE_REASONS,
+            r,
         )
-        for reason in AUTH_FAILURE_REASONS:
-            self.auth_failures.labels(reason)
         self.auth_throttled_total = Counter(
             "rpcd_auth_throttled",
             "Password checks refused with 429: too many failures from the client address "
             "or for the user name",
             registry=r,
         )
-        self.connections_closed = Counter(
+        self.connections_closed = _by_reason(
             "rpcd_connections_closed",
             "Connections the daemon closed or refused, by reason (header_timeout, send_timeout, "
             "evicted: closed for room at max_connections, refused: at max_connections, all busy)",
-            ["reason"],
-            registry=r,
+            CONNECTION_CLOSE_REASONS,
+            r,
         )
-        for reason in CONNECTION_CLOSE_REASONS:
-            self.connections_closed.labels(reason)
         self.connections_open = Gauge(
             "rpcd_connections_open", "Client connections open now", registry=r
         )

@@ -1,9 +1,10 @@
 """Who may call a published method, in one function (``method_access``).
 
-The answer is the dispatcher's own: ``MethodEntry.callers`` (the peers ``core.grants.may_call``
-lets in, worked out once per catalog), the method's effective grant (its own, else its
-service's) and the anonymous methods (``grant.anonymous`` and ``core.calls``'s ``system.*``). The console shows
-grants only through this function, so a change to the grant model changes it here alone.
+The answer is the dispatcher's own: ``MethodEntry.callers`` (the peers
+``core.grants.may_call`` lets in, worked out once per catalog), the method's effective grant
+(its own, else its service's) and the anonymous methods (``grant.anonymous``, and
+``core.calls``'s ``system.*``). The console shows grants only through this function, so a
+change to the grant model changes it here alone.
 """
 
 from __future__ import annotations

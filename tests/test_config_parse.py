@@ -293,6 +293,7 @@ def test_parsers_agree_on_mutated_example_files(text: str) -> None:
     assert_agree(text)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents | mutated(documents))
 def test_parsers_agree_on_generated_documents(text: str) -> None:

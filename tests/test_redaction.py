@@ -46,17 +46,7 @@ def daemon_log(monkeypatch: pytest.MonkeyPatch) -> Setup:
     monkeypatch.setattr(logs, "_redaction", logs.RedactionFilter())
 
     def setup(fmt: str) -> tuple[io.StringIO, logging.Logger, LineHandler]:
-        root = logging.getLogger()
-        saved, level = list(root.handlers), root.level
-        stream = io.StringIO()
-        monkeypatch.setattr(sys, "stderr", stream)
-        try:
-            logs.setup_logging(fmt, "INFO")
-            (handler,) = root.handlers
-        finally:
-            root.handlers[:] = saved
-            root.setLevel(level)
-        assert isinstance(handler, LineHandler)
+        stream, handler = _stderr_handler(monkeypatch, fmt)
         logger = logging.getLogger(f"rpcd.test.masking.{fmt}")
         logger.handlers[:] = [handler]
         logger.propagate = False
@@ -64,6 +54,23 @@ def daemon_log(monkeypatch: pytest.MonkeyPatch) -> Setup:
         return stream, logger, handler
 
     return setup
+
+
+def _stderr_handler(patch: pytest.MonkeyPatch, fmt: str) -> tuple[io.StringIO, LineHandler]:
+    """The handler ``setup_logging`` puts on stderr, taken off the root logger again; the
+    stream it writes to replaces stderr."""
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    patch.setattr(sys, "stderr", stream)
+    try:
+        logs.setup_logging(fmt, "INFO")
+        (handler,) = root.handlers
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+    assert isinstance(handler, LineHandler)
+    return stream, handler
 
 
 def _leaks(text: str, secret: str) -> list[str]:
@@ -252,17 +259,7 @@ def test_no_form_of_a_secret_reaches_a_line(case: tuple[str, str], fmt: str) -> 
     secret, text = case
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(logs, "_redaction", logs.RedactionFilter())
-        root = logging.getLogger()
-        saved, level = list(root.handlers), root.level
-        stream = io.StringIO()
-        patch.setattr(sys, "stderr", stream)
-        try:
-            logs.setup_logging(fmt, "INFO")
-            (handler,) = root.handlers
-        finally:
-            root.handlers[:] = saved
-            root.setLevel(level)
-        assert isinstance(handler, LineHandler)
+        stream, handler = _stderr_handler(patch, fmt)
         logs.update_secrets([secret])
         handler.handle(logging.makeLogRecord({"msg": text, "peer": text, "levelno": 20}))
         handler.add_access((*ITEM[:2], "/" + text, *ITEM[3:6], text, ITEM[7]))
