@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from ops_helpers import AUTH, served
 from server_helpers import LOOPBACK_TOKEN, make_tree, running
-from test_metrics import Samples, parse, scrape, value
+from test_server_metrics import Samples, parse, scrape, value
 
 from rpcd.errors import INTERNAL_ERROR, SYSTEM_ERROR
 from rpcd.server.core.loading import Loaded, load
