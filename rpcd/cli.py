@@ -204,6 +204,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "rpcd.diff.command",
     "rpcd.connections.cli",
     "rpcd.server.cli",
+    "rpcd.importers.command",
 )
 
 
