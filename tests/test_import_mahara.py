@@ -15,7 +15,7 @@ import stat
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import mahara_helpers as mh
@@ -26,18 +26,12 @@ from rpcd.config import build
 
 pytestmark = pytest.mark.slow
 
-SERVERS = {"postgresql": mh.postgres, "mysql": mh.mariadb}
 
-
-@pytest.fixture(scope="session", params=sorted(SERVERS))
-def mahara_db(request: pytest.FixtureRequest) -> Iterator[mh.Server]:
-    try:
-        with SERVERS[request.param]() as server:
-            mh.load_rows(server.admin, server.dialect)
-            mh.load_rows(server.admin, server.dialect, prefix="mh_")
-            yield server
-    except mh.Unavailable as exc:
-        pytest.skip(f"{request.param} cannot start here: {exc}")
+@pytest.fixture(scope="session", params=["postgresql", "mysql"])
+def mahara_db(
+    request: pytest.FixtureRequest, mahara_servers: Callable[[str], mh.Server]
+) -> mh.Server:
+    return mahara_servers(request.param)
 
 
 def rpcd_import(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
