@@ -1,9 +1,10 @@
 """contrib/ci/github-actions.yml works in a config repository, step by step.
 
 The workflow's ``run:`` steps run with bash in a scratch config repository (the example tree,
-a ``main`` branch as ``origin/main`` and a pull-request branch): the install step installs rpcd
-from this checkout's HEAD commit (``RPCD_SOURCE`` pointed at ``git+file://localhost/…``; dependencies
-left out with ``PIP_NO_DEPS``, which pip reads from the environment, to keep it quick), never
+a ``main`` branch as ``origin/main`` and a pull-request branch): the install step installs
+rpcd from this checkout's HEAD commit (``RPCD_SOURCE`` pointed at ``git+file://localhost/…``;
+dependencies left out with ``PIP_NO_DEPS``, which pip reads from the environment, to keep it
+quick), never
 the config repository; validate and diff run with this checkout's rpcd; the comment step runs
 against a stand-in ``gh`` that records what it is asked (no GitHub here).
 """
