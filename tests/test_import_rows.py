@@ -139,6 +139,7 @@ _ROW = st.fixed_dictionaries(
     {
         "name": _NAME,
         "pluginname": st.sampled_from(["webservice", "sis", "Badges", "my plugin"]),
+        "plugintype": _NAME,  # only in comments: any text, control characters included
         "connection": st.sampled_from(["moodle_users", "webservice_x", "Sync Users", "a"]),
         "institution": st.sampled_from(["mahara", "uni-a", "collegeb", "Other Inst"]),
         "type": st.sampled_from(["rest", "soap", "xmlrpc", "REST"]),
@@ -163,8 +164,7 @@ def test_fuzz_any_mahara_table_becomes_a_tree_that_validates(
     tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, object]], refs: str
 ) -> None:
     full = [
-        _row(id=i + 1, plugintype="auth", **{"class": "PluginX"}, **row)
-        for i, row in enumerate(rows)
+        _row(id=i + 1, **{"class": "PluginX\n[[connection]]"}, **row) for i, row in enumerate(rows)
     ]
     plan = plan_import(_tables(full), refs=refs)  # type: ignore[arg-type]
     out = tmp_path_factory.mktemp("fuzz") / "tree"
@@ -172,3 +172,27 @@ def test_fuzz_any_mahara_table_becomes_a_tree_that_validates(
     report = build(out).report
     assert report.valid, [f.as_text() for f in report]
     assert len(plan.connections) + sum("not imported" in s for s in plan.skipped) == len(rows)
+
+
+def test_a_global_stays_global_beside_a_row_left_out(tmp_path: Path) -> None:
+    rows = [
+        _row(institution="mahara"),
+        _row(id=2, name="Broken", institution="uni-a", type="graphql"),
+    ]
+    plan = plan_import(_tables(rows))
+    (conn,) = plan.connections
+    assert conn.data["global"] is True and not conn.commented_out
+    write(plan, tmp_path / "t", None)
+    assert build(tmp_path / "t").report.valid
+
+
+def test_a_global_beside_institution_rows_is_commented_out(tmp_path: Path) -> None:
+    rows = [_row(institution="mahara"), _row(id=2, name="Uni A", institution="uni-a")]
+    plan = plan_import(_tables(rows))
+    by_row = {c.row: c for c in plan.connections}
+    assert by_row[1].commented_out and by_row[2].data["institutions"] == ["uni-a"]
+    assert any("site-wide (global) but class" in n for n in plan.notices)
+    write(plan, tmp_path / "t", None)
+    text = (tmp_path / "t" / "connections.d" / "webservice_moodle_users.toml").read_text()
+    assert "# NOT ACTIVE (import): Mahara row 1" in text
+    assert build(tmp_path / "t").report.valid

@@ -80,6 +80,7 @@ def cmd_import_mahara(args: argparse.Namespace) -> int:
     from rpcd.importers.mahara import plan_import
     from rpcd.importers.source import SourceError, read_tables
     from rpcd.importers.writer import WriteError, secret_summary, write
+    from rpcd.logsafe import one_line
     from rpcd.report import findings_text
 
     dsn = args.dsn or os.environ.get(DSN_ENV)
@@ -103,10 +104,10 @@ def cmd_import_mahara(args: argparse.Namespace) -> int:
         f"institution(s), {len(plan.classes)} class(es), {len(plan.connections)} "
         f"connection(s); {secret_summary(plan.secrets)}\n"
     )
-    for notice in plan.notices:
-        out.write(f"note: {notice}\n")
+    for notice in plan.notices:  # names from the database: control characters escaped
+        out.write(f"note: {one_line(notice)}\n")
     for skipped in plan.skipped:
-        out.write(f"not imported: {skipped}\n")
+        out.write(f"not imported: {one_line(skipped)}\n")
     result = build(args.out)
     if not result.report.valid:  # a bug of the importer: say so, with the findings
         sys.stderr.write(

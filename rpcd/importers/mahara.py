@@ -215,18 +215,21 @@ def _plan_class(
         f"{first.plugintype}/{first.pluginname} (class {first.class_})."
     ]
     ids: set[str] = set()
-    fields: dict[str, dict[str, str]] = {}
-    has_rest = False
-    global_rows = [r for r in rows if r.institution == SITE_INSTITUTION]
-    served: dict[str, int] = {}
+    planned = []
     for row in rows:
         conn = _plan_row(plan, class_id, row, config.get(row.id, []), refs, ids)
-        if conn is None:
-            continue
+        if conn is not None:  # else left out, and named in plan.skipped
+            planned.append((row, conn))
+    kept = [row for row, _ in planned]
+    global_rows = [r for r in kept if r.institution == SITE_INSTITUTION]
+    fields: dict[str, dict[str, str]] = {}
+    has_rest = False
+    served: dict[str, int] = {}
+    for row, conn in planned:
         has_rest = has_rest or conn.data.get("type") == "REST"
         for key in conn.data.get("config", {}):
             fields[key] = {"type": "string", "help": "from Mahara's client_connections_config"}
-        _place(plan, conn, row, rows, global_rows, served, known, class_id, refs)
+        _place(plan, conn, row, kept, global_rows, served, known, class_id, refs)
         plan.connections.append(conn)
     if has_rest:
         data["function_param"] = REST_FUNCTION_PARAM

@@ -17,6 +17,7 @@ from typing import Any
 
 import tomli_w
 
+from rpcd.logsafe import one_line
 from rpcd.importers.mahara import ImportPlan, PlannedConnection, Secret
 
 CHECKLIST = "CHECKLIST.txt"
@@ -36,7 +37,9 @@ class Written:
 
 
 def _comment(lines: list[str]) -> str:
-    return "".join(f"# {line}\n" for text in lines for line in text.splitlines())
+    """TOML comment lines; text from the database (names) has its control characters escaped,
+    so it can neither end the comment nor make the file invalid TOML."""
+    return "".join(f"# {one_line(text)}\n" for text in lines)
 
 
 def _toml(data: dict[str, Any]) -> str:
