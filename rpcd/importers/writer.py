@@ -17,8 +17,8 @@ from typing import Any
 
 import tomli_w
 
-from rpcd.logsafe import one_line
 from rpcd.importers.mahara import ImportPlan, PlannedConnection, Secret
+from rpcd.logsafe import one_line
 
 CHECKLIST = "CHECKLIST.txt"
 #: Where the checklist tells admins to put credential files for LoadCredential=.
