@@ -136,6 +136,9 @@ def test_check_that_checks_nothing_fails(
     out = rpcd("check", "--root", str(root), env={"PF_TOKEN": TOKEN})
     assert out.returncode == 1
     assert "nothing checked" in out.stderr and why in out.stderr
+    if not switch:  # one connection named on its own is probed all the same
+        out = rpcd("check", "moodle_users/uni-a", "--root", str(root), env={"PF_TOKEN": TOKEN})
+        assert out.returncode == 0, out.stderr
 
 
 def test_check_with_no_enabled_connection_fails(tmp_path: Path, moodle: AiohttpPeer) -> None:

@@ -67,7 +67,8 @@ def register(sub: Any) -> None:
         "class_id",
         nargs="?",
         metavar="CLASS[/ID]",
-        help="only this class, or only its connection ID (probed even when disabled)",
+        help="only this class, or only its connection ID (probed even when it or the master "
+        "switch is off, to test it before enabling it)",
     )
     p.add_argument("--root", metavar="DIR", default=".", help="config root (default .)")
     p.add_argument("--format", choices=["text", "json"], default="text")
@@ -244,7 +245,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"rpcd check: class {class_id!r} has no connection {conn_id!r} (it has: {known})\n"
         )
         return EXIT_USAGE
-    if not catalog.connections_enabled:
+    if not catalog.connections_enabled and not conn_id:  # one named connection: probe it
         sys.stderr.write(
             "rpcd check: nothing checked: client connections are disabled by the master switch "
             "([connections] enabled = false in rpcd.toml)\n"
