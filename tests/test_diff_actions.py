@@ -202,3 +202,36 @@ def test_an_unrelated_file_change_needs_no_restart(tmp_path: Path) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "other")
     assert needs(diff_json(repo, "HEAD~1", "HEAD")) == [("reload", "service")]
+
+
+def test_institution_filter_keeps_its_own_steps_and_the_verdict(tmp_path: Path) -> None:
+    _base, head = pair(tmp_path)
+    edit(
+        head / "connections.d/moodle_users.toml",
+        'credential = "moodle-uni-b-token"',
+        'credential = "moodle-uni-b-token-2026"',
+    )
+    for institution, expected in (
+        ("uni-b", [("load-credential", "moodle-uni-b-token-2026"), ("restart", "service")]),
+        ("uni-a", [("restart", "service")]),  # not uni-a's credential; the deploy restarts
+    ):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rpcd",
+                "diff",
+                "base",
+                "head",
+                "--format",
+                "json",
+                "--institution",
+                institution,
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert needs(json.loads(proc.stdout)) == expected, institution

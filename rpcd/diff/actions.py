@@ -41,11 +41,15 @@ class NextStep:
     text: str
 
 
-def _references(catalog: Catalog, kind: str) -> dict[str, str]:
-    """Secret names of one kind (env, credential) → the first connection that references it."""
+def _references(catalog: Catalog, kind: str, institution: str | None = None) -> dict[str, str]:
+    """Secret names of one kind (env, credential) → the first connection that references it;
+    with ``institution``, of the connections that serve it (or everyone) only."""
     found: dict[str, str] = {}
     for full_id in sorted(catalog.connections):
-        for ref in catalog.connections[full_id].credentials.values():
+        conn = catalog.connections[full_id]
+        if institution is not None and not (conn.is_global or institution in conn.institutions):
+            continue
+        for ref in conn.credentials.values():
             name = getattr(ref, kind)
             if name is not None:
                 found.setdefault(name, full_id)
@@ -73,9 +77,34 @@ def handler_modules(catalog: Catalog) -> set[str]:
 
 
 def next_steps(
-    base: Catalog, head: Catalog, changed_modules: Iterable[str] = (), *, changed: bool
+    base: Catalog,
+    head: Catalog,
+    changed_modules: Iterable[str] = (),
+    *,
+    changed: bool,
+    institution: str | None = None,
 ) -> tuple[NextStep, ...]:
-    """What applying ``head`` over ``base`` needs; a reload alone when nothing else."""
+    """What applying ``head`` over ``base`` needs; a reload alone when nothing else. With
+    ``institution``, the credentials, variables and folders of that institution only; the
+    verdict (restart or reload) stays the whole change's, since the deploy is one."""
+    steps = _steps(base, head, changed_modules, changed=changed)
+    if institution is None:
+        return steps
+    own = set(_references(head, "credential", institution)) | set(
+        _references(head, "env", institution)
+    )
+    return tuple(
+        s
+        for s in steps
+        if (s.need in (Need.LOAD_CREDENTIAL, Need.ENVIRONMENT) and s.subject in own)
+        or (s.need is Need.CODEOWNERS and s.subject == institution)
+        or s.need in (Need.RESTART, Need.RELOAD)
+    )
+
+
+def _steps(
+    base: Catalog, head: Catalog, changed_modules: Iterable[str], *, changed: bool
+) -> tuple[NextStep, ...]:
     steps: list[NextStep] = []
     old = _references(base, "credential")
     for name, full_id in sorted(_references(head, "credential").items()):

@@ -373,7 +373,9 @@ def diff_catalogs(
         changes=changes,
         routing=routing,
         institution=institution,
-        steps=next_steps(base, head, changed_modules, changed=changed) if changed else (),
+        steps=next_steps(base, head, changed_modules, changed=changed, institution=institution)
+        if changed
+        else (),
     )
 
 
