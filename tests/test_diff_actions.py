@@ -211,9 +211,10 @@ def test_institution_filter_keeps_its_own_steps_and_the_verdict(tmp_path: Path) 
         'credential = "moodle-uni-b-token"',
         'credential = "moodle-uni-b-token-2026"',
     )
+    edit(head / "connections.d/badges.toml", "badges.example", "badges2.example")  # global
     for institution, expected in (
         ("uni-b", [("load-credential", "moodle-uni-b-token-2026"), ("restart", "service")]),
-        ("uni-a", [("restart", "service")]),  # not uni-a's credential; the deploy restarts
+        ("uni-a", [("restart", "service")]),  # a global change concerns uni-a; not the credential
     ):
         proc = subprocess.run(
             [
