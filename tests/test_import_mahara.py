@@ -264,3 +264,28 @@ def test_usage_errors() -> None:
     assert run.returncode == 2 and "give --dsn URL" in run.stderr
     run = rpcd_import("--dsn", "oracle://u:pw@h/db", "--out", "/nonexistent/x")
     assert run.returncode == 1 and "postgresql://" in run.stderr and "pw" not in run.stderr
+
+
+def test_an_oversized_text_column_is_cut_by_the_query_and_named(
+    mahara_servers: Callable[[str], mh.Server], tmp_path: Path
+) -> None:
+    """PostgreSQL's text is unbounded (MariaDB's TEXT stops at 65,535 bytes): a 1 MB url
+    arrives as 65,536 characters and the row is named, the rest imported."""
+    server = mahara_servers("postgresql")
+    mh.load_rows(server.admin, server.dialect, prefix="big_")
+    cur = server.admin.cursor()
+    cur.execute(
+        "INSERT INTO big_client_connections_institution (id, name, plugintype, pluginname, "
+        "priority, class, connection, institution, url, type, authtype) VALUES "
+        "(9, 'Huge', 'auth', 'webservice', 9, 'PluginAuthWebservice', 'webservice_moodle_users', "
+        "'uni-a', %s, 'rest', 'token')",
+        ["https://h.example/" + "x" * 1_000_000],
+    )
+    server.admin.commit()
+    run = rpcd_import("--dsn", server.dsn, "--out", str(tmp_path / "t"), "--table-prefix", "big_")
+    assert run.returncode == 1  # the tree is written; one row is not imported
+    assert (
+        "not imported: client_connections_institution row 9: column `url` is 65,536 "
+        "characters, over the limit of 65,535" in run.stdout
+    )
+    assert len(connections(tmp_path / "t")) == 7

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
-#: Default cap on the rows read from each table (``--max-rows``).
-DEFAULT_MAX_ROWS = 10_000
+from rpcd.importers.rows import CONFIG_COLUMNS, CONNECTION_COLUMNS, INSTITUTION_COLUMNS
+
+#: Default cap on the rows read from each table (``--max-rows``): with every text column at
+#: its limit, 1,000 rows are about 200 MB; a Mahara site has tens of connections.
+DEFAULT_MAX_ROWS = 1_000
 
 SCHEMES = {
     "postgres": "postgresql",
@@ -24,14 +27,22 @@ SCHEMES = {
     "mysql": "mysql",
     "mariadb": "mysql",
 }
-CONNECTION_QUERY = (
-    "SELECT id, name, plugintype, pluginname, priority, class, connection, institution, url, "
-    "username, password, consumer, secret, token, useheader, header, certificate, parameters, "
-    "type, authtype, json, enable, isfatal, version FROM {t}client_connections_institution "
-    "ORDER BY id"
-)
-CONFIG_QUERY = "SELECT id, connection, field, value FROM {t}client_connections_config ORDER BY id"
-INSTITUTION_QUERY = "SELECT name, displayname FROM {t}institution ORDER BY name"
+
+
+def _select(columns: dict[str, tuple[str, int, bool]], table: str, order: str) -> str:
+    """A SELECT that lets no text column bring more than its limit + 1 characters over the
+    wire (PostgreSQL's text is unbounded): one more than the limit, so the parser can tell
+    "at the limit" from "over it" and name the row."""
+    parts = [
+        f"SUBSTRING({name} FROM 1 FOR {limit + 1}) AS {name}" if kind == "str" else name
+        for name, (kind, limit, _nullable) in columns.items()
+    ]
+    return f"SELECT {', '.join(parts)} FROM {{t}}{table} ORDER BY {order}"
+
+
+CONNECTION_QUERY = _select(CONNECTION_COLUMNS, "client_connections_institution", "id")
+CONFIG_QUERY = _select(CONFIG_COLUMNS, "client_connections_config", "id")
+INSTITUTION_QUERY = _select(INSTITUTION_COLUMNS, "institution", "name")
 SWITCH_QUERY = "SELECT value FROM {t}config WHERE field = 'webservice_requester_enabled'"
 
 
