@@ -25,10 +25,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-run: $(STAMP)
+# make run and make validate need the runtime dependencies only (no test extra).
+RUN_STAMP := $(VENV)/.installed-run
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# python -m puts the working directory (the repository root) on sys.path: the example tree's
+# handlers (examples/) are imported from there, not installed.
+run: $(RUN_STAMP)
 	$(BIN)/python -m rpcd.devrun --root $(ROOT) --listen $(LISTEN)
 
-validate: $(STAMP)
+validate: $(RUN_STAMP)
 	$(BIN)/rpcd validate $(ROOT)
 
 lint: $(STAMP)

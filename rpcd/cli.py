@@ -59,15 +59,25 @@ def _settled() -> None:
 @command("validate")
 def cmd_validate(args: argparse.Namespace) -> int:
     root = _root(args)
-    result = build(root, check_imports=args.check_imports, jobs=args.jobs or available_cpus())
+    if args.resolve_secrets:
+        from rpcd.preflight import preflight
+
+        try:
+            report = preflight(root)
+        except ValueError as exc:
+            sys.stderr.write(f"rpcd validate: invalid daemon settings: {exc}\n")
+            return EXIT_USAGE
+    else:
+        jobs = args.jobs or available_cpus()
+        report = build(root, check_imports=args.check_imports, jobs=jobs).report
     _settled()
     if args.format == "github":
-        sys.stdout.write(findings_github(result.report, prefix=_github_prefix(root)))
+        sys.stdout.write(findings_github(report, prefix=_github_prefix(root)))
     else:
-        sys.stdout.write(REPORTERS[args.format](result.report))
-    if "root-not-found" in result.report.rules():
+        sys.stdout.write(REPORTERS[args.format](report))
+    if "root-not-found" in report.rules():
         return EXIT_USAGE
-    return EXIT_OK if result.report.valid else EXIT_INVALID
+    return EXIT_OK if report.valid else EXIT_INVALID
 
 
 def _github_prefix(root: Path) -> str:
@@ -161,6 +171,12 @@ def build_parser(others: bool = True) -> argparse.ArgumentParser:
         help="also import every handler function",
     )
     p.add_argument(
+        "--resolve-secrets",
+        action="store_true",
+        help="also run rpcd serve's start-up checks: resolve every secret reference with the "
+        "daemon's settings (run it as the daemon's user), import every handler",
+    )
+    p.add_argument(
         "--jobs",
         "-j",
         type=_positive,
@@ -204,6 +220,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "rpcd.diff.command",
     "rpcd.connections.cli",
     "rpcd.server.cli",
+    "rpcd.importers.command",
 )
 
 

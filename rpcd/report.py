@@ -6,7 +6,7 @@ import json
 import posixpath
 from collections.abc import Callable
 
-from rpcd.config.findings import Report
+from rpcd.config.findings import Report, Severity
 
 FINDINGS_FORMAT_VERSION = "1.0"
 
@@ -20,6 +20,8 @@ def findings_text(report: Report) -> str:
         )
     else:
         lines.append("valid: no problems found")
+    if report.info_count:
+        lines[-1] += f" ({report.info_count} info)"
     return "\n".join(lines) + "\n"
 
 
@@ -62,7 +64,8 @@ def findings_github(report: Report, prefix: str = "") -> str:
             props.append(f"col={f.column}")
         props.append(f"title={_escape_property('rpcd ' + f.rule)}")
         message = f.message + (f" (at {f.path})" if f.path else "")
-        lines.append(f"::{f.severity.value} {','.join(props)}::{_escape_data(message)}")
+        level = "notice" if f.severity is Severity.INFO else f.severity.value  # GitHub's name
+        lines.append(f"::{level} {','.join(props)}::{_escape_data(message)}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 

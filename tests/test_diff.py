@@ -286,6 +286,7 @@ def test_add_and_remove(repo: Path) -> None:
         "kind": "connection",
         "id": "sis_enrolments/uni-b",
         "action": "removed",
+        "renamed_from": None,
         "fields": [],
     }
 

@@ -24,7 +24,10 @@ from tree_helpers import REPO, copy_example
 from rpcd.settings import Settings
 
 #: Pages whose every ```sh block must run here, as written.
-RUNNABLE_PAGES = ("docs/security.md", "docs/outbound.md")
+RUNNABLE_PAGES = ("docs/security.md", "docs/outbound.md", "docs/migrating-from-mahara.md")
+#: Pages whose blocks run in a scratch folder of their own, one after another, with what the
+#: page says the reader has: here a Mahara database (a real PostgreSQL server, in MAHARA_DSN).
+SCRATCH_PAGES = {"docs/migrating-from-mahara.md": "postgresql"}
 BIN = Path(sys.executable).parent
 PRINTS = {"", "prints", "prints:"}
 
@@ -89,13 +92,26 @@ def test_the_pages_have_examples() -> None:
     assert EXAMPLES, "no ```sh block found: the extraction is broken"
 
 
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One scratch folder per page of SCRATCH_PAGES, shared by its blocks in page order."""
+    return {page: tmp_path_factory.mktemp("doc") for page in SCRATCH_PAGES}
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=str)
-def test_example_runs_as_written(example: Example) -> None:
+def test_example_runs_as_written(
+    example: Example, scratch: dict[str, Path], request: pytest.FixtureRequest
+) -> None:
     command = example.command.replace(".venv/bin/", f"{BIN}/")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cwd = REPO
+    if example.page in SCRATCH_PAGES:
+        server = request.getfixturevalue("mahara_servers")(SCRATCH_PAGES[example.page])
+        env["MAHARA_DSN"] = server.dsn
+        cwd = scratch[example.page]
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", command],
-        cwd=REPO,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,

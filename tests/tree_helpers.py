@@ -16,7 +16,7 @@ from pathlib import Path
 from unittest import mock
 
 from rpcd.cli import main
-from rpcd.config import Finding, build
+from rpcd.config import Finding, Severity, build
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_PARTS = ("rpcd.toml", "connections.d", "services.d")
@@ -34,9 +34,11 @@ def copy_example(dest: Path) -> Path:
     return dest
 
 
-def findings(root: Path, *, check_imports: bool = False) -> list[Finding]:
-    """Every finding of one run over ``root``, in report order."""
-    return list(build(root, check_imports=check_imports).report)
+def findings(root: Path, *, check_imports: bool = False, infos: bool = False) -> list[Finding]:
+    """Every finding of one run over ``root``, in report order; info findings (never a
+    problem, e.g. enabled-missing) only with ``infos``."""
+    found = build(root, check_imports=check_imports).report
+    return [f for f in found if infos or f.severity is not Severity.INFO]
 
 
 def run_cli(

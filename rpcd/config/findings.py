@@ -10,6 +10,7 @@ from enum import StrEnum
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
+    INFO = "info"  # worth knowing, never a problem (e.g. enabled-missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,10 @@ class Report:
     @property
     def warning_count(self) -> int:
         return sum(1 for f in self.findings if f.severity is Severity.WARNING)
+
+    @property
+    def info_count(self) -> int:
+        return sum(1 for f in self.findings if f.severity is Severity.INFO)
 
     @property
     def valid(self) -> bool:

@@ -29,6 +29,8 @@ class Section:
 
     title: str
     rules: tuple[Rule, ...]
+    #: Paragraphs between the heading and the table.
+    intro: tuple[str, ...] = ()
 
 
 #: The page's opening paragraphs.
@@ -474,6 +476,20 @@ SECTIONS = (
                 "fix the endpoint, or a site admin adds the host",
             ),
             Rule(
+                "enabled-missing",
+                (
+                    "(info: never makes a tree invalid) a connection says whether it is "
+                    "on: without an `enabled` key it is disabled, which otherwise passes "
+                    "silently"
+                ),
+                (
+                    "``connections.d/x.toml:5:1: `moodle_users/uni-b` has no `enabled` "
+                    "key, so it is disabled: add enabled = true to use it (or enabled = "
+                    "false to keep it off on purpose)``"
+                ),
+                "add `enabled = true` (or `enabled = false`)",
+            ),
+            Rule(
                 "service-without-grant",
                 "(warning) a service grants someone; without `grant` nobody may call it",
                 "``service `more` grants nobody, so nobody can call it``",
@@ -538,6 +554,47 @@ SECTIONS = (
             ),
         ),
     ),
+    Section(
+        "Preflight (`validate --resolve-secrets`, and always in the daemon)",
+        (
+            Rule(
+                "secret-unresolved",
+                (
+                    "every reference resolves: the env variable is set, the file exists "
+                    "and is readable, the credential is loaded (`$CREDENTIALS_DIRECTORY`); "
+                    "an error for an enabled connection, a warning for a disabled one"
+                ),
+                (
+                    "`connection moodle_users/uni-a credentials.token: secret "
+                    "env:MOODLE_TOKEN: environment variable MOODLE_TOKEN is not set`"
+                ),
+                "set the variable, install the file or add the `LoadCredential=` line",
+            ),
+            Rule(
+                "secret-short",
+                (
+                    "an authenticating secret has at least 8 characters (shorter ones "
+                    "cannot be masked in logs); an error unless the daemon's "
+                    "`short_secrets` is `warn` (development only)"
+                ),
+                (
+                    "`connection moodle_users/uni-a credentials.token: secret "
+                    "env:MOODLE_TOKEN is shorter than 8 characters; use a longer one …`"
+                ),
+                "use a longer secret",
+            ),
+        ),
+        (
+            (
+                "`rpcd validate --resolve-secrets` runs the checks `rpcd serve` makes "
+                "at start and on reload, with the daemon's settings (`RPCD_*`, "
+                "`RPCD_SETTINGS_FILE`): run it as the daemon's user, with its "
+                "environment and credentials, and a tree it passes is one the daemon "
+                "loads. It also imports every handler (`import-failed`), as `--import` "
+                "does. The secret's value is never printed."
+            ),
+        ),
+    ),
 )
 
 
@@ -572,7 +629,10 @@ def render() -> str:
     for paragraph in INTRO:
         out += [*_wrap(paragraph), ""]
     for section in SECTIONS:
-        out += [f"## {section.title}", "", "| rule | checks | example | fix |", "| --- " * 4 + "|"]
+        out += [f"## {section.title}", ""]
+        for paragraph in section.intro:
+            out += [*_wrap(paragraph), ""]
+        out += ["| rule | checks | example | fix |", "| --- " * 4 + "|"]
         for rule in section.rules:
             out.append(f"| `{rule.id}` | {rule.checks} | {rule.example} | {rule.fix} |")
         out.append("")

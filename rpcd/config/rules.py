@@ -837,6 +837,20 @@ def peer_credentials_unique(draft: Draft) -> Iterator[Finding]:
         seen.setdefault(key, peer)
 
 
+def enabled_explicit(draft: Draft) -> Iterator[Finding]:
+    """(info) A connection without an ``enabled`` key is off (the default is false): say so,
+    since forgetting the key otherwise passes silently."""
+    for class_id, conn in draft.connections:
+        if "enabled" not in conn.value.model_fields_set:
+            yield conn.finding(
+                "enabled-missing",
+                f"`{class_id}/{conn.value.id}` has no `enabled` key, so it is disabled: add "
+                "enabled = true to use it (or enabled = false to keep it off on purpose)",
+                "id",
+                severity=Severity.INFO,
+            )
+
+
 RULES: list[Rule] = [
     unique_ids,
     references,
@@ -853,6 +867,7 @@ RULES: list[Rule] = [
     peer_credentials_unique,
     anonymous_grants,
     method_params,
+    enabled_explicit,
 ]
 
 

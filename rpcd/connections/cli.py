@@ -60,9 +60,16 @@ def register(sub: Any) -> None:
         "check",
         help="probe every enabled connection (each class's probe call), print a table",
         description="Runs each class's probe on every enabled connection concurrently. "
-        "Exit 1 if any probe fails.",
+        "Exit 1 if any probe fails, or if nothing was checked (no connection, no probe, or "
+        "the master switch off).",
     )
-    p.add_argument("class_id", nargs="?", metavar="CLASS", help="only this class")
+    p.add_argument(
+        "class_id",
+        nargs="?",
+        metavar="CLASS[/ID]",
+        help="only this class, or only its connection ID (probed even when it or the master "
+        "switch is off, to test it before enabling it)",
+    )
     p.add_argument("--root", metavar="DIR", default=".", help="config root (default .)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=cmd_check)
@@ -229,16 +236,28 @@ def cmd_check(args: argparse.Namespace) -> int:
     if isinstance(ready, int):
         return ready
     outbound, catalog, store, findings = ready
-    if args.class_id is not None and args.class_id not in catalog.classes:
-        sys.stderr.write(f"rpcd check: no connection class {args.class_id!r}\n")
+    class_id, _, conn_id = (args.class_id or "").partition("/")
+    if args.class_id is not None and class_id not in catalog.classes:
+        sys.stderr.write(f"rpcd check: no connection class {class_id!r}\n")
         return EXIT_USAGE
-    if not catalog.connections_enabled:
-        sys.stderr.write("rpcd check: client connections are disabled by the master switch\n")
-        return EXIT_OK
+    if conn_id and f"{class_id}/{conn_id}" not in catalog.connections:
+        known = ", ".join(c.id for c in catalog.instances(class_id)) or "none"
+        sys.stderr.write(
+            f"rpcd check: class {class_id!r} has no connection {conn_id!r} (it has: {known})\n"
+        )
+        return EXIT_USAGE
+    if not catalog.connections_enabled and not conn_id:  # one named connection: probe it
+        sys.stderr.write(
+            "rpcd check: nothing checked: client connections are disabled by the master switch "
+            "([connections] enabled = false in rpcd.toml)\n"
+        )
+        return EXIT_FAILED
     targets = [
         c
         for c in sorted(catalog.connections.values(), key=lambda c: (c.class_id, c.priority, c.id))
-        if c.enabled and (args.class_id is None or c.class_id == args.class_id)
+        if (c.enabled or conn_id)  # a connection named on its own is probed even when off
+        and (args.class_id is None or c.class_id == class_id)
+        and (not conn_id or c.id == conn_id)
     ]
     _warn(findings, {c.full_id for c in targets})
     rows = asyncio.run(_check(catalog, store, targets, outbound))
@@ -246,6 +265,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps({"format_version": 1, "results": rows}, indent=2) + "\n")
     else:
         sys.stdout.write(_table(rows))
+    if not any(r["ok"] is not None for r in rows):
+        sys.stderr.write(
+            "rpcd check: nothing checked: "
+            + ("no enabled connection" if not rows else "no class of these has a probe")
+            + " (a check that checks nothing fails)\n"
+        )
+        return EXIT_FAILED
     return EXIT_FAILED if any(r["ok"] is False for r in rows) else EXIT_OK
 
 

@@ -10,8 +10,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from rpcd.diff.actions import handler_modules
 from rpcd.diff.compute import diff_catalogs, known_institutions
 from rpcd.diff.gitsource import GitSourceError, Side, materialise
+from rpcd.diff.handlers import changed_modules
 from rpcd.diff.render import FORMATS, SideInfo, render_json, render_markdown, render_text
 from rpcd.report import findings_text
 
@@ -103,7 +105,10 @@ def _compare(args: argparse.Namespace, base: Side, head: Side) -> int:
             f"rpcd diff: institution {args.institution!r} is declared on neither side\n"
         )
         return EXIT_ERROR
-    diff = diff_catalogs(base.result.catalog, head.result.catalog, args.institution)
+    modules = changed_modules(
+        base, head, handler_modules(head.result.catalog), Path.cwd(), args.root_in_repo
+    )
+    diff = diff_catalogs(base.result.catalog, head.result.catalog, args.institution, modules)
     infos = (_info(base), _info(head))
     if args.format == "json":
         sys.stdout.write(render_json(diff, *infos))

@@ -21,6 +21,7 @@ from typing import Any
 from rpcd.config import Catalog
 from rpcd.config.models import ConnectionClass, Institution, Method, Peer, SecretRef, Service
 from rpcd.config.scopes import ScopeTable, folder_of, reserved_problem
+from rpcd.diff.actions import NextStep, next_steps
 from rpcd.routing import caller_sets, routing_table
 
 Json = Any  # a JSON-able value: str, int, float, bool, list, dict
@@ -34,6 +35,7 @@ class Action(StrEnum):
     ADDED = "added"
     REMOVED = "removed"
     CHANGED = "changed"
+    RENAMED = "renamed"  # same fields under a new id (its fields: id, and file if it moved)
 
 
 class Secret(StrEnum):
@@ -73,6 +75,7 @@ class EntityChange:
     id: str
     action: Action
     fields: tuple[FieldChange, ...] = ()
+    renamed_from: str | None = None  # the old id, for RENAMED
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,8 @@ class Diff:
     changes: tuple[EntityChange, ...]
     routing: tuple[RouteChange, ...]
     institution: str | None = None
+    #: What applying the change needs besides a reload (rpcd.diff.actions).
+    steps: tuple[NextStep, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -235,11 +240,19 @@ def _entity_changes(base: Catalog, head: Catalog, institution: str | None) -> li
     changes: list[EntityChange] = []
     for kind in KINDS:
         old, new = old_all[kind], new_all[kind]
+        renamed = _renames(old, new)
         for ident in sorted(old.keys() | new.keys()):
             before, after = old.get(ident), new.get(ident)
             if not _concerns(institution, before, after):
                 continue
-            if after is None:
+            if ident in renamed.values():
+                continue  # shown once, under its new id
+            if ident in renamed:
+                was = renamed[ident]
+                moved = _field_changes(kind, old[was].fields, new[ident].fields)
+                fields = (FieldChange("id", was, ident), *moved)
+                changes.append(EntityChange(kind, ident, Action.RENAMED, fields, renamed_from=was))
+            elif after is None:
                 changes.append(EntityChange(kind, ident, Action.REMOVED))
             elif before is None:
                 fields = tuple(_field(kind, k, None, v) for k, v in after.fields.items())
@@ -251,6 +264,25 @@ def _entity_changes(base: Catalog, head: Catalog, institution: str | None) -> li
                     fields = scopes.flag(kind, ident, fields, added=False)
                     changes.append(EntityChange(kind, ident, Action.CHANGED, fields))
     return changes
+
+
+def _signature(entity: _Entity) -> str:
+    """An entity's fields but where it is written: equal for a rename, even to another file."""
+    return repr(sorted((k, repr(v)) for k, v in entity.fields.items() if k != "file"))
+
+
+def _renames(old: dict[str, _Entity], new: dict[str, _Entity]) -> dict[str, str]:
+    """New id → old id, for each removed entity whose fields an added one has exactly (pairs
+    taken in id order when several are alike)."""
+    gone: dict[str, list[str]] = {}
+    for ident in sorted(old.keys() - new.keys()):
+        gone.setdefault(_signature(old[ident]), []).append(ident)
+    pairs: dict[str, str] = {}
+    for ident in sorted(new.keys() - old.keys()):
+        same = gone.get(_signature(new[ident]))
+        if same:
+            pairs[ident] = same.pop(0)
+    return pairs
 
 
 class _Scopes:
@@ -330,16 +362,28 @@ def _route_changes(base: Catalog, head: Catalog, institution: str | None) -> lis
     return rows
 
 
-def diff_catalogs(base: Catalog, head: Catalog, institution: str | None = None) -> Diff:
-    """What changes from ``base`` to ``head``; with ``institution``, only what concerns it."""
+def diff_catalogs(
+    base: Catalog,
+    head: Catalog,
+    institution: str | None = None,
+    changed_modules: frozenset[str] = frozenset(),
+) -> Diff:
+    """What changes from ``base`` to ``head``; with ``institution``, only what concerns it.
+    ``changed_modules``: handler modules whose code differs between the sides (a restart)."""
     switch = None
     if base.connections_enabled != head.connections_enabled:
         switch = (base.connections_enabled, head.connections_enabled)
+    changes = tuple(_entity_changes(base, head, institution))
+    routing = tuple(_route_changes(base, head, institution))
+    changed = bool(switch is not None or changes or routing)
     return Diff(
         master_switch=switch,
-        changes=tuple(_entity_changes(base, head, institution)),
-        routing=tuple(_route_changes(base, head, institution)),
+        changes=changes,
+        routing=routing,
         institution=institution,
+        steps=next_steps(base, head, changed_modules, changed=changed, institution=institution)
+        if changed
+        else (),
     )
 
 

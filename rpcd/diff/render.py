@@ -22,7 +22,7 @@ from rpcd.diff.compute import (
     Secret,
 )
 
-DIFF_FORMAT_VERSION = "1.1"
+DIFF_FORMAT_VERSION = "1.2"
 MARKDOWN_MARKER = "<!-- rpcd-diff -->"  # lets CI find and update its own earlier comment
 MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
 
@@ -34,8 +34,13 @@ TITLES = {
     "method": "Methods",
     "peer": "Peers",
 }
-SIGN = {Action.ADDED: "+", Action.REMOVED: "-", Action.CHANGED: "~"}
-EMOJI = {Action.ADDED: "➕", Action.REMOVED: "➖", Action.CHANGED: "✏️"}  # noqa: RUF001
+SIGN = {Action.ADDED: "+", Action.REMOVED: "-", Action.CHANGED: "~", Action.RENAMED: ">"}
+EMOJI = {
+    Action.ADDED: "➕",  # noqa: RUF001
+    Action.REMOVED: "➖",  # noqa: RUF001
+    Action.CHANGED: "✏️",
+    Action.RENAMED: "🔀",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,9 @@ def _caller(row: RouteChange) -> str:
 
 def summary_line(diff: Diff) -> str:
     totals = diff.totals()
-    parts = [f"{totals[a.value]} {a.value}" for a in Action]
+    parts = [f"{totals[a.value]} {a.value}" for a in Action if a is not Action.RENAMED]
+    if totals[Action.RENAMED.value]:
+        parts.insert(3, f"{totals[Action.RENAMED.value]} renamed")
     parts.append(f"{len(diff.routing)} routing change{'s' * (len(diff.routing) != 1)}")
     if diff.master_switch is not None:
         parts.append("master switch flipped")
@@ -102,7 +109,17 @@ class _Style:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
 
 
-_ACTION_COLOR = {Action.ADDED: "32", Action.REMOVED: "31", Action.CHANGED: "33"}
+_ACTION_COLOR = {
+    Action.ADDED: "32",
+    Action.REMOVED: "31",
+    Action.CHANGED: "33",
+    Action.RENAMED: "36",
+}
+
+
+def _mark(change: EntityChange) -> str:
+    was = f" (renamed from {change.renamed_from})" if change.renamed_from is not None else ""
+    return _printable(change.id + was)
 
 
 def _scope_text(field: FieldChange, style: _Style) -> str:
@@ -143,7 +160,7 @@ def render_text(diff: Diff, base: SideInfo, head: SideInfo, *, color: bool = Fal
             continue
         lines += ["", style("1", f"{TITLES[kind]}:")]
         for change in changes:
-            mark = f"  {SIGN[change.action]} {_printable(change.id)}"
+            mark = f"  {SIGN[change.action]} {_mark(change)}"
             lines.append(style(_ACTION_COLOR[change.action], mark))
             lines += [_field_text(f, change.action, style) for f in change.fields]
     if diff.routing:
@@ -154,6 +171,9 @@ def render_text(diff: Diff, base: SideInfo, head: SideInfo, *, color: bool = Fal
         for row in diff.routing:
             before, after = style("31", _route(row.before)), style("32", _route(row.after))
             lines.append(f"  {row.class_id}, for {_caller(row)}: {before} → {after}")
+    if diff.steps:
+        lines += ["", style("1", "Next steps (what merging this needs):")]
+        lines += [f"  - {_printable(step.text)}" for step in diff.steps]
     lines += ["", style("1", f"Summary: {summary_line(diff)}.")]
     return "\n".join(lines) + "\n"
 
@@ -195,7 +215,10 @@ def _md_entities(kind: str, changes: list[EntityChange]) -> list[str]:
         "| --- | --- | --- | --- | --- |",
     ]
     for change in changes:
-        head = f"| {EMOJI[change.action]} {change.action.value} | {code(change.id)} |"
+        shown = code(change.id) + (
+            f" (from {code(change.renamed_from)})" if change.renamed_from is not None else ""
+        )
+        head = f"| {EMOJI[change.action]} {change.action.value} | {shown} |"
         if not change.fields:
             lines.append(f"{head} | | |")
         for i, field in enumerate(change.fields):
@@ -256,6 +279,10 @@ def render_markdown(diff: Diff, base: SideInfo, head: SideInfo) -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    if diff.steps:
+        lines += ["#### Next steps", ""]
+        lines += [f"- {step.text}" for step in diff.steps]  # names here are ids: no markup
+        lines.append("")
     return _truncate("\n".join(lines) + "\n")
 
 
@@ -309,9 +336,14 @@ def diff_document(diff: Diff, base: SideInfo, head: SideInfo) -> dict[str, Any]:
                 "kind": c.kind,
                 "id": c.id,
                 "action": c.action.value,
+                "renamed_from": c.renamed_from,
                 "fields": [_field_json(f) for f in c.fields],
             }
             for c in diff.changes
+        ],
+        "next_steps": [
+            {"need": step.need.value, "subject": step.subject, "text": step.text}
+            for step in diff.steps
         ],
         "routing": [
             {
