@@ -43,7 +43,9 @@ labelled as such in the output; without aiohttp-xmlrpc: that column is left out)
 
 Options: ``--quick`` (1 round of 2 s), ``--rounds N``, ``--duration S`` (or the environment
 variable ``BENCH_SERVE_DURATION``), ``--connections N``, ``--servers a,b``, ``--payloads a,b``,
-``--no-profile``, ``--json FILE`` (default ``bench/out/serve.json``).
+``--no-profile``, ``--json FILE`` (default ``bench/out/serve.json``), ``--baseline DIR`` (another
+checkout, e.g. ``git worktree add /tmp/before <commit>``, served as ``rpcd (baseline)`` in the
+same interleaved rounds: a before/after in one run).
 """
 
 from __future__ import annotations
@@ -114,8 +116,12 @@ SHORT = {
     "rpcd-asyncio": "rpcd (asyncio)",
     "floor-asyncio": "floor (asyncio)",
 }
-#: Not alternatives: rpcd itself, in its variants, and the two reference points.
-OURS = ("rpcd", "rpcd-pooled", "rpcd-asyncio")
+#: Not alternatives: rpcd itself, in its variants (``rpcd-baseline``: another checkout, from
+#: ``--baseline``), and the two reference points.
+OURS = ("rpcd", "rpcd-pooled", "rpcd-asyncio", "rpcd-baseline")
+#: ``--baseline DIR``: a checkout of rpcd to serve beside this one, interleaved in the same
+#: rounds (its own code and its own example tree), for a before/after in one run.
+BASELINE: Path | None = None
 REFERENCES = ("ceiling", "floor", "floor-asyncio")
 
 
@@ -267,6 +273,16 @@ def server_command(
     workdir: Path | None = None,
     profile_to: Path | None = None,
 ) -> list[str]:
+    if kind == "rpcd-baseline" and BASELINE is not None:
+        return [
+            sys.executable,
+            "-m",
+            "rpcd",
+            "serve",
+            str(BASELINE),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ]
     if kind in ("rpcd", "rpcd-pooled"):
         root = REPO if kind == "rpcd" else pooled_tree(workdir or Path(tempfile.mkdtemp()))
         serve = ["-m", "rpcd", "serve", str(root), "--listen", f"127.0.0.1:{port}"]
@@ -276,10 +292,10 @@ def server_command(
     return [sys.executable, str(HERE / "servers.py"), kind, str(port), *([loop] if loop else [])]
 
 
-def server_env(loop: str | None = None) -> dict[str, str]:
+def server_env(loop: str | None = None, code: Path = REPO) -> dict[str, str]:
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")])),
         "RPCD_STRICT_SECRETS": "false",
         "RPCD_LOOPBACK_TOKEN": TOKEN,
         "RPCD_EVENT_LOOP": loop or "uvloop",
@@ -310,11 +326,12 @@ def start_server(
     port = free_port()
     log = logdir / f"{name}.log"
     command = server_command(kind, port, loop=loop, workdir=logdir, profile_to=profile_to)
+    code = BASELINE if kind == "rpcd-baseline" and BASELINE is not None else REPO
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*tools.pin(0), *command],
-            cwd=REPO,
-            env=server_env(loop),
+            cwd=code,
+            env=server_env(loop, code),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -582,6 +599,7 @@ def goals(
             ("rpcd", "floor", "both on uvloop"),
             ("rpcd-pooled", "floor", "rpcd's handlers in the thread pool, both on uvloop"),
             ("rpcd-asyncio", "floor-asyncio", "both on asyncio"),
+            ("rpcd-baseline", "floor", "the --baseline checkout, both on uvloop"),
         ):
             value, floor = rps(ours, p.key), rps(floor_name, p.key)
             if value is None or not floor:
@@ -814,7 +832,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--payloads", default=",".join(p.key for p in PAYLOADS))
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "out" / "serve.json")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="another rpcd checkout (e.g. a git worktree of an older commit) served beside this "
+        "one in the same interleaved rounds, as server rpcd-baseline",
+    )
     args = parser.parse_args(argv)
+    if args.baseline is not None:
+        global BASELINE
+        BASELINE = args.baseline.resolve()
+        if not (BASELINE / "rpcd" / "__init__.py").is_file():
+            parser.error(f"--baseline {args.baseline}: not an rpcd checkout (no rpcd/__init__.py)")
+        SERVERS["rpcd-baseline"] = (f"rpcd at {BASELINE} (uvloop)", "rpcd-baseline", "uvloop")
+        SHORT["rpcd-baseline"] = "rpcd (baseline)"
+        if "rpcd-baseline" not in args.servers.split(","):
+            args.servers += ",rpcd-baseline"
 
     rounds = args.rounds or (1 if args.quick else 3)
     seconds = args.duration or float(
