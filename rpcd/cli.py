@@ -125,7 +125,8 @@ def cmd_hash_secret(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number of at least 1, else a usage error saying so."""
     try:
         value = int(text)
     except ValueError:
@@ -179,7 +180,7 @@ def build_parser(others: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--jobs",
         "-j",
-        type=_positive,
+        type=positive_int,
         default=0,
         metavar="N",
         help="processes that parse and check files of a big tree (default: one per CPU; "

@@ -14,18 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rpcd.cli import positive_int
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DSN_ENV = "MAHARA_DSN"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -67,7 +59,7 @@ def register(sub: Any) -> None:
     m.add_argument("--table-prefix", default="", metavar="P", help="Mahara's dbprefix, if any")
     m.add_argument(
         "--max-rows",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_MAX_ROWS,
         metavar="N",
         help=f"refuse a table with more rows than this (default {DEFAULT_MAX_ROWS:,})",
