@@ -61,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "hello.helloWorld Ada Lovelace --institution uni-a\n",
             flush=True,
         )
+        print(
+            f"and the read-only console: {url}/ui (sign in as peer loopback, token {token})\n",
+            flush=True,
+        )
 
     # With the root given, SIGHUP reloads the tree as it does under `rpcd serve`.
     return run(
