@@ -8,6 +8,7 @@ does not hold (a finding in another institution's folder, a tree with many class
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,25 @@ def test_fields_show_references_never_values(loaded: Loaded) -> None:
     assert fields["credentials"] == '{"token": "env:MOODLE_UNI_A_TOKEN"}'
     assert fields["endpoint"].startswith("https://moodle.uni-a.example/")
     assert fields["source"] == "connections.d/uni-a/moodle_users.toml"
+
+
+def test_standby_endpoints_are_shown_in_order_and_masked(tmp_path: Path) -> None:
+    from tree_helpers import copy_example
+
+    root = copy_example(tmp_path / "tree")
+    conn_file = root / "connections.d" / "uni-a" / "moodle_users.toml"
+    text = conn_file.read_text()
+    endpoint = next(line for line in text.splitlines() if line.startswith("endpoint ="))
+    primary = endpoint.split("=", 1)[1].strip()
+    standby = '"https://standby.uni-a.example/webservice/rest/server.php"'
+    conn_file.write_text(text.replace(endpoint, f"endpoints = [{primary}, {standby}]"))
+    result = load(root, strict_secrets=False)
+    assert isinstance(result, Loaded), result
+    conn = result.catalog.connections["moodle_users/uni-a"]
+    fields = dict(views.connection_fields(conn))
+    assert "endpoint" not in fields
+    assert fields["endpoints"] == json.dumps(conn.shown_endpoints(), ensure_ascii=False)
+    assert json.loads(fields["endpoints"])[1] == json.loads(standby)
 
 
 def test_grants_come_from_the_dispatchers_callers(loaded: Loaded) -> None:

@@ -127,11 +127,16 @@ def matrix(
 
 
 def connection_fields(conn: ResolvedConnection) -> list[tuple[str, str]]:
-    """Every field as resolved, as (name, text): secrets as references, an endpoint and
-    parameters as ``rpcd show`` prints them (anything carrying a token masked)."""
+    """Every field as resolved, as (name, text): secrets as references, the endpoint (or the
+    endpoints, in the order tried) and parameters as ``rpcd show`` prints them (anything
+    carrying a token masked)."""
     data: dict[str, Any] = conn.model_dump(mode="json", by_alias=True)
     data["credentials"] = {k: str(v) for k, v in conn.credentials.items()}
-    data["endpoint"] = conn.shown_endpoint()
+    if conn.endpoints:  # primary first, then the standbys, in the order they are tried
+        data["endpoints"] = conn.shown_endpoints()
+        data.pop("endpoint", None)
+    else:
+        data["endpoint"] = conn.shown_endpoint()
     data["parameters"] = conn.shown_parameters(data.get("parameters", {}))
     rows = []
     for name, value in data.items():
