@@ -18,13 +18,13 @@ from rpcd.server.core.loading import Loaded, MethodEntry
 if TYPE_CHECKING:
     from aiohttp.web import BaseRequest
 
-__all__ = ["ANONYMOUS_METHODS", "CallContext", "allowed", "canonical", "not_found"]
+__all__ = ["ANONYMOUS_METHODS", "CallState", "allowed", "canonical", "not_found"]
 
 #: What a caller without valid credentials may reach; anything else is HTTP 401.
 ANONYMOUS_METHODS = frozenset({"system.login", "system.getCapabilities", "system.listMethods"})
 
 
-class CallContext(NamedTuple):
+class CallState(NamedTuple):
     """Who calls, on which catalog (taken once per request), under which request id.
 
     Immutable; a named tuple because one is made per call."""
@@ -38,7 +38,7 @@ class CallContext(NamedTuple):
     #: The HTTP request (its client address limits ``system.login``'s failures).
     request: BaseRequest | None = None
 
-    def nested(self) -> CallContext:
+    def nested(self) -> CallState:
         return self._replace(in_multicall=True)
 
     @property
@@ -80,7 +80,7 @@ def _certificate_sha256(request: BaseRequest | None) -> str | None:
     return None if der is None else hashlib.sha256(der).hexdigest()
 
 
-def allowed(ctx: CallContext, entry: MethodEntry) -> bool:
+def allowed(ctx: CallState, entry: MethodEntry) -> bool:
     """May this call's caller call ``entry`` (``grants``; the per-catalog set of callers
     answers for a peer acting for all its institutions)."""
     if entry.anonymous:

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from rpcd.errors import INTERNAL_ERROR, INVALID_PARAMS, SYSTEM_ERROR, Fault
 from rpcd.server.core.auth import Authenticator, AuthRequired
-from rpcd.server.core.calls import ANONYMOUS_METHODS, CallContext, allowed, canonical, not_found
+from rpcd.server.core.calls import ANONYMOUS_METHODS, CallState, allowed, canonical, not_found
 from rpcd.server.core.loading import MethodEntry
 from rpcd.server.core.named import by_name
 from rpcd.server.core.system import SYSTEM_METHODS
@@ -51,7 +51,7 @@ class CallMetrics(Protocol):
     def logout(self, nonce: str) -> None: ...
 
 
-ProxyCall = Callable[[CallContext, MethodEntry, list[Any]], Awaitable[Any]]
+ProxyCall = Callable[[CallState, MethodEntry, list[Any]], Awaitable[Any]]
 
 
 #: The ``method`` label of a call whose caller has no valid credentials (the method's name
@@ -61,7 +61,7 @@ UNAUTHENTICATED = "unauthenticated"
 UNKNOWN = "unknown"
 
 
-def _label(ctx: CallContext, name: str, system: bool, entry: MethodEntry | None) -> str:
+def _label(ctx: CallState, name: str, system: bool, entry: MethodEntry | None) -> str:
     """The ``method`` label of a call: its name only when the caller may call it."""
     principal = ctx.principal
     if entry is not None and entry.anonymous:
@@ -150,7 +150,7 @@ class Dispatcher:
             bridge = self._bridge = _PoolBridge(loop)
         return bridge.submit(self.executor, func, params)
 
-    async def call(self, ctx: CallContext, name: str, params: list[Any] | dict[str, Any]) -> Any:
+    async def call(self, ctx: CallState, name: str, params: list[Any] | dict[str, Any]) -> Any:
         """One call (each call of a multicall or batch too), counted and timed when the
         dispatcher has metrics. A ``run = "inline"`` handler runs right here, on the loop."""
         name = canonical(name)
@@ -204,7 +204,7 @@ class Dispatcher:
             if observe is not None:
                 observe(ctx.protocol, label, perf_counter() - started, code)
 
-    async def _run(self, ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
+    async def _run(self, ctx: CallState, entry: MethodEntry, params: list[Any]) -> Any:
         if entry.func is not None and not entry.is_async:
             return await self._run_pooled(ctx, entry, params)
         func = None if entry.func is None else _with_context(ctx, entry)
@@ -230,7 +230,7 @@ class Dispatcher:
                 raise
             raise _timed_out(ctx, entry, timeout) from None
 
-    async def _run_pooled(self, ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
+    async def _run_pooled(self, ctx: CallState, entry: MethodEntry, params: list[Any]) -> Any:
         """A sync handler in the pool, its time limit a timer on the pool's future (what
         ``asyncio.timeout`` would do, without its context manager's two coroutine frames)."""
         timeout = self.settings.handler_timeout
@@ -257,7 +257,7 @@ def _expire(future: asyncio.Future[Any]) -> None:
         future.set_exception(_Expired())
 
 
-def _with_context(ctx: CallContext, entry: MethodEntry) -> Callable[..., Any]:
+def _with_context(ctx: CallState, entry: MethodEntry) -> Callable[..., Any]:
     """The handler, its ``CallContext`` parameter bound when it asks for one."""
     func = entry.func
     assert func is not None
@@ -266,7 +266,7 @@ def _with_context(ctx: CallContext, entry: MethodEntry) -> Callable[..., Any]:
     return functools.partial(func, **{entry.context_param: ctx.for_handler(entry.name)})
 
 
-def _internal_error(ctx: CallContext, entry: MethodEntry) -> Fault:
+def _internal_error(ctx: CallState, entry: MethodEntry) -> Fault:
     """-32603 with only the request id; the traceback (of the exception being handled) is
     logged."""
     log.exception(
@@ -277,7 +277,7 @@ def _internal_error(ctx: CallContext, entry: MethodEntry) -> Fault:
     return Fault(INTERNAL_ERROR, f"internal error (request id {ctx.request_id})")
 
 
-def _timed_out(ctx: CallContext, entry: MethodEntry, timeout: float) -> Fault:
+def _timed_out(ctx: CallState, entry: MethodEntry, timeout: float) -> Fault:
     log.warning(
         "handler %s timed out after %g s",
         entry.name,
@@ -287,7 +287,7 @@ def _timed_out(ctx: CallContext, entry: MethodEntry, timeout: float) -> Fault:
     return Fault(SYSTEM_ERROR, f"{entry.name} timed out after {timeout:g} s")
 
 
-def _run_inline(ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
+def _run_inline(ctx: CallState, entry: MethodEntry, params: list[Any]) -> Any:
     """A ``run = "inline"`` handler, on the loop: no pool hop and no time limit (it cannot be
     interrupted there anyway); its errors become faults exactly as in ``Dispatcher._run``."""
     try:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from rpcd.connections.runner import Attempt, CallOutcome, call_class
 from rpcd.connections.transport import Transport
 from rpcd.errors import SYSTEM_ERROR, TRANSPORT_ERROR, Fault
-from rpcd.server.core.calls import CallContext
+from rpcd.server.core.calls import CallState
 from rpcd.server.core.loading import Loaded, MethodEntry
 
 __all__ = ["ProxyCaller", "attempts_text", "proxy_args", "run_call"]
@@ -71,7 +71,7 @@ class ProxyCaller:
         self.transport = transport
         self.metrics = metrics
 
-    async def __call__(self, ctx: CallContext, entry: MethodEntry, params: list[Any]) -> Any:
+    async def __call__(self, ctx: CallState, entry: MethodEntry, params: list[Any]) -> Any:
         proxy = entry.method.proxy
         assert proxy is not None
         outcome = await run_call(

@@ -14,7 +14,7 @@ from rpcd.errors import INVALID_PARAMS, INVALID_REQUEST, Fault
 from rpcd.server.core import grants
 from rpcd.server.core.auth import AuthRequired
 from rpcd.server.core.budget import check_budget
-from rpcd.server.core.calls import ANONYMOUS_METHODS, CallContext, allowed, canonical, not_found
+from rpcd.server.core.calls import ANONYMOUS_METHODS, CallState, allowed, canonical, not_found
 from rpcd.server.core.loading import MethodEntry
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CAPABILITIES", "SYSTEM_METHODS", "SystemMethod"]
 
-SystemFunc = Callable[["Dispatcher", CallContext, list[Any]], Awaitable[Any]]
+SystemFunc = Callable[["Dispatcher", CallState, list[Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def _params(name: str, params: list[Any], *kinds: type) -> None:
         raise Fault(INVALID_PARAMS, f"{name} takes {shown}")
 
 
-def _visible(ctx: CallContext) -> list[str]:
+def _visible(ctx: CallState) -> list[str]:
     """Every method name the caller may call, sorted."""
     published = sorted(n for n, e in ctx.loaded.methods.items() if allowed(ctx, e))
     if ctx.principal is None:
@@ -64,7 +64,7 @@ def _visible(ctx: CallContext) -> list[str]:
     return published + sorted(SYSTEM_METHODS)
 
 
-def _entry(ctx: CallContext, name: str) -> MethodEntry | SystemMethod:
+def _entry(ctx: CallState, name: str) -> MethodEntry | SystemMethod:
     name = canonical(name)
     if name in SYSTEM_METHODS and (ctx.principal is not None or name in ANONYMOUS_METHODS):
         return SYSTEM_METHODS[name]
@@ -74,18 +74,18 @@ def _entry(ctx: CallContext, name: str) -> MethodEntry | SystemMethod:
     return entry
 
 
-async def list_methods(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
+async def list_methods(d: Dispatcher, ctx: CallState, params: list[Any]) -> Any:
     _params("system.listMethods", params)
     return _visible(ctx)
 
 
-async def method_help(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
+async def method_help(d: Dispatcher, ctx: CallState, params: list[Any]) -> Any:
     _params("system.methodHelp", params, str)
     entry = _entry(ctx, params[0])
     return entry.help if isinstance(entry, SystemMethod) else entry.method.help
 
 
-async def method_signature(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
+async def method_signature(d: Dispatcher, ctx: CallState, params: list[Any]) -> Any:
     """A list of signatures ([return, param...]), or "undef" when none is declared."""
     _params("system.methodSignature", params, str)
     entry = _entry(ctx, params[0])
@@ -95,12 +95,12 @@ async def method_signature(d: Dispatcher, ctx: CallContext, params: list[Any]) -
     return [list(sig)] if sig is not None else "undef"
 
 
-async def get_capabilities(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
+async def get_capabilities(d: Dispatcher, ctx: CallState, params: list[Any]) -> Any:
     _params("system.getCapabilities", params)
     return CAPABILITIES
 
 
-async def list_services(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
+async def list_services(d: Dispatcher, ctx: CallState, params: list[Any]) -> Any:
     _params("system.listServices", params)
     assert ctx.principal is not None
     peer, acting = ctx.principal.peer, ctx.principal.institutions
@@ -119,7 +119,7 @@ async def list_services(d: Dispatcher, ctx: CallContext, params: list[Any]) -> A
     return found
 
 
-async def multicall(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
+async def multicall(d: Dispatcher, ctx: CallState, params: list[Any]) -> Any:
     """Each call's result as ``[value]``, each failure as its own fault struct."""
     if ctx.in_multicall:
         raise Fault(INVALID_REQUEST, "system.multicall cannot be nested")
@@ -172,7 +172,7 @@ def _credentials(params: list[Any]) -> tuple[str, str, str | None]:
     return user, password, None if domain in DEFAULT_DOMAINS else domain
 
 
-async def login(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
+async def login(d: Dispatcher, ctx: CallState, params: list[Any]) -> Any:
     """A session for a userpass peer; wrong credentials are HTTP 401 (as in eGroupWare).
     ``domain`` (eGroupWare's) names the one institution the session acts for; one the peer
     does not act for fails like a wrong password."""
@@ -197,7 +197,7 @@ async def login(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
     return {"sessionid": sessionid, "kp3": kp3}
 
 
-async def logout(d: Dispatcher, ctx: CallContext, params: list[Any]) -> Any:
+async def logout(d: Dispatcher, ctx: CallState, params: list[Any]) -> Any:
     """Ends the session given as params ({sessionid, kp3}), else the caller's own session."""
     assert ctx.principal is not None
     claims = ctx.principal.session

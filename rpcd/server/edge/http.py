@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from aiohttp import web
 
 from rpcd.server.core.auth import AUTH_CHALLENGE, AuthRequired, Throttled
-from rpcd.server.core.calls import CallContext
+from rpcd.server.core.calls import CallState
 from rpcd.server.edge.keys import AUTHENTICATOR, HOLDER, PEER, RID
 
 __all__ = [
@@ -132,7 +132,7 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-async def call_context(request: web.Request) -> CallContext:
+async def call_context(request: web.Request) -> CallState:
     """Take the current catalog once, and authenticate the caller against it."""
     loaded = request.app[HOLDER].current
     try:
@@ -141,7 +141,7 @@ async def call_context(request: web.Request) -> CallContext:
         raise auth_error(exc, as_json=True) from None
     if principal is not None:
         request[PEER] = principal.peer.id
-    return CallContext(loaded, principal, request_id(request), protocol="http", request=request)
+    return CallState(loaded, principal, request_id(request), protocol="http", request=request)
 
 
 def auth_error(exc: AuthRequired, *, as_json: bool = False) -> web.HTTPException:

@@ -19,7 +19,7 @@ from rpcd.codecs.jsonrpc import InvalidJsonRpcRequest, JsonRpcRequest
 from rpcd.errors import INVALID_REQUEST, CodecError, Fault, LimitExceeded
 from rpcd.server.core.auth import AuthRequired
 from rpcd.server.core.budget import calls_in, check_budget
-from rpcd.server.core.calls import CallContext, canonical
+from rpcd.server.core.calls import CallState, canonical
 from rpcd.server.core.dispatch import Dispatcher
 from rpcd.server.edge.cookies import set_session_cookies
 from rpcd.server.edge.http import auth_error
@@ -37,7 +37,7 @@ def _encode(response: dict[str, Any]) -> bytes:
 
 
 async def _one(
-    dispatcher: Dispatcher, ctx: CallContext, req: JsonRpcRequest, logins: list[Any]
+    dispatcher: Dispatcher, ctx: CallState, req: JsonRpcRequest, logins: list[Any]
 ) -> dict[str, Any] | None:
     """The response object for one request (None for a notification); the result of a
     ``system.login`` or ``system.logout`` is also appended to ``logins`` (cookies are set
@@ -96,7 +96,7 @@ class JsonRpcEndpoint(Endpoint):
         except CodecError as exc:
             self.parse_error("jsonrpc", exc.code)
             return jsonrpc.dumps_error(getattr(exc, "id", None), exc.code, str(exc))
-        ctx = CallContext(loaded, principal, scope.rid, protocol="jsonrpc", request=request)
+        ctx = CallState(loaded, principal, scope.rid, protocol="jsonrpc", request=request)
         dispatcher = self.dispatcher
         try:
             if isinstance(parsed, JsonRpcRequest):

@@ -12,7 +12,7 @@ from aiohttp import web
 from rpcd.codecs import xmlrpc
 from rpcd.errors import CodecError, Fault, LimitExceeded
 from rpcd.server.core.auth import AuthRequired
-from rpcd.server.core.calls import CallContext
+from rpcd.server.core.calls import CallState
 from rpcd.server.edge.cookies import set_session_cookies
 from rpcd.server.edge.http import auth_error
 from rpcd.server.edge.request import Endpoint, Scope, unencodable
@@ -45,7 +45,7 @@ class XmlRpcEndpoint(Endpoint):
             body = _fault_body(exc)
         else:
             scope.rpc_method = method[:100]
-            ctx = CallContext(loaded, principal, scope.rid, False, "xmlrpc", request)
+            ctx = CallState(loaded, principal, scope.rid, False, "xmlrpc", request)
             try:
                 result = await self.dispatcher.call(ctx, method, params)
             except AuthRequired as exc:
