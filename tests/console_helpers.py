@@ -55,9 +55,10 @@ SECRETS = [
 ]
 
 
-def console_tree(dest: Path, moodle_url: str) -> Path:
-    """The example tree plus the test peers, uni-a's Moodle at ``moodle_url``."""
-    root = make_server_tree(dest)
+def console_tree(dest: Path, moodle_url: str, client_cert_der: bytes | None = None) -> Path:
+    """The example tree plus the test peers (a cert peer for ``client_cert_der``), uni-a's
+    Moodle at ``moodle_url``."""
+    root = make_server_tree(dest, client_cert_der)
     path = root / "connections.d" / "uni-a" / "moodle_users.toml"
     text = path.read_text(encoding="utf-8").replace(
         "https://moodle.uni-a.example/webservice/rest/server.php",

@@ -380,6 +380,43 @@ def test_over_tls_the_cookie_is_secure(tmp_path: Path) -> None:
         assert client.get("/ui")[0] == 200
 
 
+def test_a_cert_peer_signs_in_with_its_client_certificate(tmp_path: Path) -> None:
+    """Over rpcd's own TLS, the certificate sign-in takes the verified client certificate of
+    the connection; without one it says so, and nothing is signed in."""
+    ca = trustme.CA()
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(
+        str(tmp_path / "server.pem")
+    )
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    client_cert = ca.issue_cert("sis-gateway@example.org")
+    der = ssl.PEM_cert_to_DER_cert(client_cert.cert_chain_pems[0].bytes().decode())
+    plain = ssl.create_default_context()
+    ca.configure_trust(plain)
+    with_cert = ssl.create_default_context()
+    ca.configure_trust(with_cert)
+    client_cert.configure_cert(with_cert)
+    root = console_tree(tmp_path / "tree", "http://127.0.0.1:9", client_cert_der=der)
+    env = {
+        **console_env(tmp_path),
+        "RPCD_TLS_CERT": str(tmp_path / "server.pem"),
+        "RPCD_TLS_KEY": str(tmp_path / "server.pem"),
+        "RPCD_TLS_CLIENT_CA": str(tmp_path / "ca.pem"),
+    }
+    with running(root, tmp_path / "daemon.log", env, ssl_context=plain) as daemon:
+        anonymous = ConsoleClient(daemon.url, plain)
+        status, headers, html = anonymous.sign_in(method="certificate")
+        assert status != 303 and "no client certificate of a peer" in html
+        assert anonymous.get("/ui")[0] == 303  # still signed out: back to the sign-in page
+
+        client = ConsoleClient(daemon.url, with_cert)
+        status, headers, _ = client.sign_in(method="certificate")
+        assert status == 303, status
+        assert "Secure" in _set_cookie(headers)
+        status, _, html = client.get("/ui")
+        assert status == 200 and "cert-peer" in html
+        assert "uni-b" not in client.get("/ui/routing")[2]  # its institutions only: uni-a
+
+
 def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(limited: Daemon) -> None:
     client = ConsoleClient(limited.url)
     form = {"csrf": client.csrf(), "method": "token", "token": LOOPBACK_TOKEN}
