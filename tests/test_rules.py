@@ -457,6 +457,15 @@ CASES = [
     ),
     Case(
         "secret-scope",
+        "rpcd.toml",  # the site proxy: any secret but the daemon's own
+        SITE + '\n[proxy]\nurl = "http://proxy.example:3128"\nusername = { env = "PROXY_USER" }\n'
+        'password = { env = "RPCD_SESSION_KEY" } # <-\n',
+        SITE + '\n[proxy]\nurl = "http://proxy.example:3128"\nusername = { env = "PROXY_USER" }\n'
+        'password = { env = "PROXY_PASSWORD" }\n',
+        at="env =",
+    ),
+    Case(
+        "secret-scope",
         C,
         _conn('auth = "token"\ncredentials = { token = { credential = "session-key" } } # <-\n'),
         _conn(TOKEN),

@@ -219,3 +219,43 @@ def test_every_secret_setting_is_reserved_for_validate() -> None:
                 f"add RPCD_{name.upper()} to DAEMON_ENV in rpcd/config/scopes.py"
             )
     assert "RPCD_SETTINGS_FILE" in DAEMON_ENV
+
+
+def test_proxy_credentials_that_lead_to_the_session_key_are_refused_at_load(
+    tmp_path: Path,
+) -> None:
+    """Proxy credentials are secrets like any other: the site proxy's and a connection's own
+    proxy's references are judged where they lead, before any is read."""
+    root = make_tree(tmp_path / "tree")
+    key_file = tmp_path / "session-key"
+    key_file.write_text(SESSION_KEY + "\n")
+    link = tmp_path / "proxy-password"
+    link.symlink_to(key_file)  # validate cannot see where it leads: the daemon must
+    settings = Settings(session_key_file=key_file, strict_secrets=False)
+    site = root / "rpcd.toml"
+    base = site.read_text(encoding="utf-8")
+    site.write_text(
+        base + '\n[proxy]\nurl = "http://proxy.example:3128"\n'
+        f'username = {{ env = "PROXY_USER" }}\npassword = {{ file = "{link}" }}\n',
+        encoding="utf-8",
+    )
+    outcome = load(root, strict_secrets=False, settings=settings)
+    assert rules(outcome) == {"secret-scope"}
+    assert isinstance(outcome, Report)
+    assert "the site proxy's password" in texts(outcome) and SESSION_KEY not in texts(outcome)
+
+    site.write_text(base, encoding="utf-8")
+    assert not isinstance(load(root, strict_secrets=False, settings=settings), Report)
+    badges = "connections.d/badges.toml"
+    text = (root / badges).read_text(encoding="utf-8")
+    at = text.index("[[connection]]")
+    own = (
+        'proxy = { url = "http://proxy.example:3128", username = { env = "PROXY_USER" }, '
+        f'password = {{ file = "{link}" }} }}\n'
+    )
+    end = text.index("\n", text.index("enabled", at)) + 1  # inside the first connection
+    (root / badges).write_text(text[:end] + own + text[end:], encoding="utf-8")
+    outcome = load(root, strict_secrets=False, settings=settings)
+    assert rules(outcome) == {"secret-scope"}
+    assert isinstance(outcome, Report)
+    assert "proxy.password" in texts(outcome) and SESSION_KEY not in texts(outcome)

@@ -435,7 +435,8 @@ SECTIONS = (
             Rule(
                 "secret-scope",
                 (
-                    "no connection references the daemon's own secrets (an `RPCD_*` setting "
+                    "no connection, and not the site proxy, references the daemon's own secrets "
+                    "(an `RPCD_*` setting "
                     "such as `RPCD_SESSION_KEY`, the credential `session-key`, "
                     "`/etc/rpcd/session-key`; the daemon also refuses, at load, any reference "
                     "that resolves to its session key, TLS key or settings file); a connection "

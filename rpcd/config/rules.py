@@ -59,6 +59,7 @@ class Draft:
 
     switch: bool = True
     proxy: SiteProxy | None = None  # rpcd.toml's [proxy]
+    proxy_origin: FileResult | None = None  # where it is written
     institutions: list[Located[Institution]] = field(default_factory=list)
     classes: list[Located[ConnectionClass]] = field(default_factory=list)
     connections: list[tuple[str, Located[ConnectionEntry]]] = field(
@@ -90,6 +91,7 @@ class Draft:
                 draft.site_loaded = True  # unless its institutions are broken: see complete()
                 draft.switch = model.connections.enabled
                 draft.proxy = model.proxy
+                draft.proxy_origin = result
             draft.institutions += parts.institutions
             draft.classes += parts.classes
             draft.connections += parts.connections
@@ -688,13 +690,23 @@ def _url_credentials(
 
 
 def secret_scope(draft: Draft) -> Iterator[Finding]:
-    """No connection references the daemon's own secrets; one in an institution's folder
-    references only that institution's (``scopes.py``), and calls only the hosts it lists in
-    ``endpoint_hosts`` if it lists any (rule endpoint-host)."""
+    """No connection (and not the site proxy) references the daemon's own secrets; one in an
+    institution's folder references only that institution's (``scopes.py``), and calls only
+    the hosts it lists in ``endpoint_hosts`` if it lists any (rule endpoint-host)."""
     table = ScopeTable.of(x.value for x in draft.institutions)
     institutions = draft.known("institution")
     for _, conn in draft.connections:
         yield from _scope_of_conn(conn, _owner(conn.origin, institutions), table)
+    if draft.proxy is not None and draft.proxy_origin is not None:
+        for key, ref in draft.proxy.refs().items():
+            problem = reserved_problem(ref)
+            if problem is not None:
+                yield draft.proxy_origin.finding(
+                    "secret-scope",
+                    f"proxy.{key}: {problem}: the site proxy may not use it; give the proxy "
+                    "credentials of their own",
+                    ("proxy", key, ref.kind),
+                )
 
 
 _NO_FINDINGS: list[Finding] = []
