@@ -489,6 +489,12 @@ class Service(Model):
     grant: Grant | None = None
     method: Annotated[tuple[Method, ...], Frozen] = ()
 
+    def grant_for(self, method: Method | None = None) -> Grant | None:
+        """The grant that decides who may call ``method``: its own, else the service's."""
+        if method is not None and method.grant is not None:
+            return method.grant
+        return self.grant
+
 
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}(?!\n)$")]
 

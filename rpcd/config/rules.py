@@ -796,7 +796,7 @@ def anonymous_grants(draft: Draft) -> Iterator[Finding]:
     for svc in draft.services:
         service = svc.value
         for i, method in enumerate(service.method):
-            grant = method.grant if method.grant is not None else service.grant
+            grant = service.grant_for(method)
             if grant is None or not grant.anonymous:
                 continue
             where = ("method", i, "grant") if method.grant is not None else ("grant",)

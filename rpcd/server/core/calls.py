@@ -89,7 +89,7 @@ def allowed(ctx: CallState, entry: MethodEntry) -> bool:
     if principal is None:
         return False
     if principal.session is not None and principal.session.institution is not None:
-        grant = grants.effective_grant(entry.service, entry.method)
+        grant = entry.service.grant_for(entry.method)
         return grants.admits(grant, principal.peer.id, principal.institutions)
     return principal.peer.id in entry.callers
 

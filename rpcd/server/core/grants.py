@@ -16,19 +16,12 @@ from collections.abc import Sequence
 
 from rpcd.config.models import Grant, Method, Peer, Service
 
-__all__ = ["admits", "effective_grant", "is_anonymous", "may_call"]
-
-
-def effective_grant(service: Service, method: Method | None = None) -> Grant | None:
-    """The grant that decides who may call ``method`` of ``service``."""
-    if method is not None and method.grant is not None:
-        return method.grant
-    return service.grant
+__all__ = ["admits", "is_anonymous", "may_call"]
 
 
 def is_anonymous(service: Service, method: Method | None = None) -> bool:
     """Whether anyone, even a caller without credentials, may call the method."""
-    grant = effective_grant(service, method)
+    grant = service.grant_for(method)
     return grant is not None and grant.anonymous
 
 
@@ -54,6 +47,6 @@ def may_call(
     (``method`` None: the service's own grant), acting for ``institutions`` (default: all
     of the peer's; a ``system.login`` with ``domain`` narrows them to one)?"""
     if peer is None:
-        return admits(effective_grant(service, method), None, ())
+        return admits(service.grant_for(method), None, ())
     acting = peer.institutions if institutions is None else institutions
-    return admits(effective_grant(service, method), peer.id, acting)
+    return admits(service.grant_for(method), peer.id, acting)

@@ -142,7 +142,7 @@ def build_methods(catalog: Catalog) -> dict[str, MethodEntry]:
     callers_of = _callers_by_grant(catalog.peers.values())
     for service in catalog.services.values():
         for method in service.method:
-            callers = callers_of(grants.effective_grant(service, method))
+            callers = callers_of(service.grant_for(method))
             func = _resolve(method.function) if method.function else None
             try:
                 sig = inspect.signature(func) if func is not None else None

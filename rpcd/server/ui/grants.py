@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rpcd.server.core.calls import ANONYMOUS_METHODS
-from rpcd.server.core.grants import effective_grant
 from rpcd.server.core.loading import MethodEntry
 
 __all__ = ["MethodAccess", "method_access"]
@@ -31,7 +30,7 @@ class MethodAccess:
 def method_access(entry: MethodEntry) -> MethodAccess:
     """``peers``: every peer that may call it; ``institutions`` and ``granted_peers``: what
     the grant that decides (the method's own, else its service's) names."""
-    grant = effective_grant(entry.service, entry.method)
+    grant = entry.service.grant_for(entry.method)
     return MethodAccess(
         anonymous=entry.anonymous or entry.name in ANONYMOUS_METHODS,
         peers=tuple(sorted(entry.callers)),
