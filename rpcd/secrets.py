@@ -165,7 +165,7 @@ def resolve_catalog(
     errors: dict[str, str] = {}
     findings: list[Finding] = []
     short_reported: set[str] = set()
-    for full_id, key, ref, source, enabled in _references(catalog):
+    for full_id, key, ref, source, enabled in catalog.secret_references():
         where = f"connection {full_id} {key}" if full_id else f"rpcd.toml {key}"
         path = f"{full_id}.{key}" if full_id else key
         name = str(ref)
@@ -203,22 +203,6 @@ def resolve_catalog(
                 )
             )
     return SecretStore(values, errors), findings
-
-
-def _references(catalog: Catalog) -> Iterator[tuple[str, str, SecretRef, str, bool]]:
-    """Every secret reference of the catalog: (connection full id or "" for rpcd.toml, key
-    path, reference, file, whether it is needed): the connections' credentials and proxy
-    credentials, and the site proxy's."""
-    for full_id in sorted(catalog.connections):
-        conn = catalog.connections[full_id]
-        for key, ref in conn.credentials.items():
-            yield full_id, f"credentials.{key}", ref, conn.source, conn.enabled
-        if conn.proxy:
-            for key, ref in conn.proxy.refs().items():
-                yield full_id, f"proxy.{key}", ref, conn.source, conn.enabled
-    if catalog.proxy is not None:
-        for key, ref in catalog.proxy.refs().items():
-            yield "", f"proxy.{key}", ref, "rpcd.toml", catalog.connections_enabled
 
 
 #: What the daemon does with an authenticating secret shorter than ``MIN_SECRET_LENGTH``

@@ -13,7 +13,7 @@ import gc
 import hashlib
 import operator
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
@@ -153,6 +153,21 @@ class Catalog:
                 grouped.setdefault(conn.class_id, []).append(conn)
             index = {k: _in_priority_order(v) for k, v in grouped.items()}
         object.__setattr__(self, "_by_class", MappingProxyType(dict(index)))
+
+    def secret_references(self) -> Iterator[tuple[str, str, SecretRef, str, bool]]:
+        """Every secret reference, as (connection full id, "" for rpcd.toml; key path;
+        reference; file; whether it is needed): each connection's credentials and its own
+        proxy's, and the site proxy's."""
+        for full_id in sorted(self.connections):
+            conn = self.connections[full_id]
+            for key, ref in conn.credentials.items():
+                yield full_id, f"credentials.{key}", ref, conn.source, conn.enabled
+            if conn.proxy:
+                for key, ref in conn.proxy.refs().items():
+                    yield full_id, f"proxy.{key}", ref, conn.source, conn.enabled
+        if self.proxy is not None:
+            for key, ref in self.proxy.refs().items():
+                yield "", f"proxy.{key}", ref, "rpcd.toml", self.connections_enabled
 
     def instances(self, class_id: str) -> list[ResolvedConnection]:
         """All instances of a class, enabled or not, in priority order (ties by id).

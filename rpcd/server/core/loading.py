@@ -22,12 +22,11 @@ from types import MappingProxyType
 from typing import Any
 
 from rpcd.config import Catalog, FileCache, Finding, Report, Severity, build
-from rpcd.config.models import Grant, Method, Peer, ProxyServer, SecretRef, Service
+from rpcd.config.models import Grant, Method, Peer, Service
 from rpcd.config.rules import Located, parts_of
 from rpcd.config.scopes import (
     DAEMON_FILES,
     RealPaths,
-    Scope,
     ScopeTable,
     daemon_env_names,
     folder_of,
@@ -314,38 +313,28 @@ def secret_scope_findings(
     table = ScopeTable.of(catalog.institutions.values())
     paths = RealPaths()
     found: list[Finding] = []
-
-    def problem_of(ref: SecretRef, scope: Scope | None) -> str | None:
-        return reserved_problem(ref, env_names) or resolved_problem(
+    for full_id, key, ref, source, _ in catalog.secret_references():
+        folder = folder_of(source)  # the site proxy (rpcd.toml) and site files: no folder
+        scope = table.scopes.get(folder) if folder is not None else None
+        problem = reserved_problem(ref, env_names) or resolved_problem(
             ref, scope, daemon_files, credentials_dir, paths
         )
-
-    for full_id in sorted(catalog.connections):
+        if problem is None:
+            continue
+        if not full_id:
+            message = (
+                f"the site proxy's {key.removeprefix('proxy.')}: {problem}: the daemon refuses it"
+            )
+            found.append(Finding("secret-scope", message, file=source, path=key))
+            continue
         conn = catalog.connections[full_id]
-        folder = folder_of(conn.source)
-        scope = table.scopes.get(folder) if folder is not None else None
-        refs = {f"credentials.{key}": ref for key, ref in conn.credentials.items()}
-        if isinstance(conn.proxy, ProxyServer):  # its own proxy spends the folder's secrets too
-            refs |= {f"proxy.{key}": ref for key, ref in conn.proxy.refs().items()}
-        for key, ref in refs.items():
-            problem = problem_of(ref, scope)
-            if problem is None:
-                continue
-            message = f"connection {full_id} {key}: {problem}: the daemon refuses it"
-            located = _located(cache, conn.source, conn.class_id, conn.id)
-            if located is not None:
-                found.append(located.finding("secret-scope", message, *key.split(".")))
-            else:
-                path = f"{full_id}.{key}"
-                found.append(Finding("secret-scope", message, file=conn.source, path=path))
-    if catalog.proxy is not None:  # the site's proxy (rpcd.toml): any secret but the daemon's
-        for key, ref in catalog.proxy.refs().items():
-            problem = problem_of(ref, None)
-            if problem is not None:
-                message = f"the site proxy's {key}: {problem}: the daemon refuses it"
-                found.append(
-                    Finding("secret-scope", message, file="rpcd.toml", path=f"proxy.{key}")
-                )
+        message = f"connection {full_id} {key}: {problem}: the daemon refuses it"
+        located = _located(cache, source, conn.class_id, conn.id)
+        if located is not None:
+            found.append(located.finding("secret-scope", message, *key.split(".")))
+        else:
+            path = f"{full_id}.{key}"
+            found.append(Finding("secret-scope", message, file=source, path=path))
     return found
 
 
