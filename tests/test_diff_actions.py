@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 from tree_helpers import REPO, copy_example
 
 from rpcd.config import build
@@ -92,6 +93,31 @@ def test_a_new_credential_needs_load_credential_and_a_restart(tmp_path: Path) ->
     ).stdout
     assert "Next steps (what merging this needs):" in plain
     assert "restart (systemctl restart rpcd), not a reload" in plain
+
+
+def test_a_new_proxy_credential_needs_load_credential_too(tmp_path: Path) -> None:
+    """A new site proxy shows in the diff, and its credentials are secrets like any other: a
+    new credential needs its LoadCredential= line and a restart as well."""
+    _base, head = pair(tmp_path)
+    site = head / "rpcd.toml"
+    site.write_text(
+        site.read_text() + '\n[proxy]\nurl = "http://proxy.example:3128"\n'
+        'username = { env = "PROXY_USER" }\npassword = { credential = "proxy-password" }\n'
+    )
+    document = diff_json(tmp_path, "base", "head")
+    assert needs(document) == [
+        ("load-credential", "proxy-password"),
+        ("environment", "PROXY_USER"),
+        ("restart", "service"),
+    ]
+    assert "(rpcd.toml)" in document["next_steps"][0]["text"]
+    (change,) = document["changes"]  # the proxy itself shows, credentials as references
+    assert (change["kind"], change["id"], change["action"]) == ("proxy", "site", "added")
+    fields = {f["field"]: f["new"] for f in change["fields"]}
+    assert fields["password"] == "credential:proxy-password"
+    assert document["counts"]["proxy"]["added"] == 1
+    schema = json.loads((REPO / "schemas" / "diff.schema.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(document)
 
 
 def test_a_plain_change_needs_only_a_reload(tmp_path: Path) -> None:

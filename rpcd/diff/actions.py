@@ -42,17 +42,21 @@ class NextStep:
 
 
 def _references(catalog: Catalog, kind: str, institution: str | None = None) -> dict[str, str]:
-    """Secret names of one kind (env, credential) → the first connection that references it;
-    with ``institution``, of the connections that serve it (or everyone) only."""
+    """Secret names of one kind (env, credential) → the first connection that references it
+    (``rpcd.toml`` for the site proxy); with ``institution``, of the connections that serve it
+    (or everyone, as the global ones and the site proxy do) only."""
     found: dict[str, str] = {}
-    for full_id in sorted(catalog.connections):
-        conn = catalog.connections[full_id]
-        if institution is not None and not (conn.is_global or institution in conn.institutions):
+    for full_id, _, ref, source, _ in catalog.secret_references():
+        conn = catalog.connections.get(full_id)
+        if (
+            institution is not None
+            and conn is not None
+            and not (conn.is_global or institution in conn.institutions)
+        ):
             continue
-        for ref in conn.credentials.values():
-            name = getattr(ref, kind)
-            if name is not None:
-                found.setdefault(name, full_id)
+        name = getattr(ref, kind)
+        if name is not None:
+            found.setdefault(name, full_id or source)
     return found
 
 

@@ -19,14 +19,32 @@ from enum import StrEnum
 from typing import Any
 
 from rpcd.config import Catalog
-from rpcd.config.models import ConnectionClass, Institution, Method, Peer, SecretRef, Service
+from rpcd.config.models import (
+    ConnectionClass,
+    Institution,
+    Method,
+    Peer,
+    ProxyServer,
+    SecretRef,
+    Service,
+    SiteProxy,
+)
 from rpcd.config.scopes import ScopeTable, folder_of, reserved_problem
 from rpcd.diff.actions import NextStep, next_steps
 from rpcd.routing import caller_sets, routing_table
 
 Json = Any  # a JSON-able value: str, int, float, bool, list, dict
 
-KINDS: tuple[str, ...] = ("institution", "class", "connection", "service", "method", "peer")
+#: ``proxy``: rpcd.toml's site-wide outbound proxy, id ``site`` (it concerns everyone).
+KINDS: tuple[str, ...] = (
+    "institution",
+    "class",
+    "connection",
+    "service",
+    "method",
+    "peer",
+    "proxy",
+)
 HASH_FIELDS = frozenset({"token_sha256", "password_hash", "fingerprint_sha256"})
 HIDDEN = "(hidden)"  # stands in for a credential hash, which a diff never shows
 
@@ -162,9 +180,7 @@ def _entities(catalog: Catalog) -> dict[str, dict[str, _Entity]]:
         if not conn.endpoints:  # one endpoint: `endpoint` says it all
             data.pop("endpoints", None)
         if conn.proxy:  # its credentials as references, like `credentials`
-            data["proxy"] = {"url": conn.proxy.url} | {
-                k: str(ref) for k, ref in conn.proxy.refs().items()
-            }
+            data["proxy"] = _proxy(conn.proxy)
         data["file"] = conn.source
         concerns = None if conn.is_global else frozenset(conn.institutions)
         connections[full_id] = _Entity(_flatten(data), concerns)
@@ -198,13 +214,25 @@ def _entities(catalog: Catalog) -> dict[str, dict[str, _Entity]]:
             p: _Entity(_dump(x, "id"), None if x.admin else frozenset(x.institutions))
             for p, x in catalog.peers.items()
         },
+        "proxy": {} if catalog.proxy is None else {"site": _Entity(_proxy(catalog.proxy), None)},
     }
+
+
+def _proxy(proxy: ProxyServer) -> dict[str, Json]:
+    """A proxy's fields, its credentials as references (a connection's own, or the site's)."""
+    shown: dict[str, Json] = {"url": proxy.url}
+    shown |= {k: str(ref) for k, ref in proxy.refs().items()}
+    if isinstance(proxy, SiteProxy) and proxy.no_proxy is not None:
+        shown["no_proxy"] = list(proxy.no_proxy)
+    return shown
 
 
 def _secret(kind: str, field: str) -> Secret | None:
     if kind == "connection" and (
         field.startswith("credentials.") or field in ("proxy.username", "proxy.password")
     ):
+        return Secret.REFERENCE
+    if kind == "proxy" and field in ("username", "password"):
         return Secret.REFERENCE
     if kind == "peer" and field in HASH_FIELDS:
         return Secret.HASH

@@ -22,7 +22,7 @@ from rpcd.diff.compute import (
     Secret,
 )
 
-DIFF_FORMAT_VERSION = "1.2"
+DIFF_FORMAT_VERSION = "1.3"
 MARKDOWN_MARKER = "<!-- rpcd-diff -->"  # lets CI find and update its own earlier comment
 MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
 
@@ -33,6 +33,7 @@ TITLES = {
     "service": "Services",
     "method": "Methods",
     "peer": "Peers",
+    "proxy": "Site proxy (rpcd.toml)",
 }
 SIGN = {Action.ADDED: "+", Action.REMOVED: "-", Action.CHANGED: "~", Action.RENAMED: ">"}
 EMOJI = {
