@@ -156,7 +156,10 @@ def _refusal(obj: Any, budget: int) -> CodecError | None:
             continue
         if left < 0:
             return LimitExceeded("JSON nested too deeply")
-        stack.extend((item, left - 1) for item in items)
+        for item in items:  # only what can break a limit: containers and refused numbers
+            ti = type(item)
+            if ti is dict or ti is list or ti is _Refused:
+                stack.append((item, left - 1))
     return None
 
 
@@ -191,8 +194,9 @@ def _loads(
         raise ParseError("invalid JSON: send UTF-8")  # decode past the number check below
     if max_number_chars < numtext.MIN_MAX_NUMBER_CHARS:
         raise ValueError(f"max_number_chars must be at least {numtext.MIN_MAX_NUMBER_CHARS}")
+    suspect = _suspect(data)
     try:
-        if _suspect(data):
+        if suspect:
             obj = json.loads(
                 data,
                 parse_constant=_reject_constant,
@@ -214,32 +218,12 @@ def _loads(
         raise ParseError(f"invalid JSON ({type(exc).__name__})") from None
     if per_member and type(obj) is list:
         return obj
-    if _suspect(data):
-        refused = _refusal(obj, max_depth)
-        if refused is not None:
-            if isinstance(obj, dict):
-                refused.id = _read_id(obj)  # type: ignore[attr-defined]
-            raise refused
-    elif not _depth_ok(obj, max_depth):
-        raise LimitExceeded("JSON nested too deeply")
+    refused = _refusal(obj, max_depth)
+    if refused is not None:
+        if isinstance(obj, dict):
+            refused.id = _read_id(obj)  # type: ignore[attr-defined]
+        raise refused
     return obj
-
-
-def _depth_ok(obj: Any, budget: int) -> bool:
-    """True if list/dict nesting below ``obj`` stays within ``budget`` levels (top is 0)."""
-    if type(obj) is dict:
-        items: Any = obj.values()
-    elif type(obj) is list:
-        items = obj
-    else:
-        return True
-    if budget < 0:
-        return False
-    for item in items:
-        t = type(item)
-        if (t is dict or t is list) and not _depth_ok(item, budget - 1):
-            return False
-    return True
 
 
 def _read_id(obj: Mapping[str, Any]) -> JsonRpcId:
