@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 
     from rpcd.settings import Settings
 
-__all__ = ["MAX_FORWARDED_HOPS", "PasswordThrottle", "client_address"]
+__all__ = [
+    "MAX_FORWARDED_HOPS",
+    "PasswordThrottle",
+    "client_address",
+    "trusted_networks",
+    "via_trusted_proxy",
+]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -52,12 +58,24 @@ def _address(text: str) -> Address | None:
     return address
 
 
+def trusted_networks(names: Iterable[str]) -> tuple[Network, ...]:
+    """The ``trusted_proxies`` setting as networks."""
+    return tuple(ipaddress.ip_network(n, strict=False) for n in names)
+
+
+def via_trusted_proxy(request: BaseRequest, trusted: tuple[Network, ...]) -> bool:
+    """Whether the connection's peer is one of the ``trusted`` proxies (an IPv4-mapped IPv6
+    peer counts as its IPv4 address)."""
+    address = _address(request.remote or "")
+    return address is not None and _trusted(address, trusted)
+
+
 def client_address(request: BaseRequest, trusted: tuple[Network, ...]) -> str:
     """The client's address: the connection's peer, or, when that peer is a trusted proxy,
     the rightmost ``X-Forwarded-For`` entry that is not a trusted proxy."""
     peer = request.remote or ""
     address = _address(peer)
-    if not trusted or address is None or not _trusted(address, trusted):
+    if address is None or not _trusted(address, trusted):
         return peer
     forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
     hops = forwarded.split(",")[-MAX_FORWARDED_HOPS:] if forwarded else []
@@ -102,7 +120,7 @@ class PasswordThrottle:
         self.limit = limit
         self.window = window
         self.max_keys = max_keys
-        self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
+        self.trusted = trusted_networks(trusted_proxies)
         self._clock = clock
         # key -> times of its failures (oldest first); keys in the order they last failed
         self._failures: OrderedDict[bytes, list[float]] = OrderedDict()

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import base64
 import hmac
-import ipaddress
 import os
 
 from aiohttp import web
 
 from rpcd.server.core.sessions import SessionClaims, SessionManager
+from rpcd.server.core.throttle import trusted_networks, via_trusted_proxy
 from rpcd.settings import Settings
 
 __all__ = ["COOKIE", "LOGIN_COOKIE", "ConsoleSessions"]
@@ -42,7 +42,7 @@ class ConsoleSessions:
     def __init__(self, key: bytes, ttl: float, trusted_proxies: tuple[str, ...] = ()) -> None:
         self.sessions = SessionManager(hmac.digest(key, b"rpcd console session v1", "sha256"), ttl)
         self._csrf_key = hmac.digest(key, b"rpcd console csrf v1", "sha256")
-        self.trusted_proxies = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
+        self.trusted_proxies = trusted_networks(trusted_proxies)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsoleSessions:
@@ -105,15 +105,8 @@ class ConsoleSessions:
         (``trusted_proxies``) that says ``X-Forwarded-Proto: https``."""
         if request.secure:
             return True
-        if not self.trusted_proxies or request.remote is None:
-            return False
-        try:
-            peer = ipaddress.ip_address(request.remote)
-        except ValueError:
-            return False
-        trusted = any(peer in network for network in self.trusted_proxies)
         proto = request.headers.get("X-Forwarded-Proto", "")
-        return trusted and proto.strip().lower() == "https"
+        return proto.strip().lower() == "https" and via_trusted_proxy(request, self.trusted_proxies)
 
     @staticmethod
     def clear_cookie(response: web.StreamResponse, name: str) -> None:
