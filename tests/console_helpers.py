@@ -14,9 +14,22 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from server_helpers import BASIC_PASSWORD, BASIC_USER, LOOPBACK_TOKEN, OUTSIDER_TOKEN, SESSION_KEY
+from peers import AiohttpPeer, serve
+from peers.moodle import moodle_app
+from server_helpers import (
+    BASIC_PASSWORD,
+    BASIC_USER,
+    LOOPBACK_TOKEN,
+    OUTSIDER_TOKEN,
+    SESSION_KEY,
+    Daemon,
+    running,
+)
 from server_helpers import make_tree as make_server_tree
 
 __all__ = [
@@ -75,6 +88,25 @@ def console_env(dest: Path) -> dict[str, str]:
     for name, value in CREDENTIAL_SECRETS.items():
         (credentials / name).write_text(value, encoding="utf-8")
     return {**ENV_SECRETS, "CREDENTIALS_DIRECTORY": str(credentials)}
+
+
+@dataclass
+class ConsoleSite:
+    """A daemon serving the console tree, uni-a's Moodle peer, and the tree's root."""
+
+    daemon: Daemon
+    moodle: AiohttpPeer
+    root: Path
+
+
+@contextmanager
+def console_site(base: Path) -> Iterator[ConsoleSite]:
+    """The console tree served by a real daemon, every secret resolvable, and a real
+    Moodle-shaped peer for uni-a."""
+    with serve(moodle_app(MOODLE_TOKEN)) as moodle:
+        root = console_tree(base / "tree", moodle.url)
+        with running(root, base / "daemon.log", console_env(base)) as daemon:
+            yield ConsoleSite(daemon, moodle, root)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

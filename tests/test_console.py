@@ -12,7 +12,6 @@ import json
 import re
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
 
@@ -26,30 +25,24 @@ from console_helpers import (
     OUTSIDER_TOKEN,
     SECRETS,
     ConsoleClient,
+    ConsoleSite,
     console_env,
+    console_site,
     console_tree,
 )
-from peers import REQUESTS, AiohttpPeer, serve
-from peers.moodle import moodle_app
+from peers import REQUESTS
 from server_helpers import Daemon, running, xml_call
 
 PAGES = ["/ui", "/ui/routing", "/ui/services", "/ui/reloads"]
 
 
-@dataclass
-class Setup:
-    daemon: Daemon
-    moodle: AiohttpPeer
-    root: Path
+Setup = ConsoleSite
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    base = tmp_path_factory.mktemp("console")
-    with serve(moodle_app(MOODLE_TOKEN)) as moodle:
-        root = console_tree(base / "tree", moodle.url)
-        with running(root, base / "daemon.log", console_env(base)) as daemon:
-            yield Setup(daemon, moodle, root)
+    with console_site(tmp_path_factory.mktemp("console")) as site:
+        yield site
 
 
 def admin(setup: Setup) -> ConsoleClient:

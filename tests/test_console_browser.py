@@ -26,14 +26,11 @@ from console_helpers import (
     BASIC_PASSWORD,
     BASIC_USER,
     LOOPBACK_TOKEN,
-    MOODLE_TOKEN,
     SECRETS,
-    console_env,
-    console_tree,
+    ConsoleSite,
+    console_site,
 )
-from peers import REQUESTS, AiohttpPeer, serve
-from peers.moodle import moodle_app
-from server_helpers import Daemon, running
+from peers import REQUESTS
 from tree_helpers import REPO
 
 pytestmark = pytest.mark.slow
@@ -72,20 +69,13 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-@dataclass
-class Site:
-    daemon: Daemon
-    moodle: AiohttpPeer
-    root: Path
+Site = ConsoleSite
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    base = tmp_path_factory.mktemp("console-browser")
-    with serve(moodle_app(MOODLE_TOKEN)) as moodle:
-        root = console_tree(base / "tree", moodle.url)
-        with running(root, base / "daemon.log", console_env(base)) as daemon:
-            yield Site(daemon, moodle, root)
+    with console_site(tmp_path_factory.mktemp("console-browser")) as console:
+        yield console
 
 
 @pytest.fixture(scope="module")
